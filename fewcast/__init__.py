@@ -1,0 +1,28 @@
+"""fewcast: few-shot forecasting for panels of short related time series.
+
+Meta-learn a small neural forecaster across a panel (each series a task), then adapt it to a new or
+short series with a few gradient steps. Data enters as a long frame (``unique_id``, ``ds``, ``y``).
+"""
+
+from fewcast.errors import InputError, PanelWarning
+from fewcast.panel import Columns, Panel, from_frame, read_panel
+from fewcast.tasks import Split, Tasks, TaskSampler, split_series
+from fewcast.windows import Windows, scale, unscale
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Columns",
+    "InputError",
+    "Panel",
+    "PanelWarning",
+    "Split",
+    "TaskSampler",
+    "Tasks",
+    "Windows",
+    "from_frame",
+    "read_panel",
+    "scale",
+    "split_series",
+    "unscale",
+]

@@ -1,0 +1,477 @@
+"""The panel: many series in one long data frame, validated once into contiguous arrays.
+
+fewcast takes Nixtla's long format at every public boundary: one row per (series, time) with columns
+``unique_id``, ``ds`` and ``y``; ``id_col``, ``time_col`` and ``target_col`` rename them. A :class:`Panel`
+holds the validated result as flat arrays: ``values`` (float32, all series back to back, each sorted by
+``ds``), ``ds`` (the timestamps, datetime64 or int64) and ``offsets`` (series ``i`` is
+``values[offsets[i]:offsets[i + 1]]``), with series sorted by ``unique_id``.
+
+Everything that can be wrong with the input is an :class:`~fewcast.errors.InputError` naming the column
+and the offending series; nothing is silently coerced.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fewcast.errors import InputError, PanelWarning, describe_ids
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Names of the id, time and target columns in the user's frame."""
+
+    id_col: str = "unique_id"
+    time_col: str = "ds"
+    target_col: str = "y"
+
+
+def concat_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``np.concatenate([np.arange(s, s + n) for s, n in zip(starts, lengths)])`` without the loop.
+
+    Built in place as the running sum of steps (1 inside a range, a jump between ranges), so the only
+    large allocation is the result itself.
+    """
+    starts = np.asarray(starts, dtype=np.int64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    nonempty = lengths > 0
+    starts, lengths = starts[nonempty], lengths[nonempty]
+    total = int(lengths.sum())
+    out = np.ones(total, dtype=np.int64)
+    if total == 0:
+        return out
+    begins = np.cumsum(lengths) - lengths  # where each range begins in the output
+    out[0] = starts[0]
+    # at a range's first element, step from the previous range's last value to this range's start
+    out[begins[1:]] = starts[1:] - (starts[:-1] + lengths[:-1] - 1)
+    np.cumsum(out, out=out)
+    return out
+
+
+class Panel:
+    """A validated panel of series: flat float32 values with per-series offsets.
+
+    Build one with :func:`from_frame` (a pandas frame), :func:`read_panel` (a CSV or Parquet file) or
+    :meth:`Panel.from_arrays`; the constructor itself trusts its arguments.
+    """
+
+    def __init__(
+        self,
+        ids: np.ndarray,
+        values: np.ndarray,
+        ds: np.ndarray,
+        offsets: np.ndarray,
+        columns: Columns = Columns(),
+        freq: str | int | None = None,
+    ):
+        self.ids = np.asarray(ids)
+        self.values = np.ascontiguousarray(values, dtype=np.float32)
+        self.ds = np.asarray(ds)
+        self.offsets = np.asarray(offsets, dtype=np.int64)
+        self.columns = columns
+        self.freq = freq if freq is not None else infer_freq(self.ds, self.offsets)
+
+    # -- construction -------------------------------------------------------------------------------
+    @classmethod
+    def from_arrays(
+        cls,
+        ids,
+        series: list[np.ndarray],
+        ds: list[np.ndarray] | None = None,
+        columns: Columns = Columns(),
+        freq: str | int | None = None,
+    ) -> Panel:
+        """A panel from one array per series (ids already unique); ``ds`` defaults to 1, 2, ... each."""
+        lengths = np.array([len(s) for s in series], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        values = np.concatenate(series).astype(np.float32) if len(series) else np.zeros(0, np.float32)
+        if ds is None:
+            times = concat_ranges(np.ones(len(series), dtype=np.int64), lengths)
+        else:
+            times = np.concatenate(ds)
+        order = np.argsort(np.asarray(ids), kind="stable")
+        panel = cls(np.asarray(ids), values, times, offsets, columns, freq if freq is not None else 1)
+        if np.any(order != np.arange(len(order))):
+            panel = panel.take(order)
+        return panel
+
+    # -- shape --------------------------------------------------------------------------------------
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    @property
+    def n_series(self) -> int:
+        return len(self.ids)
+
+    def __len__(self) -> int:
+        return self.n_series
+
+    def __repr__(self) -> str:
+        lengths = self.lengths
+        span = f"{lengths.min()}..{lengths.max()}" if len(lengths) else "-"
+        return f"Panel({self.n_series} series, lengths {span}, freq={self.freq!r})"
+
+    def series(self, i: int) -> np.ndarray:
+        """Values of the ``i``-th series (a view)."""
+        return self.values[self.offsets[i] : self.offsets[i + 1]]
+
+    def times(self, i: int) -> np.ndarray:
+        return self.ds[self.offsets[i] : self.offsets[i + 1]]
+
+    def index_of(self, ids) -> np.ndarray:
+        """Positions of the given ``unique_id`` values; an InputError names any that are absent."""
+        ids = np.asarray(ids)
+        pos = np.searchsorted(self.ids, ids)
+        pos = np.clip(pos, 0, max(self.n_series - 1, 0))
+        missing = ids[(self.n_series == 0) | (self.ids[pos] != ids)]
+        if len(missing):
+            raise InputError(f"column '{self.columns.id_col}': unknown series {describe_ids(missing)}")
+        return pos
+
+    # -- slicing (all vectorized) -------------------------------------------------------------------
+    def take(self, idx) -> Panel:
+        """The panel restricted to series positions ``idx`` (kept in the order given)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        starts, lengths = self.offsets[idx], self.lengths[idx]
+        rows = concat_ranges(starts, lengths)
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        return Panel(self.ids[idx], self.values[rows], self.ds[rows], offsets, self.columns, self.freq)
+
+    def select(self, ids) -> Panel:
+        """The panel restricted to the given ``unique_id`` values."""
+        return self.take(self.index_of(ids))
+
+    def slice(self, start: np.ndarray, stop: np.ndarray) -> Panel:
+        """Series ``i`` cut to its positions ``start[i]:stop[i]`` (each clipped to the series)."""
+        lengths = self.lengths
+        start = np.clip(np.broadcast_to(np.asarray(start, dtype=np.int64), lengths.shape), 0, lengths)
+        stop = np.clip(np.broadcast_to(np.asarray(stop, dtype=np.int64), lengths.shape), start, lengths)
+        rows = concat_ranges(self.offsets[:-1] + start, stop - start)
+        offsets = np.concatenate([[0], np.cumsum(stop - start)])
+        return Panel(self.ids, self.values[rows], self.ds[rows], offsets, self.columns, self.freq)
+
+    def split_last(self, h: int) -> tuple[Panel, Panel]:
+        """(all but the last ``h`` points, the last ``h`` points) of every series."""
+        cut = self.lengths - h
+        return self.slice(0, cut), self.slice(cut, self.lengths)
+
+    def tail(self, n: int) -> Panel:
+        """The last ``n`` observations of every series."""
+        return self.slice(self.lengths - n, self.lengths)
+
+    def drop_short(self, min_length: int) -> Panel:
+        """Series shorter than ``min_length`` dropped with a counted warning; an error if none is left."""
+        short = self.lengths < min_length
+        if not short.any():
+            return self
+        if short.all():
+            raise InputError(
+                f"column '{self.columns.target_col}': every series is shorter than {min_length} points "
+                f"(the longest has {self.lengths.max()}); lower --input-size or --h"
+            )
+        warnings.warn(
+            f"dropped {short.sum()} of {self.n_series} series shorter than {min_length} points: "
+            f"{describe_ids(self.ids[short])}",
+            PanelWarning,
+            stacklevel=2,
+        )
+        return self.take(np.flatnonzero(~short))
+
+    # -- back to a frame ----------------------------------------------------------------------------
+    def to_frame(self, columns: Columns | None = None) -> pd.DataFrame:
+        c = columns or self.columns
+        return pd.DataFrame(
+            {
+                c.id_col: np.repeat(self.ids, self.lengths),
+                c.time_col: self.ds,
+                c.target_col: self.values,
+            }
+        )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Validation
+
+
+def from_frame(
+    df: pd.DataFrame,
+    id_col: str = "unique_id",
+    time_col: str = "ds",
+    target_col: str = "y",
+    fill: bool = False,
+    min_length: int = 1,
+) -> Panel:
+    """Validate a long frame into a :class:`Panel`.
+
+    Raises :class:`InputError` for missing columns, a non-numeric or boolean target, NaN or infinite
+    targets (unless ``fill``, which interpolates linearly inside each series), duplicate
+    (``id``, ``time``) rows, unparseable or mixed-type timestamps and an empty frame. Series shorter than
+    ``min_length`` are dropped with a :class:`PanelWarning` that counts them, or an error if none is left.
+    """
+    cols = Columns(id_col, time_col, target_col)
+    if not isinstance(df, pd.DataFrame):
+        raise InputError(f"expected a pandas DataFrame with columns {id_col}, {time_col}, {target_col}")
+    missing = [c for c in (id_col, time_col, target_col) if c not in df.columns]
+    if missing:
+        flag = {id_col: "--id-col", time_col: "--time-col", target_col: "--target-col"}
+        found = ", ".join(map(str, df.columns[:10])) + (", ..." if len(df.columns) > 10 else "")
+        raise InputError(
+            f"missing column '{missing[0]}' (columns found: {found}); "
+            f"name the right one with {flag[missing[0]]}"
+        )
+    if len(df) == 0:
+        raise InputError("the input has no rows")
+
+    raw_ids = df[id_col]
+    try:
+        codes, uniques = pd.factorize(raw_ids, sort=True)
+    except TypeError:  # ids of mixed types cannot be ordered: compare them as text
+        codes, uniques = pd.factorize(raw_ids.where(raw_ids.isna(), raw_ids.astype(str)), sort=True)
+    if (codes < 0).any():  # factorize marks missing values with -1
+        raise InputError(f"column '{id_col}' has {int((codes < 0).sum())} empty values; every row needs an id")
+    uniques = np.asarray(uniques)
+
+    y = _parse_target(df[target_col], codes, uniques, target_col)
+    ds = _parse_time(df[time_col], codes, uniques, time_col)
+
+    # sort by (series, time) with one integer key: series code, then the time's rank among all times
+    key = ds.view(np.int64) if ds.dtype.kind == "M" else ds
+    if len(key) > 1 and not _is_sorted(codes, key):
+        rank, times = pd.factorize(key, sort=True)
+        order = np.argsort(codes.astype(np.int64) * len(times) + rank, kind="stable")
+        codes, key, ds, y = codes[order], key[order], ds[order], y[order]
+
+    dup = (codes[1:] == codes[:-1]) & (key[1:] == key[:-1])
+    if dup.any():
+        bad = uniques[np.unique(codes[1:][dup])]
+        raise InputError(
+            f"column '{time_col}': {int(dup.sum())} duplicate ({id_col}, {time_col}) rows in series "
+            f"{describe_ids(bad)}; keep one row per time stamp (aggregate or drop duplicates)"
+        )
+
+    lengths = np.bincount(codes, minlength=len(uniques))
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    y = _check_finite(y, codes, uniques, offsets, target_col, fill)
+    panel = Panel(uniques, y, ds, offsets, cols)
+    return panel.drop_short(min_length)
+
+
+def _is_sorted(codes: np.ndarray, key: np.ndarray) -> bool:
+    dc = np.diff(codes)
+    return bool(np.all((dc > 0) | ((dc == 0) & (np.diff(key) > 0))))
+
+
+def _parse_target(col: pd.Series, codes, uniques, name: str) -> np.ndarray:
+    if pd.api.types.is_bool_dtype(col):
+        raise InputError(f"column '{name}' is boolean; the target must be numeric")
+    if pd.api.types.is_numeric_dtype(col):
+        return col.to_numpy(dtype=np.float64, na_value=np.nan)
+    if col.dtype == object and col.map(type).eq(bool).any():
+        bad = uniques[np.unique(codes[col.map(type).eq(bool).to_numpy()])]
+        raise InputError(f"column '{name}' holds boolean values in series {describe_ids(bad)}; it must be numeric")
+    num = pd.to_numeric(col, errors="coerce")
+    bad_rows = (num.isna() & col.notna()).to_numpy()
+    if bad_rows.any():
+        example = col[bad_rows].iloc[0]
+        bad = uniques[np.unique(codes[bad_rows])]
+        raise InputError(
+            f"column '{name}' has non-numeric values (e.g. {example!r}) in series {describe_ids(bad)}"
+        )
+    return num.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _parse_time(col: pd.Series, codes, uniques, name: str) -> np.ndarray:
+    def fail(rows: np.ndarray, what: str):
+        example = col[rows].iloc[0]
+        bad = uniques[np.unique(codes[rows])]
+        raise InputError(f"column '{name}' has {what} (e.g. {example!r}) in series {describe_ids(bad)}")
+
+    empty = col.isna().to_numpy()
+    if empty.any():
+        bad = uniques[np.unique(codes[empty])]
+        raise InputError(f"column '{name}' has {int(empty.sum())} empty values in series {describe_ids(bad)}")
+    if pd.api.types.is_bool_dtype(col):
+        raise InputError(f"column '{name}' is boolean; use dates or integer time steps")
+    if isinstance(col.dtype, pd.DatetimeTZDtype):
+        return col.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+    if pd.api.types.is_datetime64_any_dtype(col):
+        return col.to_numpy(dtype="datetime64[ns]")
+    if pd.api.types.is_integer_dtype(col):
+        return col.to_numpy(dtype=np.int64)
+    if pd.api.types.is_float_dtype(col):
+        frac = (col % 1 != 0).to_numpy()
+        if frac.any():
+            fail(frac, "fractional time steps")
+        return col.to_numpy(dtype=np.int64)
+
+    # object column: numbers, dates as text, or a mix of both
+    kinds = col.map(lambda v: "number" if isinstance(v, (int, float, np.number)) else type(v).__name__)
+    if kinds.nunique() > 1:
+        minority = kinds != kinds.mode().iloc[0]
+        fail(minority.to_numpy(), f"mixed value types ({', '.join(sorted(kinds.unique()))})")
+    text = col.astype(str).str.strip()
+    as_number = pd.to_numeric(text, errors="coerce")
+    numeric = as_number.notna().to_numpy()
+    if numeric.all():
+        frac = (as_number % 1 != 0).to_numpy()
+        if frac.any():
+            fail(frac, "fractional time steps")
+        return as_number.to_numpy(dtype=np.int64)
+    if numeric.any():
+        fail(numeric, "a mix of plain numbers and dates")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "could not infer format": we check below
+        parsed = pd.to_datetime(text, errors="coerce")
+    bad_rows = parsed.isna().to_numpy()
+    if bad_rows.any():
+        fail(bad_rows, "values that are not dates in one consistent format")
+    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    return parsed.to_numpy(dtype="datetime64[ns]")
+
+
+def _check_finite(y, codes, uniques, offsets, name: str, fill: bool) -> np.ndarray:
+    bad_rows = ~np.isfinite(y)
+    if not bad_rows.any():
+        return y.astype(np.float32)
+    bad = uniques[np.unique(codes[bad_rows])]
+    if not fill:
+        raise InputError(
+            f"column '{name}' has {int(bad_rows.sum())} NaN or infinite values in series "
+            f"{describe_ids(bad)}; fix them or pass --fill (fill=True) to interpolate"
+        )
+    # linear interpolation inside each series, constant at the ends: pandas groupby does it vectorized
+    frame = pd.DataFrame({"g": codes, "y": np.where(bad_rows, np.nan, y)})
+    filled = frame.groupby("g")["y"].transform(lambda s: s.interpolate(limit_direction="both"))
+    left = filled.isna().to_numpy()
+    if left.any():
+        allbad = uniques[np.unique(codes[left])]
+        raise InputError(
+            f"column '{name}' has no finite value at all in series {describe_ids(allbad)}; "
+            f"nothing to interpolate from: drop those series"
+        )
+    warnings.warn(
+        f"interpolated {int(bad_rows.sum())} NaN or infinite values of '{name}' in {describe_ids(bad)}",
+        PanelWarning,
+        stacklevel=3,
+    )
+    return filled.to_numpy(dtype=np.float32)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Files
+
+CSV_SUFFIXES = {".csv", ".txt", ".tsv"}
+PARQUET_SUFFIXES = {".parquet", ".pq"}
+
+
+def read_frame(path: str | Path, id_col: str = "unique_id") -> pd.DataFrame:
+    """Read a CSV (optionally compressed) or Parquet file, or a directory of Parquet files."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"no such file: {path}")
+    if path.is_dir():
+        parts = sorted(path.glob("*.parquet")) + sorted(path.glob("*.pq"))
+        if not parts:
+            raise InputError(f"{path} is a directory with no .parquet files in it")
+        return pd.concat([_read_parquet(p) for p in parts], ignore_index=True)
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in {".gz", ".bz2", ".xz", ".zst", ".zip"}:
+        suffixes = suffixes[:-1]
+    kind = suffixes[-1] if suffixes else ""
+    if kind in PARQUET_SUFFIXES:
+        return _read_parquet(path)
+    if kind in CSV_SUFFIXES:
+        if path.stat().st_size == 0:
+            raise InputError(f"{path} is an empty file")
+        try:
+            # ids as text: '007' stays '007'
+            df = pd.read_csv(path, sep=None if kind == ".tsv" else ",", dtype={id_col: str},
+                             engine="python" if kind == ".tsv" else "c")
+        except pd.errors.EmptyDataError:
+            raise InputError(f"{path} is an empty file") from None
+        except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputError(f"{path} could not be read as CSV: {first}") from None
+        if len(df.columns) <= 1 and len(df) == 0:
+            raise InputError(f"{path} has a header but no rows")
+        return df
+    raise InputError(
+        f"{path} is not a CSV or Parquet file (extension {kind or 'none'!r}); "
+        f"save it as .csv or .parquet"
+    )
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    if path.stat().st_size == 0:
+        raise InputError(f"{path} is an empty file")
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises its own types; say which file and why in one line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path} could not be read as Parquet: {first}") from None
+
+
+def read_panel(
+    path: str | Path,
+    id_col: str = "unique_id",
+    time_col: str = "ds",
+    target_col: str = "y",
+    fill: bool = False,
+    min_length: int = 1,
+) -> Panel:
+    """Read and validate a CSV or Parquet file into a :class:`Panel`."""
+    df = read_frame(path, id_col)
+    return from_frame(df, id_col, time_col, target_col, fill=fill, min_length=min_length)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Frequency
+
+
+_FREQ_NAMES = [("min", "minutely"), ("h", "hourly"), ("D", "daily"), ("B", "business daily"),
+               ("W", "weekly"), ("M", "monthly"), ("Q", "quarterly"), ("Y", "yearly"), ("A", "yearly"),
+               ("s", "secondly")]
+
+
+def infer_freq(ds: np.ndarray, offsets: np.ndarray) -> str | int | None:
+    """A frequency guess: a pandas offset alias for dates, the common step for integer time."""
+    lengths = np.diff(offsets)
+    if len(lengths) == 0 or lengths.max() < 2:
+        return None
+    if ds.dtype.kind in "iu":
+        first = offsets[:-1][lengths >= 2]
+        step = ds[first + 1] - ds[first]
+        values, counts = np.unique(step, return_counts=True)
+        return int(values[np.argmax(counts)])
+    longest = np.argsort(lengths)[::-1][:5]
+    guesses = []
+    for i in longest:  # a few series are enough; the guess is advisory
+        chunk = pd.DatetimeIndex(ds[offsets[i] : offsets[i + 1]])
+        if len(chunk) >= 3:
+            guesses.append(pd.infer_freq(chunk))
+    guesses = [g for g in guesses if g]
+    if guesses:
+        return max(set(guesses), key=guesses.count)
+    first = offsets[:-1][lengths >= 2]
+    step = np.median((ds[first + 1] - ds[first]).astype("timedelta64[s]").astype(np.int64))
+    return pd.tseries.frequencies.to_offset(pd.Timedelta(seconds=float(step))).freqstr
+
+
+def describe_freq(freq: str | int | None) -> str:
+    """``'MS (monthly)'``, ``'integer steps of 1'`` or ``'unknown'``."""
+    if freq is None:
+        return "unknown"
+    if isinstance(freq, (int, np.integer)):
+        return f"integer steps of {freq}"
+    alias = str(freq).lstrip("0123456789")
+    for prefix, name in _FREQ_NAMES:
+        if alias.startswith(prefix):
+            return f"{freq} ({name})"
+    return str(freq)
