@@ -12,6 +12,8 @@ training windows and forecasts: ``mean_abs`` (divide by the mean absolute input,
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
@@ -96,7 +98,7 @@ def _nonzero_target_windows(panel: Panel, input_size: int, h: int, counts: np.nd
     n_kept, kept_counts = 0, np.zeros(panel.n_series, dtype=np.int64)
     bounds = np.searchsorted(panel.offsets, np.arange(0, panel.offsets[-1] + chunk, chunk))
     bounds = np.unique(np.clip(np.append(bounds, panel.n_series), 0, panel.n_series))
-    for lo, hi in zip(bounds[:-1], bounds[1:]):  # chunks of whole series, not a loop over series
+    for lo, hi in itertools.pairwise(bounds):  # chunks of whole series, not a loop over series
         base = panel.offsets[lo]
         vals = panel.values[base : panel.offsets[hi]]
         starts = concat_ranges(panel.offsets[lo:hi] - base, counts[lo:hi])  # (windows in chunk,)

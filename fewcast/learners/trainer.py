@@ -1,0 +1,125 @@
+"""The one outer loop every learner shares.
+
+Each iteration samples ``meta_batch_size`` tasks, lets the learner write its meta-gradient into ``.grad``
+(``learner.meta_backward``), clips the gradient norm and takes an Adam step with ``outer_lr`` (optionally
+cosine-annealed). Every ``val_every`` iterations it scores a fixed, seeded set of meta-validation tasks;
+with ``patience`` it stops when that score has not improved for that many validations, and it always ends
+on the best-validating weights. Every iteration appends a row to ``history``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from fewcast.learners.base import GradientLearner
+from fewcast.tasks import Tasks, TaskSampler
+
+
+class TrainingDiverged(RuntimeError):
+    """The meta-loss became NaN or infinite."""
+
+
+@dataclass
+class MetaTrainer:
+    learner: GradientLearner
+    sampler: TaskSampler
+    val_sampler: TaskSampler | None = None
+    outer_lr: float = 1e-3
+    meta_batch_size: int = 32
+    iterations: int = 1000
+    clip: float | None = 10.0
+    val_every: int = 50
+    val_tasks: int = 512
+    patience: int | None = None
+    cosine: bool = False
+    device: str | torch.device = "cpu"
+    on_iteration: Callable[[dict], None] | None = None
+    history: list[dict] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.learner.to(self.device)
+        self.optimizer = torch.optim.Adam(self.learner.parameters(), lr=self.outer_lr)
+        self.scheduler = (
+            torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=max(self.iterations, 1))
+            if self.cosine
+            else None
+        )
+        self.iteration = 0
+        self.best_val = math.inf
+        self.best_state: dict | None = None
+        self.bad_validations = 0
+        self._val: Tasks | None = None
+        if self.val_sampler is not None:
+            self._val = self.val_sampler.sample(self.val_tasks).to(self.device)
+
+    def validate(self) -> float:
+        """Mean query loss on the fixed meta-validation tasks (adaptation included, no outer graph)."""
+        t = self._val
+        with torch.no_grad():
+            params = self.learner.adapt(t.x_spt, t.y_spt)
+            pred = self.learner.forecast(params, t.x_qry)
+            return float(self.learner.loss_fn(pred, t.y_qry).mean())
+
+    def step(self) -> dict:
+        """One outer iteration; returns its log row."""
+        started = time.perf_counter()
+        self.learner.iteration = self.iteration
+        tasks = self.sampler.sample(self.meta_batch_size).to(self.device)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = float(self.learner.meta_backward(tasks.x_spt, tasks.y_spt, tasks.x_qry, tasks.y_qry))
+        if not math.isfinite(loss):
+            raise TrainingDiverged(
+                f"the meta-loss became {loss} at iteration {self.iteration + 1}; "
+                f"lower the learning rates (outer_lr={self.outer_lr}, inner_lr={self.learner.inner_lr_init})"
+            )
+        if self.clip:
+            torch.nn.utils.clip_grad_norm_(self.learner.parameters(), self.clip)
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        self.iteration += 1
+        row = {"iteration": self.iteration, "train_loss": loss, "val_loss": math.nan,
+               "outer_lr": self.optimizer.param_groups[0]["lr"]}
+        if self._val is not None and (self.iteration % self.val_every == 0 or self.iteration == self.iterations):
+            row["val_loss"] = self.validate()
+            if row["val_loss"] < self.best_val:
+                self.best_val = row["val_loss"]
+                self.best_state = copy.deepcopy(self.learner.state_dict())
+                self.bad_validations = 0
+            else:
+                self.bad_validations += 1
+        row["seconds"] = time.perf_counter() - started
+        row["tasks_per_second"] = self.meta_batch_size / row["seconds"]
+        self.history.append(row)
+        if self.on_iteration is not None:
+            self.on_iteration(row)
+        return row
+
+    def should_stop(self) -> bool:
+        return self.patience is not None and self.bad_validations >= self.patience
+
+    def fit(self, progress: bool = False) -> list[dict]:
+        """Run until ``iterations`` (or early stopping); end on the best-validating weights."""
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=self.iterations, initial=self.iteration, unit="it", dynamic_ncols=True)
+        while self.iteration < self.iterations:
+            row = self.step()
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{row['train_loss']:.4f}", tasks_s=f"{row['tasks_per_second']:.0f}")
+            if self.should_stop():
+                break
+        if bar is not None:
+            bar.close()
+        if self.best_state is not None:
+            self.learner.load_state_dict(self.best_state)
+        return self.history

@@ -1,0 +1,131 @@
+"""Built-in forecasters: any ``nn.Module`` mapping ``(batch, input_size)`` to ``(batch, h)`` will do.
+
+The learners call models only through ``torch.func.functional_call`` with explicit parameter dicts, so a
+model needs no special forward path. Each built-in model names its *head* (``head_prefixes``): the
+parameters that ANIL adapts while the body stays shared. No model keeps running statistics (``vmap``
+forbids in-place buffer updates), so normalization, where used, is ``LayerNorm``.
+
+- ``mlp``: the seed's network, ``input_size -> 10 -> ReLU -> 10 -> ReLU -> h`` (width and depth options).
+- ``nbeats``: a small stack of fully connected residual blocks with backcast and forecast heads, generic
+  basis (Oreshkin et al. 2020), without the ensembling.
+- ``gru``: a one-layer GRU encoder over the input window with a linear head, written out step by step from
+  linear maps so that it is vmap-able and twice differentiable on every device (cuDNN's fused RNN kernels
+  have no double backward, so second-order MAML through ``nn.GRU`` fails on CUDA).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from fewcast.errors import InputError
+
+
+class MLP(nn.Module):
+    """``input_size -> hidden -> ReLU -> ... -> h``: ``depth`` hidden layers of ``hidden`` units."""
+
+    head_prefixes = ("head.",)
+
+    def __init__(self, input_size: int, h: int, hidden: int = 10, depth: int = 2):
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = input_size
+        for _ in range(depth):
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(width, h)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (batch, input_size) -> (batch, h)
+        return self.head(self.body(x))
+
+
+class NBeatsBlock(nn.Module):
+    def __init__(self, input_size: int, h: int, hidden: int, layers: int):
+        super().__init__()
+        stack: list[nn.Module] = []
+        width = input_size
+        for _ in range(layers):
+            stack += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        self.fc = nn.Sequential(*stack)
+        self.backcast = nn.Linear(hidden, input_size)
+        self.forecast = nn.Linear(hidden, h)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.fc(x)  # (batch, hidden)
+        return self.backcast(z), self.forecast(z)  # (batch, input_size), (batch, h)
+
+
+class NBeats(nn.Module):
+    """Generic N-BEATS: ``blocks`` residual blocks; each removes its backcast and adds its forecast.
+
+    The head (for ANIL) is every block's forecast layer.
+    """
+
+    def __init__(self, input_size: int, h: int, hidden: int = 256, blocks: int = 3, layers: int = 2):
+        super().__init__()
+        self.blocks = nn.ModuleList(NBeatsBlock(input_size, h, hidden, layers) for _ in range(blocks))
+        self.head_prefixes = tuple(f"blocks.{i}.forecast." for i in range(blocks))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (batch, input_size) -> (batch, h)
+        residual = x
+        forecast = 0.0
+        for block in self.blocks:
+            backcast, f = block(residual)
+            residual = residual - backcast
+            forecast = forecast + f
+        return forecast
+
+
+class GRU(nn.Module):
+    """One-layer GRU over the window (one value per step) and a linear head on the last state.
+
+    The recurrence is written with plain linear maps (the same equations as ``nn.GRU``), so it composes
+    with ``vmap`` and has second derivatives on CPU and GPU alike.
+    """
+
+    head_prefixes = ("head.",)
+
+    def __init__(self, input_size: int, h: int, hidden: int = 32):
+        super().__init__()
+        self.hidden = hidden
+        self.x2h = nn.Linear(1, 3 * hidden)
+        self.h2h = nn.Linear(hidden, 3 * hidden)
+        self.head = nn.Linear(hidden, h)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (batch, input_size) -> (batch, h)
+        gates_x = self.x2h(x.unsqueeze(-1))  # (batch, input_size, 3 * hidden)
+        state = x.new_zeros(x.shape[0], self.hidden)  # (batch, hidden)
+        for t in range(x.shape[1]):  # over time steps, not over series
+            gx = gates_x[:, t]
+            gh = self.h2h(state)  # (batch, 3 * hidden)
+            r = torch.sigmoid(gx[:, : self.hidden] + gh[:, : self.hidden])
+            z = torch.sigmoid(gx[:, self.hidden : 2 * self.hidden] + gh[:, self.hidden : 2 * self.hidden])
+            n = torch.tanh(gx[:, 2 * self.hidden :] + r * gh[:, 2 * self.hidden :])
+            state = (1 - z) * n + z * state
+        return self.head(state)
+
+
+MODELS = {"mlp": MLP, "nbeats": NBeats, "gru": GRU}
+
+
+def build_model(name: str, input_size: int, h: int, **options) -> nn.Module:
+    """A built-in model by name, e.g. ``build_model("mlp", 30, 1, hidden=10, depth=2)``."""
+    if name not in MODELS:
+        raise InputError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    return MODELS[name](input_size, h, **options)
+
+
+def head_names(model: nn.Module) -> list[str]:
+    """Names of the parameters ANIL adapts: the model's ``head_prefixes``, else its last parameters."""
+    names = [n for n, _ in model.named_parameters()]
+    prefixes = getattr(model, "head_prefixes", None)
+    if prefixes:
+        chosen = [n for n in names if n.startswith(tuple(prefixes))]
+    else:  # a user's model without a declared head: its final weight and bias
+        last_module = names[-1].rsplit(".", 1)[0] if "." in names[-1] else ""
+        chosen = [n for n in names if n.rsplit(".", 1)[0] == last_module] if last_module else names[-1:]
+    if not chosen:
+        raise InputError(f"{type(model).__name__} declares head_prefixes {prefixes} that match no parameter")
+    return chosen

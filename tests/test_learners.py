@@ -1,0 +1,294 @@
+"""Every learner's vectorized meta-gradient against a plain per-task torch.autograd loop."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch.func import functional_call
+
+from fewcast.learners import ANIL, MAML, MetaSGD, MetaTrainer, Reptile, TrainingDiverged, window_loss
+from fewcast.learners.base import _key
+from fewcast.models import build_model, head_names
+from fewcast.panel import Panel
+from fewcast.tasks import TaskSampler
+from fewcast.windows import Windows
+
+T, SHOTS, QRY, INPUT, H = 6, 5, 3, 8, 2
+
+
+def random_tasks(seed: int = 0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    shape = lambda n, d: torch.randn(T, n, d, generator=g, dtype=dtype)  # noqa: E731
+    return shape(SHOTS, INPUT), shape(SHOTS, H), shape(QRY, INPUT), shape(QRY, H)
+
+
+def tiny_model(name: str = "mlp", seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    options = {"mlp": {"hidden": 7}, "nbeats": {"hidden": 6, "blocks": 2}, "gru": {"hidden": 4}}[name]
+    return build_model(name, INPUT, H, **options).double()
+
+
+def reference_meta_grad(learner, x_spt, y_spt, x_qry, y_qry, first_order: bool, step_weights=None):
+    """The meta-gradient by a per-task loop with torch.autograd.grad (create_graph for second order)."""
+    model = learner.model
+    loss_fn = window_loss(learner.loss_name)
+    params = dict(model.named_parameters())
+    names = learner.adapt_names
+    steps = learner.inner_steps
+    weights = step_weights if step_weights is not None else torch.eye(steps)[-1]
+    total = 0.0
+    for t in range(x_spt.shape[0]):
+        fast = {n: params[n] for n in names}
+        for s in range(steps):
+            pred = functional_call(model, {**params, **fast}, (x_spt[t],))
+            support = loss_fn(pred, y_spt[t]).mean()
+            grads = torch.autograd.grad(support, list(fast.values()), create_graph=not first_order,
+                                        allow_unused=True)  # N-BEATS' last backcast feeds nothing
+            grads = [torch.zeros_like(fast[n]) if g is None else g for n, g in zip(names, grads)]
+            fast = {n: fast[n] - learner.inner_lr(n, s) * g for n, g in zip(names, grads)}
+            if weights[s] != 0:
+                query = loss_fn(functional_call(model, {**params, **fast}, (x_qry[t],)), y_qry[t]).mean()
+                total = total + weights[s] * query
+    meta = [p for p in learner.parameters()]
+    return torch.autograd.grad(total / x_spt.shape[0], meta, allow_unused=True)
+
+
+def vectorized_meta_grad(learner, tasks):
+    learner.zero_grad()
+    learner.meta_loss(*tasks).backward()
+    return [p.grad for p in learner.parameters()]
+
+
+def assert_grads_close(a, b, atol=1e-5):
+    assert len(a) == len(b)
+    for ga, gb in zip(a, b):
+        ga = torch.zeros(()) if ga is None else ga
+        gb = torch.zeros(()) if gb is None else gb
+        torch.testing.assert_close(ga.expand_as(gb) if ga.dim() == 0 else ga, gb, atol=atol, rtol=1e-5)
+
+
+LEARNER_CASES = {
+    "maml": lambda m: MAML(m, inner_lr=0.1, inner_steps=2),
+    "maml-1step": lambda m: MAML(m, inner_lr=0.05, inner_steps=1),
+    "fomaml": lambda m: MAML(m, inner_lr=0.1, inner_steps=2, first_order=True),
+    "anil": lambda m: ANIL(m, inner_lr=0.3, inner_steps=3),
+    "metasgd": lambda m: MetaSGD(m, inner_lr=0.1, inner_steps=2),
+    "maml-lslr": lambda m: MAML(m, inner_lr=0.1, inner_steps=3, learn_inner_lr=True),
+    "maml-mae": lambda m: MAML(m, inner_lr=0.1, inner_steps=2, loss="mae"),
+    "maml-smape": lambda m: MAML(m, inner_lr=0.1, inner_steps=2, loss="smape"),
+}
+
+
+GRADIENT_CASES = [(case, "mlp") for case in LEARNER_CASES] + [
+    (case, model) for case in ("maml", "anil", "metasgd") for model in ("nbeats", "gru")
+]
+
+
+@pytest.mark.parametrize(("case", "model_name"), GRADIENT_CASES)
+def test_meta_gradient_matches_per_task_loop(case, model_name):
+    learner = LEARNER_CASES[case](tiny_model(model_name))
+    with torch.no_grad():  # make learned rates differ per element / step so that indexing errors show
+        for p in (learner.lslr or {}).values():
+            p.mul_(torch.linspace(0.5, 1.5, p.numel(), dtype=p.dtype).view_as(p))
+        for p in getattr(learner, "lrs", {}).values():
+            p.mul_(torch.rand(p.shape, dtype=p.dtype) + 0.5)
+    learner.double()
+    tasks = random_tasks()
+    expected = reference_meta_grad(learner, *tasks, first_order=learner.first_order)
+    assert_grads_close(vectorized_meta_grad(learner, tasks), expected)
+
+
+def test_multi_step_loss_matches_weighted_reference():
+    learner = MAML(tiny_model(), inner_lr=0.1, inner_steps=3, multi_step_loss=True, msl_iterations=10)
+    learner.iteration = 4
+    w = learner.step_weights()
+    assert w.sum() == pytest.approx(1.0) and w[-1] > w[0] > 0
+    tasks = random_tasks(1)
+    expected = reference_meta_grad(learner, *tasks, first_order=False, step_weights=w.double())
+    assert_grads_close(vectorized_meta_grad(learner, tasks), expected)
+    learner.iteration = 1000  # annealed: nearly all weight on the last step
+    assert learner.step_weights()[-1] == pytest.approx(1 - 2 * 0.01)
+
+
+def test_fomaml_is_maml_with_detached_inner_gradients_and_differs_from_second_order():
+    tasks = random_tasks(2)
+    second = MAML(tiny_model(), inner_lr=0.2, inner_steps=2)
+    first = MAML(copy.deepcopy(second.model), inner_lr=0.2, inner_steps=2, first_order=True)
+    g2, g1 = vectorized_meta_grad(second, tasks), vectorized_meta_grad(first, tasks)
+    assert_grads_close(g1, reference_meta_grad(first, *tasks, first_order=True))
+    # the second-order terms are real: the meta-gradients differ by far more than round-off
+    diff = max(float((a - b).abs().max()) for a, b in zip(g1, g2))
+    assert diff > 1e-3
+    # ... and vanish when the inner step does: with inner_lr 0 both are the plain query gradient
+    z2 = vectorized_meta_grad(MAML(copy.deepcopy(second.model), inner_lr=0.0, inner_steps=2), tasks)
+    z1 = vectorized_meta_grad(MAML(copy.deepcopy(second.model), inner_lr=0.0, first_order=True, inner_steps=2), tasks)
+    assert_grads_close(z1, z2, atol=1e-12)
+
+
+def test_derivative_order_annealing():
+    tasks = random_tasks(3)
+    annealed = MAML(tiny_model(), inner_lr=0.2, inner_steps=2, first_order_iterations=5)
+    first = MAML(copy.deepcopy(annealed.model), inner_lr=0.2, inner_steps=2, first_order=True)
+    second = MAML(copy.deepcopy(annealed.model), inner_lr=0.2, inner_steps=2)
+    annealed.iteration = 4
+    assert_grads_close(vectorized_meta_grad(annealed, tasks), vectorized_meta_grad(first, tasks))
+    annealed.iteration = 5
+    assert_grads_close(vectorized_meta_grad(annealed, tasks), vectorized_meta_grad(second, tasks))
+
+
+def test_finite_differences_on_a_tiny_model():
+    torch.manual_seed(4)
+    model = build_model("mlp", 3, 1, hidden=2, depth=1).double()
+    learner = MAML(model, inner_lr=0.3, inner_steps=2)
+    g = torch.Generator().manual_seed(0)
+    tasks = [torch.randn(2, 4, d, generator=g, dtype=torch.float64) for d in (3, 1, 3, 1)]
+    grads = vectorized_meta_grad(learner, tasks)
+    eps = 1e-6
+    for p, gp in zip(learner.parameters(), grads):
+        flat = p.data.view(-1)
+        for i in range(flat.numel()):
+            old = flat[i].item()
+            flat[i] = old + eps
+            up = learner.meta_loss(*tasks).item()
+            flat[i] = old - eps
+            down = learner.meta_loss(*tasks).item()
+            flat[i] = old
+            assert (up - down) / (2 * eps) == pytest.approx(gp.view(-1)[i].item(), rel=1e-4, abs=1e-7)
+
+
+@pytest.mark.parametrize("cls", [MAML, ANIL, MetaSGD, Reptile])
+def test_one_inner_step_lowers_the_support_loss(cls):
+    learner = cls(tiny_model(), inner_lr=0.01, inner_steps=1)
+    x_spt, y_spt, _, _ = random_tasks(5)
+    before = window_loss("mse")(learner.forecast(learner.adapt(x_spt, y_spt, steps=0), x_spt), y_spt).mean(-1)
+    after = window_loss("mse")(learner.forecast(learner.adapt(x_spt, y_spt), x_spt), y_spt).mean(-1)
+    assert torch.all(after < before)
+
+
+def test_adapt_matches_reference_and_masks_padding():
+    learner = MAML(tiny_model(), inner_lr=0.1, inner_steps=2)
+    x_spt, y_spt, _, _ = random_tasks(6)
+    mask = torch.ones(T, SHOTS, dtype=torch.float64)
+    mask[0, :2] = 0  # task 0 has only its last 3 windows
+    mask[1] = 0  # task 1 has none: zero-shot
+    params = learner.adapt(x_spt, y_spt, mask)
+    base = dict(learner.model.named_parameters())
+    for t in range(T):
+        keep = mask[t].bool()
+        fast = dict(base)
+        for _ in range(2):
+            if keep.any():
+                pred = functional_call(learner.model, fast, (x_spt[t, keep],))
+                grads = torch.autograd.grad(((pred - y_spt[t, keep]) ** 2).mean(), list(fast.values()))
+                fast = {n: fast[n] - 0.1 * g for n, g in zip(fast, grads)}
+        for n in base:
+            torch.testing.assert_close(params[n][t], fast[n])
+
+
+def test_anil_adapts_only_the_head():
+    model = tiny_model("nbeats")
+    learner = ANIL(model, inner_lr=0.5, inner_steps=1)
+    assert learner.adapt_names == head_names(model) == ["blocks.0.forecast.weight", "blocks.0.forecast.bias",
+                                                         "blocks.1.forecast.weight", "blocks.1.forecast.bias"]
+    x_spt, y_spt, _, _ = random_tasks(7)
+    params = learner.adapt(x_spt, y_spt)
+    for n, p in model.named_parameters():
+        changed = not torch.allclose(params[n], p.expand_as(params[n]))
+        assert changed == (n in learner.adapt_names)
+
+
+def test_metasgd_rates_are_meta_parameters_and_zero_rates_freeze():
+    learner = MetaSGD(tiny_model(), inner_lr=0.1)
+    names = {n for n, _ in learner.named_parameters()}
+    assert {f"lrs.{_key(n)}" for n, _ in learner.model.named_parameters()} <= names
+    with torch.no_grad():
+        for p in learner.lrs.values():
+            p.zero_()
+    x_spt, y_spt, _, _ = random_tasks(8)
+    params = learner.adapt(x_spt, y_spt)
+    for n, p in learner.model.named_parameters():
+        torch.testing.assert_close(params[n], p.expand_as(params[n]))
+
+
+def test_reptile_update_is_its_definition():
+    learner = Reptile(tiny_model(), inner_lr=0.05, inner_steps=3)
+    tasks = random_tasks(9)
+    x_spt, y_spt = tasks[0], tasks[1]
+    learner.zero_grad()
+    learner.meta_backward(*tasks)
+    base = {n: p.detach().clone() for n, p in learner.model.named_parameters()}
+    adapted_sum = {n: torch.zeros_like(p) for n, p in base.items()}
+    for t in range(T):  # plain SGD per task, as the definition says
+        model = copy.deepcopy(learner.model)
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        for _ in range(3):
+            opt.zero_grad()
+            ((model(x_spt[t]) - y_spt[t]) ** 2).mean().backward()
+            opt.step()
+        for n, p in model.named_parameters():
+            adapted_sum[n] += p.detach()
+    for n, p in learner.model.named_parameters():
+        torch.testing.assert_close(p.grad, base[n] - adapted_sum[n] / T)
+    # with SGD of rate eps the outer step is meta += eps * (mean adapted - meta)
+    torch.optim.SGD(learner.parameters(), lr=0.5).step()
+    for n, p in learner.model.named_parameters():
+        torch.testing.assert_close(p.detach(), base[n] + 0.5 * (adapted_sum[n] / T - base[n]))
+
+
+def test_gru_matches_torch_gru():
+    model = tiny_model("gru").float()
+    reference = torch.nn.GRU(1, 4, batch_first=True)
+    with torch.no_grad():
+        reference.weight_ih_l0.copy_(model.x2h.weight)
+        reference.bias_ih_l0.copy_(model.x2h.bias)
+        reference.weight_hh_l0.copy_(model.h2h.weight)
+        reference.bias_hh_l0.copy_(model.h2h.bias)
+    x = torch.randn(5, INPUT)
+    _, last = reference(x.unsqueeze(-1))
+    torch.testing.assert_close(model(x), model.head(last[0]))
+
+
+@pytest.mark.parametrize("name", ["mlp", "nbeats", "gru"])
+def test_models_map_windows_to_horizons(name):
+    model = build_model(name, 12, 4)
+    assert model(torch.randn(3, 12)).shape == (3, 4)
+    assert not list(model.buffers())
+
+
+def _seasonal_sampler(seed: int, n_series: int = 60) -> TaskSampler:
+    rng = np.random.default_rng(seed)
+    t = np.arange(80)
+    series = [10 + 3 * np.sin(2 * np.pi * (t + rng.integers(12)) / 12) * rng.uniform(0.5, 2) for _ in range(n_series)]
+    panel = Panel.from_arrays(np.array([f"s{i}" for i in range(n_series)]), series)
+    return TaskSampler(Windows(panel, 12, 3), shots=5, query_shots=2, seed=seed)
+
+
+def test_trainer_learns_and_validates():
+    torch.manual_seed(0)
+    learner = MAML(build_model("mlp", 12, 3, hidden=32), inner_lr=0.01, inner_steps=1)
+    trainer = MetaTrainer(learner, _seasonal_sampler(0), _seasonal_sampler(1), outer_lr=3e-3, meta_batch_size=32,
+                          iterations=150, val_every=25, val_tasks=128, cosine=True)
+    first = trainer.validate()
+    history = trainer.fit()
+    assert len(history) == 150 and history[-1]["outer_lr"] < 1e-6
+    vals = [r["val_loss"] for r in history if not np.isnan(r["val_loss"])]
+    assert len(vals) == 6 and min(vals) < 0.2 * first
+    assert trainer.validate() == pytest.approx(min(vals), rel=1e-5)  # ends on the best weights
+
+
+def test_trainer_stops_on_divergence():
+    learner = MAML(build_model("mlp", 12, 3), inner_lr=1e30, inner_steps=2)
+    trainer = MetaTrainer(learner, _seasonal_sampler(0), iterations=5)
+    with pytest.raises(TrainingDiverged, match="at iteration 1; lower the learning rates"):
+        trainer.fit()
+
+
+def test_trainer_early_stopping():
+    learner = MAML(build_model("mlp", 12, 3), inner_lr=0.01)
+    trainer = MetaTrainer(learner, _seasonal_sampler(0), _seasonal_sampler(1), outer_lr=0.0, iterations=100,
+                          val_every=5, val_tasks=16, patience=2)
+    history = trainer.fit()
+    assert len(history) == 15  # the first validation is the best; two more without improvement stop it
