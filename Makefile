@@ -27,7 +27,10 @@ demo: install
 	$(BIN)/fewcast validate m3-monthly
 
 bench: install
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[bench]'
 	$(BIN)/python benchmarks/data.py
+	$(BIN)/python benchmarks/meta_step.py
+	$(BIN)/python benchmarks/train_game.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

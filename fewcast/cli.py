@@ -88,10 +88,77 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- settings as options ---------------------------------------------------------------------------
+
+# option names that would collide or read badly get their own spelling
+OPTION_NAMES = {("model", "name"): "--model", ("learner", "name"): "--learner", ("data", "dataset"): "--dataset"}
+SKIP_OPTIONS = {("data", "id_col"), ("data", "time_col"), ("data", "target_col"), ("data", "fill")}
+
+
+def add_settings_options(p: argparse.ArgumentParser, include_dataset: bool = True) -> None:
+    """One option per setting (``--inner-lr`` for ``learner.inner_lr``), default: leave the setting as is."""
+    from dataclasses import fields
+
+    from fewcast.config import Settings
+
+    base = Settings()
+    p.add_argument("--config", help="a TOML settings file (as written to config.toml by every run)")
+    for section in Settings.SECTIONS:
+        g = p.add_argument_group(f"[{section}] settings")
+        for f in fields(getattr(base, section)):
+            if (section, f.name) in SKIP_OPTIONS or (not include_dataset and (section, f.name) == ("data", "dataset")):
+                continue
+            flag = OPTION_NAMES.get((section, f.name), "--" + f.name.replace("_", "-"))
+            default = getattr(getattr(base, section), f.name)
+            shown = ",".join(map(str, default)) if isinstance(default, list) else default
+            g.add_argument(flag, dest=f"set__{section}__{f.name}", default=None, metavar=type(default).__name__.upper(),
+                           help=f"{section}.{f.name} (default: {shown})")
+
+
+def settings_from_args(args: argparse.Namespace, base=None):
+    """Settings from a preset or --config, then every option given on the command line."""
+    from fewcast.config import Settings, load_toml
+
+    settings = load_toml(args.config) if getattr(args, "config", None) else (base or Settings())
+    for key, value in vars(args).items():
+        if key.startswith("set__") and value is not None:
+            _, section, name = key.split("__", 2)
+            settings.update(section, {name: value}, "command line")
+    for name in ("id_col", "time_col", "target_col", "fill"):
+        if hasattr(args, name) and getattr(args, name) != getattr(Settings().data, name):
+            settings.update("data", {name: getattr(args, name)}, "command line")
+    return settings
+
+
+# -- fewcast demo ----------------------------------------------------------------------------------
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from fewcast.config import preset
+    from fewcast.experiment import Experiment
+    from fewcast.report import markdown_table, sorted_table, write_run
+
+    settings = settings_from_args(args, preset(args.preset))
+    out = Path(args.out)
+    print(f"fewcast demo: {settings.data.dataset}, {settings.eval.protocol} protocol, learner {settings.learner.name}, "
+          f"writing to {out}", flush=True)
+    experiment = Experiment(settings, progress=not args.quiet)
+    results = experiment.run()
+    paths = write_run(results, out)
+    print()
+    print(markdown_table(sorted_table(results.table)))
+    print(f"wrote {', '.join(sorted(p.name for p in paths.values()))} to {out}")
+    return 0
+
+
 # -- the parser ------------------------------------------------------------------------------------
 
 EXAMPLES = {
     "datasets": "examples:\n  fewcast datasets\n  fewcast datasets --export m3-monthly m3.csv --with-test",
+    "demo": (
+        "examples:\n  fewcast demo                      # m3-monthly, holdout protocol, tuned defaults\n"
+        "  fewcast demo --preset seed        # the seed experiment on the synthetic game panel, done right\n"
+        "  fewcast demo --dataset tourism-monthly --protocol all-series --out runs/tourism"
+    ),
     "validate": (
         "examples:\n  fewcast validate sales.csv\n"
         "  fewcast validate users.parquet --id-col id --time-col date --target-col realValue --input-size 30 --h 1\n"
@@ -121,6 +188,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-size", type=positive_int, default=30, help="input window length (default: 30)")
     p.add_argument("--h", type=positive_int, default=1, help="forecast horizon (default: 1)")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("demo", help="meta-train, score every method on unseen series, write a report",
+                       epilog=EXAMPLES["demo"], formatter_class=fmt)
+    p.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
+    p.add_argument("--preset", default="default", help="default (tuned, m3-monthly) or seed (the seed experiment)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_data_options(p)
+    add_settings_options(p)
+    p.set_defaults(func=cmd_demo)
     return parser
 
 
@@ -137,6 +213,7 @@ def positive_int(text: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    warnings.simplefilter("default", PanelWarning)
     try:
         return args.func(args)
     except InputError as exc:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from fewcast.errors import InputError
+from fewcast.panel import concat_ranges
 from fewcast.windows import Windows, scale
 
 
@@ -52,7 +53,8 @@ class Tasks:
 
     ``x_spt (tasks, shots, input_size)``, ``y_spt (tasks, shots, h)``,
     ``x_qry (tasks, query_shots, input_size)``, ``y_qry (tasks, query_shots, h)``; ``series`` gives each
-    task's series position in the panel and ``k`` its first support window.
+    task's series position in the panel and ``k`` its first support window. ``m_spt (tasks, shots)`` is 1
+    for a real support window and 0 for padding (tasks with fewer windows than ``shots``), or None.
     """
 
     x_spt: torch.Tensor
@@ -61,10 +63,12 @@ class Tasks:
     y_qry: torch.Tensor
     series: np.ndarray
     k: np.ndarray
+    m_spt: torch.Tensor | None = None
 
     def to(self, device) -> Tasks:
         move = {f: getattr(self, f).to(device) for f in ("x_spt", "y_spt", "x_qry", "y_qry")}
-        return Tasks(**move, series=self.series, k=self.k)
+        mask = self.m_spt.to(device) if self.m_spt is not None else None
+        return Tasks(**move, series=self.series, k=self.k, m_spt=mask)
 
 
 class TaskSampler:
@@ -126,8 +130,63 @@ class TaskSampler:
         x_qry, y_qry, _ = scale(torch.from_numpy(x_qry), torch.from_numpy(y_qry), self.scaler)
         return Tasks(x_spt, y_spt, x_qry, y_qry, series, k)
 
+    def latest(self, series: np.ndarray | None = None) -> Tasks:
+        """One task per series at its latest cut: the query is the series' last window.
+
+        With ``query_shots=1`` that is a forecast of the series' last ``h`` values from the ``shots``
+        windows just before them: the validation version of the forecast protocol. ``series`` defaults
+        to every eligible series.
+        """
+        series = self.eligible if series is None else np.asarray(series)
+        return self.tasks_at(series, self.windows.counts[series] - self.need)
+
     def state_dict(self) -> dict:
         """The generator's state, so that a resumed run draws the same tasks."""
+        return self.rng.bit_generator.state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state
+
+
+class WindowSampler:
+    """Batches of single windows drawn uniformly from the windows of ``series``, for conventional training.
+
+    ``sample(n)`` returns ``n`` windows as tasks of one support window and an empty query; with
+    ``full_batch`` it returns every window of those series each time (the seed's pre-training).
+    """
+
+    def __init__(self, windows: Windows, scaler: str = "mean_abs", seed: int = 0, series: np.ndarray | None = None,
+                 full_batch: bool = False):
+        self.windows = windows
+        self.scaler = scaler
+        self.rng = np.random.default_rng(seed)
+        self.series = np.arange(windows.panel.n_series) if series is None else np.asarray(series)
+        self.first = np.concatenate([[0], np.cumsum(windows.counts[self.series])])  # (series + 1,)
+        if self.first[-1] == 0:
+            raise InputError("the series given hold no window: lower input_size or h")
+        self.full_batch = full_batch
+        self._all: Tasks | None = None
+
+    def _tasks(self, positions: np.ndarray, series: np.ndarray, k: np.ndarray) -> Tasks:
+        x, y = self.windows.gather(positions[:, None])  # (n, 1, input_size), (n, 1, h)
+        x, y, _ = scale(torch.from_numpy(x), torch.from_numpy(y), self.scaler)
+        empty_x, empty_y = x[:, :0], y[:, :0]
+        return Tasks(x, y, empty_x, empty_y, series, k)
+
+    def sample(self, n: int) -> Tasks:
+        if self.full_batch:
+            if self._all is None:
+                counts = self.windows.counts[self.series]
+                series = np.repeat(self.series, counts)
+                k = concat_ranges(np.zeros(len(counts), dtype=np.int64), counts)
+                self._all = self._tasks(self.windows.position(series, k), series, k)
+            return self._all
+        g = self.rng.integers(self.first[-1], size=n)  # uniform over all windows of these series
+        j = np.searchsorted(self.first, g, side="right") - 1
+        series, k = self.series[j], g - self.first[j]
+        return self._tasks(self.windows.position(series, k), series, k)
+
+    def state_dict(self) -> dict:
         return self.rng.bit_generator.state
 
     def load_state_dict(self, state: dict) -> None:

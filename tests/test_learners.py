@@ -269,8 +269,8 @@ def _seasonal_sampler(seed: int, n_series: int = 60) -> TaskSampler:
 def test_trainer_learns_and_validates():
     torch.manual_seed(0)
     learner = MAML(build_model("mlp", 12, 3, hidden=32), inner_lr=0.01, inner_steps=1)
-    trainer = MetaTrainer(learner, _seasonal_sampler(0), _seasonal_sampler(1), outer_lr=3e-3, meta_batch_size=32,
-                          iterations=150, val_every=25, val_tasks=128, cosine=True)
+    trainer = MetaTrainer(learner, _seasonal_sampler(0), _seasonal_sampler(1).latest(), outer_lr=3e-3,
+                          meta_batch_size=32, iterations=150, val_every=25, cosine=True)
     first = trainer.validate()
     history = trainer.fit()
     assert len(history) == 150 and history[-1]["outer_lr"] < 1e-6
@@ -288,7 +288,7 @@ def test_trainer_stops_on_divergence():
 
 def test_trainer_early_stopping():
     learner = MAML(build_model("mlp", 12, 3), inner_lr=0.01)
-    trainer = MetaTrainer(learner, _seasonal_sampler(0), _seasonal_sampler(1), outer_lr=0.0, iterations=100,
-                          val_every=5, val_tasks=16, patience=2)
+    trainer = MetaTrainer(learner, _seasonal_sampler(0), _seasonal_sampler(1).sample(16), outer_lr=0.0,
+                          iterations=100, val_every=5, patience=2)
     history = trainer.fit()
     assert len(history) == 15  # the first validation is the best; two more without improvement stop it

@@ -4,6 +4,7 @@ from fewcast.learners.anil import ANIL
 from fewcast.learners.base import LOSSES, GradientLearner, window_loss
 from fewcast.learners.maml import MAML
 from fewcast.learners.metasgd import MetaSGD
+from fewcast.learners.pretrain import Pretrain
 from fewcast.learners.reptile import Reptile
 from fewcast.learners.trainer import MetaTrainer, TrainingDiverged
 
@@ -26,6 +27,6 @@ def build_learner(name: str, model, **options) -> GradientLearner:
 
 
 __all__ = [
-    "ANIL", "LEARNERS", "LOSSES", "MAML", "GradientLearner", "MetaSGD", "MetaTrainer", "Reptile",
+    "ANIL", "LEARNERS", "LOSSES", "MAML", "GradientLearner", "MetaSGD", "MetaTrainer", "Pretrain", "Reptile",
     "TrainingDiverged", "build_learner", "window_loss",
 ]

@@ -2,7 +2,8 @@
 
 Each iteration samples ``meta_batch_size`` tasks, lets the learner write its meta-gradient into ``.grad``
 (``learner.meta_backward``), clips the gradient norm and takes an Adam step with ``outer_lr`` (optionally
-cosine-annealed). Every ``val_every`` iterations it scores a fixed, seeded set of meta-validation tasks;
+cosine-annealed). Every ``val_every`` iterations it scores a fixed set of meta-validation tasks
+(``validation``: adapt on their support, score their query);
 with ``patience`` it stops when that score has not improved for that many validations, and it always ends
 on the best-validating weights. Every iteration appends a row to ``history``.
 """
@@ -29,13 +30,12 @@ class TrainingDiverged(RuntimeError):
 class MetaTrainer:
     learner: GradientLearner
     sampler: TaskSampler
-    val_sampler: TaskSampler | None = None
+    validation: Tasks | None = None
     outer_lr: float = 1e-3
     meta_batch_size: int = 32
     iterations: int = 1000
     clip: float | None = 10.0
     val_every: int = 50
-    val_tasks: int = 512
     patience: int | None = None
     cosine: bool = False
     device: str | torch.device = "cpu"
@@ -54,15 +54,13 @@ class MetaTrainer:
         self.best_val = math.inf
         self.best_state: dict | None = None
         self.bad_validations = 0
-        self._val: Tasks | None = None
-        if self.val_sampler is not None:
-            self._val = self.val_sampler.sample(self.val_tasks).to(self.device)
+        self._val = self.validation.to(self.device) if self.validation is not None else None
 
     def validate(self) -> float:
         """Mean query loss on the fixed meta-validation tasks (adaptation included, no outer graph)."""
         t = self._val
         with torch.no_grad():
-            params = self.learner.adapt(t.x_spt, t.y_spt)
+            params = self.learner.adapt(t.x_spt, t.y_spt, t.m_spt)
             pred = self.learner.forecast(params, t.x_qry)
             return float(self.learner.loss_fn(pred, t.y_qry).mean())
 
@@ -72,7 +70,7 @@ class MetaTrainer:
         self.learner.iteration = self.iteration
         tasks = self.sampler.sample(self.meta_batch_size).to(self.device)
         self.optimizer.zero_grad(set_to_none=True)
-        loss = float(self.learner.meta_backward(tasks.x_spt, tasks.y_spt, tasks.x_qry, tasks.y_qry))
+        loss = float(self.learner.meta_backward(tasks.x_spt, tasks.y_spt, tasks.x_qry, tasks.y_qry, tasks.m_spt))
         if not math.isfinite(loss):
             raise TrainingDiverged(
                 f"the meta-loss became {loss} at iteration {self.iteration + 1}; "
@@ -105,7 +103,14 @@ class MetaTrainer:
         return self.patience is not None and self.bad_validations >= self.patience
 
     def fit(self, progress: bool = False) -> list[dict]:
-        """Run until ``iterations`` (or early stopping); end on the best-validating weights."""
+        """Run until ``iterations`` (or early stopping); end on the best-validating weights.
+
+        The starting weights are validated first, so training can only end on weights that validate at
+        least as well as the ones it started from.
+        """
+        if self._val is not None and self.best_state is None:
+            self.best_val = self.validate()
+            self.best_state = copy.deepcopy(self.learner.state_dict())
         bar = None
         if progress:
             from tqdm import tqdm

@@ -1,0 +1,65 @@
+"""Classical baselines, each given exactly the history the networks see: ``(series, h)`` forecasts.
+
+``naive`` repeats the last value; ``seasonal_naive`` repeats the last season (the last value when the
+history is shorter than a season); ``autoets`` and ``theta`` are statsforecast's ``AutoETS`` and
+``Theta`` (a series they cannot fit falls back to ``naive`` through statsforecast's ``fallback_model``).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from fewcast.panel import Panel
+
+CLASSICAL = ("naive", "seasonal_naive", "autoets", "theta")
+
+
+def naive(history: Panel, h: int) -> np.ndarray:
+    last = history.values[history.offsets[1:] - 1].astype(np.float64)  # (series,)
+    return np.repeat(last[:, None], h, axis=1)
+
+
+def seasonal_naive(history: Panel, h: int, season_length: int) -> np.ndarray:
+    lengths = history.lengths
+    m = np.where(lengths >= season_length, season_length, 1)[:, None]  # (series, 1)
+    step = np.arange(h)[None, :]  # (1, h)
+    # forecast t (0-based) repeats the value m - (t mod m) steps before the end
+    pos = history.offsets[1:, None] - m + (step % m)  # (series, h)
+    return history.values[pos].astype(np.float64)
+
+
+def statistical(history: Panel, h: int, season_length: int, models=("autoets", "theta")) -> dict[str, np.ndarray]:
+    """statsforecast's AutoETS and Theta on every series at once, one process."""
+    from statsforecast import StatsForecast
+    from statsforecast.models import AutoETS, Naive, Theta
+
+    makers = {"autoets": lambda: AutoETS(season_length=season_length, alias="autoets"),
+              "theta": lambda: Theta(season_length=season_length, alias="theta")}
+    lengths = history.lengths
+    frame = pd.DataFrame({
+        "unique_id": np.repeat(np.arange(history.n_series), lengths),
+        "ds": np.arange(len(history.values)) - np.repeat(history.offsets[:-1], lengths),  # integer steps
+        "y": history.values.astype(np.float64),
+    })
+    sf = StatsForecast(models=[makers[m]() for m in models], freq=1, n_jobs=1, fallback_model=Naive())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = sf.forecast(df=frame, h=h)
+    out = out.sort_values(["unique_id", "ds"])
+    return {m: out[m].to_numpy(np.float64).reshape(history.n_series, h) for m in models}
+
+
+def classical_forecasts(history: Panel, h: int, season_length: int, methods=CLASSICAL) -> dict[str, np.ndarray]:
+    """Every requested classical method's ``(series, h)`` forecasts from ``history``."""
+    out: dict[str, np.ndarray] = {}
+    if "naive" in methods:
+        out["naive"] = naive(history, h)
+    if "seasonal_naive" in methods:
+        out["seasonal_naive"] = seasonal_naive(history, h, season_length)
+    stats = tuple(m for m in ("autoets", "theta") if m in methods)
+    if stats:
+        out.update(statistical(history, h, season_length, stats))
+    return out

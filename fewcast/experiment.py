@@ -1,0 +1,360 @@
+"""The experiment done right: meta-train on a panel, forecast series the model has never seen.
+
+Protocols:
+
+- ``holdout`` (cold start): series are split by ``unique_id`` into meta-train / meta-validation /
+  meta-test. Meta-training sees the visible part of meta-train series only; meta-validation forecasts the
+  last ``h`` visible points of its series from what precedes them; meta-test series are forecast on their
+  horizon (embedded panels: the official test horizon; user data: the last ``h`` points).
+- ``all-series``: every series' visible part is training data (except the last ``h`` visible points of the
+  meta-validation series, kept for early stopping), and every series is forecast on its horizon, as in the
+  published competition tables.
+
+A forecast adapts on the last ``shots`` windows that lie inside what the model sees (fewer for short
+series, down to none: a zero-shot forecast) and predicts the ``h`` values after the last ``input_size``
+observations (left-padded with the first observation when the history is shorter). Nothing of the
+horizon is ever passed to a model or a baseline: ``Problems`` holds it apart, used only for scoring.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from fewcast import datasets
+from fewcast.baselines import classical_forecasts
+from fewcast.config import Settings
+from fewcast.errors import InputError
+from fewcast.learners import MAML, GradientLearner, MetaTrainer, Pretrain, build_learner
+from fewcast.metrics import score, seasonal_scale, smape
+from fewcast.models import build_model
+from fewcast.panel import Panel, read_panel
+from fewcast.tasks import Split, Tasks, TaskSampler, WindowSampler, split_series
+from fewcast.windows import Windows, scale, unscale
+
+PROTOCOLS = ("holdout", "all-series")
+SEASONS = {"h": 24, "D": 7, "B": 5, "W": 52, "M": 12, "Q": 4, "Y": 1, "A": 1}
+
+
+@dataclass
+class PanelData:
+    """What models may see of every series (``visible``) and the ``h`` points after it (``horizon``)."""
+
+    name: str
+    visible: Panel
+    horizon: Panel
+    h: int
+    season_length: int
+
+
+def guess_season(freq) -> int:
+    if freq is None or isinstance(freq, (int, np.integer)):
+        return 1
+    alias = str(freq).lstrip("0123456789")
+    if alias.startswith("min"):
+        return 60
+    return SEASONS.get(alias[:1], 1)
+
+
+def load_panel_data(settings: Settings) -> PanelData:
+    """The panel named by ``settings.data.dataset`` (embedded name or file), horizon held out."""
+    cfg = settings.data
+    if cfg.dataset in datasets.DATASETS and not Path(cfg.dataset).exists():
+        data = datasets.load(cfg.dataset)
+        h = cfg.h or data.h
+        if h > data.h:
+            raise InputError(f"h={h} is longer than {cfg.dataset}'s official horizon of {data.h}")
+        horizon = data.test.slice(0, h)
+        return PanelData(cfg.dataset, data.train, horizon, h, cfg.season_length or data.season_length)
+    if not cfg.h:
+        raise InputError("your own data needs a forecast horizon: pass --h N (or set data.h in the config)")
+    panel = read_panel(cfg.dataset, cfg.id_col, cfg.time_col, cfg.target_col, fill=cfg.fill, min_length=cfg.h + 2)
+    visible, horizon = panel.split_last(cfg.h)
+    return PanelData(Path(cfg.dataset).name, visible, horizon, cfg.h, cfg.season_length or guess_season(panel.freq))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Forecast problems
+
+
+@dataclass
+class Problems:
+    """One forecast per series: support windows and forecast input (raw), and the truth for scoring."""
+
+    history: Panel
+    truth: np.ndarray  # (series, h), never shown to a model
+    x_spt: torch.Tensor  # (series, slots, input_size)
+    y_spt: torch.Tensor  # (series, slots, h)
+    m_spt: torch.Tensor  # (series, slots): 1 for a real support window, 0 for padding
+    x_fc: torch.Tensor  # (series, 1, input_size)
+    mase_scale: np.ndarray  # (series,)
+
+    @property
+    def shots_used(self) -> np.ndarray:
+        return self.m_spt.sum(1).numpy().astype(int)
+
+
+def make_problems(history: Panel, truth: np.ndarray, input_size: int, h: int, shots: int,
+                  season_length: int) -> Problems:
+    """Support = the last ``shots`` windows inside ``history``; forecast input = its last ``input_size``."""
+    w = Windows(history, input_size, h)
+    slots = max(shots, 1)
+    real = np.minimum(w.counts, shots)  # (series,)
+    j = np.arange(slots)[None, :]  # (1, slots)
+    valid = j >= slots - real[:, None]  # right-aligned: the most recent windows last
+    pos = history.offsets[:-1, None] + np.maximum(w.counts[:, None] - slots + j, 0)  # (series, slots)
+    if len(w.view):
+        x_spt, y_spt = w.gather(np.clip(pos, 0, len(w.view) - 1))
+    else:
+        x_spt = np.zeros((history.n_series, slots, input_size), np.float32)
+        y_spt = np.zeros((history.n_series, slots, h), np.float32)
+    x_spt = np.where(valid[..., None], x_spt, 0.0).astype(np.float32)
+    y_spt = np.where(valid[..., None], y_spt, 0.0).astype(np.float32)
+    fpos = history.offsets[1:, None] - input_size + np.arange(input_size)[None, :]  # (series, input_size)
+    fpos = np.maximum(fpos, history.offsets[:-1, None])  # left-pad with the first observation
+    x_fc = history.values[fpos][:, None, :]  # (series, 1, input_size)
+    return Problems(history, np.asarray(truth, dtype=np.float64), torch.from_numpy(x_spt), torch.from_numpy(y_spt),
+                    torch.from_numpy(valid.astype(np.float32)), torch.from_numpy(np.ascontiguousarray(x_fc)),
+                    seasonal_scale(history, season_length))
+
+
+def forecast(learner: GradientLearner, problems: Problems, scaler: str, steps: int | None = None,
+             device="cpu", chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """Adapt on each series' support and forecast its horizon: ``(series, h)`` forecasts and the
+    per-series support loss after adaptation (in the learner's loss, on scaled windows)."""
+    preds, losses = [], []
+    learner.eval()
+    for lo in range(0, problems.x_fc.shape[0], chunk):  # chunks of series bound the memory
+        sl = slice(lo, lo + chunk)
+        xs, ys, _ = scale(problems.x_spt[sl], problems.y_spt[sl], scaler)  # (n, slots, ...)
+        xf, _, stats = scale(problems.x_fc[sl], None, scaler)  # (n, 1, input_size)
+        m = problems.m_spt[sl].to(device)
+        with torch.no_grad():
+            params = learner.adapt(xs.to(device), ys.to(device), m, steps)
+            pred = learner.forecast(params, xf.to(device)).cpu()  # (n, 1, h)
+            spt = learner.loss_fn(learner.forecast(params, xs.to(device)), ys.to(device))  # (n, slots)
+            losses.append(((spt * m).sum(1) / m.sum(1).clamp(min=1)).cpu())
+        preds.append(unscale(pred, stats)[:, 0])
+    return torch.cat(preds).double().numpy(), torch.cat(losses).double().numpy()
+
+
+# ---------------------------------------------------------------------------------------------------
+# The experiment
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"device {name!r} asked for, but PyTorch sees no CUDA device here; use --device cpu")
+    return torch.device(name)
+
+
+@dataclass
+class Results:
+    """Everything an experiment measured; ``table`` is the results table."""
+
+    settings: Settings
+    table: pd.DataFrame
+    logs: dict[str, list[dict]] = field(default_factory=dict)
+    trajectory: pd.DataFrame | None = None
+    shots_curve: pd.DataFrame | None = None
+    samples: list[dict] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    dataset: str = ""
+    forecasts: dict[str, np.ndarray] = field(default_factory=dict)  # method -> (series, h)
+    test_ids: np.ndarray | None = None
+
+
+class Experiment:
+    """Meta-train, pre-train and score every method on series the networks have never seen."""
+
+    def __init__(self, settings: Settings, data: PanelData | None = None, progress: bool = False, log=print):
+        self.settings = settings
+        self.progress = progress
+        self.log = log
+        if settings.eval.protocol not in PROTOCOLS:
+            raise InputError(f"unknown protocol {settings.eval.protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+        self.data = data or load_panel_data(settings)
+        self.device = resolve_device(settings.train.device)
+        self.h = self.data.h
+        self.timings: dict[str, float] = {}
+        self.logs: dict[str, list[dict]] = {}
+        self._prepare()
+
+    # -- data ---------------------------------------------------------------------------------------
+    def _prepare(self) -> None:
+        s, d = self.settings, self.data
+        input_size, h = s.data.input_size, self.h
+        split = split_series(d.visible.ids, s.data.val_frac, s.data.test_frac if s.eval.protocol == "holdout" else 0.0,
+                             s.train.seed)
+        self.split: Split = split
+        visible = d.visible
+        val_pos = visible.index_of(split.val)
+        if s.eval.protocol == "holdout":
+            train_panel = visible.select(split.train)
+            test_pos = visible.index_of(split.test)
+        else:  # all-series: train on everything but the validation series' last h visible points
+            stop = visible.lengths.copy()
+            stop[val_pos] -= h
+            train_panel = visible.slice(0, stop)
+            test_pos = np.arange(visible.n_series)
+        self.train_panel = train_panel
+        self.windows = Windows(train_panel, input_size, h, drop_zero_target=s.data.drop_zero_target)
+        if len(self.windows) == 0:
+            raise InputError(f"no meta-train series is long enough for one window of {input_size} -> {h}; "
+                             f"lower --input-size")
+        self.validation: Tasks | None = None
+        if len(val_pos):
+            val_windows = Windows(visible.take(val_pos), input_size, h)
+            try:
+                vs = TaskSampler(val_windows, s.learner.shots, 1, s.data.scaler, s.train.seed)
+                self.validation = vs.latest()
+            except InputError:
+                self.log("note: no meta-validation series is long enough for a validation task; no early stopping")
+        history = visible.take(test_pos)
+        if s.data.history:
+            history = history.tail(s.data.history)
+        self.test_history = history
+        self.test_truth = d.horizon.take(test_pos).values.reshape(len(test_pos), h).astype(np.float64)
+
+    def problems(self, shots: int | None = None) -> Problems:
+        s = self.settings
+        return make_problems(self.test_history, self.test_truth, s.data.input_size, self.h,
+                             s.learner.shots if shots is None else shots, self.data.season_length)
+
+    # -- training -----------------------------------------------------------------------------------
+    def new_model(self, seed_offset: int = 0) -> torch.nn.Module:
+        s = self.settings
+        torch.manual_seed(s.train.seed + seed_offset)
+        options = {"hidden": s.model.hidden}
+        if s.model.name == "mlp":
+            options["depth"] = s.model.depth
+        elif s.model.name == "nbeats":
+            options.update(layers=s.model.depth, blocks=s.model.blocks)
+        return build_model(s.model.name, s.data.input_size, self.h, **options)
+
+    def _train(self, label: str, learner: GradientLearner, sampler, iterations: int, lr: float, batch: int) -> None:
+        t = self.settings.train
+        started = time.perf_counter()
+        trainer = MetaTrainer(learner, sampler, self.validation, outer_lr=lr, meta_batch_size=batch,
+                              iterations=iterations, clip=t.clip or None, val_every=t.val_every,
+                              patience=t.patience or None, cosine=t.cosine, device=self.device)
+        if self.progress:
+            unit = "windows" if isinstance(learner, Pretrain) else "tasks"
+            self.log(f"training {label}: {iterations} iterations of {batch} {unit}")
+        trainer.fit(progress=self.progress)
+        self.logs[label] = trainer.history
+        self.timings[f"train {label}"] = time.perf_counter() - started
+
+    def pretrain(self) -> Pretrain:
+        s = self.settings
+        learner = Pretrain(self.new_model(), loss=s.learner.loss)
+        full = s.train.pretrain_batch_size == -1
+        batch = s.train.pretrain_batch_size or s.train.meta_batch_size * (s.learner.shots + s.learner.query_shots)
+        sampler = WindowSampler(self.windows, s.data.scaler, s.train.seed, full_batch=full)
+        self._train("pretrained", learner, sampler, s.train.pretrain_iterations, s.train.pretrain_lr, batch)
+        return learner
+
+    def meta_train(self, name: str, pretrained: Pretrain | None) -> GradientLearner:
+        s = self.settings
+        init = copy.deepcopy(pretrained.model) if s.learner.init == "pretrained" and pretrained else self.new_model()
+        learner = build_learner(name, init, **self.learner_options())
+        sampler = TaskSampler(self.windows, s.learner.shots, s.learner.query_shots, s.data.scaler, s.train.seed)
+        self._train(name, learner, sampler, s.train.iterations, s.train.outer_lr, s.train.meta_batch_size)
+        return learner
+
+    def learner_options(self) -> dict:
+        c = self.settings.learner
+        options = dict(inner_lr=c.inner_lr, inner_steps=c.inner_steps, first_order=c.first_order, loss=c.loss,
+                       multi_step_loss=c.multi_step_loss, msl_iterations=c.msl_iterations,
+                       learn_inner_lr=c.learn_inner_lr, first_order_iterations=c.first_order_iterations)
+        return options
+
+    def finetuner(self, model: torch.nn.Module) -> MAML:
+        """Plain SGD fine-tuning with the meta-learner's shots, inner steps and inner rate."""
+        c = self.settings.learner
+        return MAML(model, inner_lr=c.inner_lr, inner_steps=c.inner_steps, loss=c.loss).to(self.device)
+
+    # -- the whole run ------------------------------------------------------------------------------
+    def run(self) -> Results:
+        s = self.settings
+        protocol = s.eval.protocol
+        pretrained = self.pretrain()
+        names = list(dict.fromkeys([s.learner.name, "maml", *s.eval.learners]))
+        learners = {name: self.meta_train(name, pretrained) for name in names}
+
+        started = time.perf_counter()
+        problems = self.problems()
+        steps = s.eval.adapt_steps or None
+        rows, forecasts = [], {}
+        for name, learner in learners.items():
+            forecasts[name] = forecast(learner, problems, s.data.scaler, steps, self.device)[0]
+            forecasts[f"{name}_zeroshot"] = forecast(learner, problems, s.data.scaler, 0, self.device)[0]
+        forecasts["pretrained"] = forecast(pretrained, problems, s.data.scaler, 0, self.device)[0]
+        finetune = self.finetuner(pretrained.model)
+        scratch = self.finetuner(self.new_model(seed_offset=1))
+        forecasts["pretrained_finetune"] = forecast(finetune, problems, s.data.scaler, steps, self.device)[0]
+        forecasts["scratch"] = forecast(scratch, problems, s.data.scaler, steps, self.device)[0]
+        self.timings["forecast networks"] = time.perf_counter() - started
+        started = time.perf_counter()
+        forecasts.update(classical_forecasts(self.test_history, self.h, self.data.season_length, s.eval.classical))
+        self.timings["classical baselines"] = time.perf_counter() - started
+        for method, yhat in forecasts.items():
+            rows.append({"protocol": protocol, "method": method,
+                         **score(problems.truth, yhat, problems.mase_scale)})
+        table = pd.DataFrame(rows, columns=["protocol", "method", "smape", "mase", "mae", "rmse", "n_series"])
+
+        started = time.perf_counter()
+        default = learners[s.learner.name]
+        trajectory = self.trajectory(problems, {s.learner.name: default, "pretrained": finetune, "scratch": scratch})
+        shots_curve = self.shots_curve(default, finetune)
+        samples = self.samples(problems, default, s.learner.name, forecasts)
+        self.timings["curves"] = time.perf_counter() - started
+        return Results(s, table, self.logs, trajectory, shots_curve, samples, self.timings, self.data.name,
+                       forecasts, self.test_history.ids)
+
+    def trajectory(self, problems: Problems, inits: dict[str, GradientLearner]) -> pd.DataFrame:
+        """Average support loss and horizon sMAPE after 0, 1, ..., ``curve_steps`` adaptation steps."""
+        rows = []
+        for label, learner in inits.items():
+            for k in range(self.settings.eval.curve_steps + 1):
+                yhat, loss = forecast(learner, problems, self.settings.data.scaler, k, self.device)
+                has_support = problems.shots_used > 0
+                rows.append({"init": label, "steps": k, "support_loss": float(loss[has_support].mean()),
+                             "smape": float(smape(problems.truth, yhat).mean())})
+        return pd.DataFrame(rows)
+
+    def shots_curve(self, learner: GradientLearner, finetune: MAML) -> pd.DataFrame:
+        rows = []
+        steps = self.settings.eval.adapt_steps or None
+        for shots in self.settings.eval.shots_curve:
+            problems = self.problems(shots)
+            for label, lrn in ((self.settings.learner.name, learner), ("pretrained_finetune", finetune)):
+                yhat, _ = forecast(lrn, problems, self.settings.data.scaler, steps, self.device)
+                rows.append({"method": label, "shots": shots, "smape": float(smape(problems.truth, yhat).mean())})
+        return pd.DataFrame(rows)
+
+    def samples(self, problems: Problems, learner: GradientLearner, name: str, forecasts: dict) -> list[dict]:
+        """A seeded sample of meta-test series with history, truth and forecasts, for the per-series panels."""
+        n = min(self.settings.eval.plot_series, problems.history.n_series)
+        rng = np.random.default_rng(self.settings.train.seed)
+        pick = np.sort(rng.choice(problems.history.n_series, size=n, replace=False))
+        out = []
+        for i in pick:
+            out.append({
+                "unique_id": str(problems.history.ids[i]),
+                "history": problems.history.series(i).astype(np.float64),
+                "truth": problems.truth[i],
+                "shots": int(problems.shots_used[i]),
+                "forecasts": {label: forecasts[key][i] for label, key in (
+                    (f"{name} before adaptation", f"{name}_zeroshot"), (f"{name} adapted", name),
+                    ("pretrained_finetune", "pretrained_finetune"), ("theta", "theta")) if key in forecasts},
+            })
+        return out

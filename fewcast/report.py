@@ -1,0 +1,130 @@
+"""Writing a run to disk: results table (CSV and Markdown), settings (TOML), pictures, an HTML report.
+
+``report.html`` is self-contained: the pictures are embedded as base64 PNG data, no script, no network,
+so a browser opens it offline.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from fewcast import plots
+from fewcast.config import dumps_toml
+from fewcast.experiment import Results
+
+COLUMNS = ["protocol", "method", "smape", "mase", "mae", "rmse", "n_series"]
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write through a temporary file in the same directory, fsync, then rename over ``path``."""
+    path = Path(path)
+    raw = data.encode() if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    fmt = {"smape": "{:.2f}", "mase": "{:.3f}", "mae": "{:.2f}", "rmse": "{:.2f}", "n_series": "{:d}"}
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for row in table[COLUMNS].itertuples(index=False):
+        cells = [fmt[c].format(getattr(row, c)) if c in fmt else str(getattr(row, c)) for c in COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def sorted_table(table: pd.DataFrame) -> pd.DataFrame:
+    return table.sort_values(["protocol", "smape"]).reset_index(drop=True)
+
+
+def write_run(results: Results, out: str | Path) -> dict[str, Path]:
+    """Write every artifact of ``results`` into ``out``; returns their paths by name."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    table = sorted_table(results.table)
+    paths: dict[str, Path] = {}
+    paths["results.csv"] = out / "results.csv"
+    atomic_write(paths["results.csv"], table[COLUMNS].to_csv(index=False))
+    paths["results.md"] = out / "results.md"
+    atomic_write(paths["results.md"], markdown_table(table))
+    paths["config.toml"] = out / "config.toml"
+    atomic_write(paths["config.toml"], dumps_toml(results.settings))
+    for name, log in results.logs.items():
+        pd.DataFrame(log).to_csv(out / f"metrics_{name}.csv", index=False)
+    pictures = {
+        "training_curves.png": lambda p: plots.training_curves(results.logs, p),
+        "trajectory.png": lambda p: plots.trajectory(results.trajectory, p, results.settings.eval.trajectory_title),
+        "shots_curve.png": lambda p: plots.shots_curve(results.shots_curve, p),
+        "series.png": lambda p: plots.series_panels(results.samples, p),
+    }
+    for name, draw in pictures.items():
+        paths[name] = draw(out / name)
+    paths["report.html"] = out / "report.html"
+    pngs = {k: v for k, v in paths.items() if k.endswith(".png")}
+    atomic_write(paths["report.html"], render_html(results, table, pngs))
+    return paths
+
+
+def _img(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def render_html(results: Results, table: pd.DataFrame, pictures: dict[str, Path]) -> str:
+    s = results.settings
+    rows = "\n".join(
+        "<tr>" + "".join(f"<td>{html.escape(_fmt(getattr(r, c)))}</td>" for c in COLUMNS) + "</tr>"
+        for r in table[COLUMNS].itertuples(index=False)
+    )
+    timing = "".join(f"<li>{html.escape(k)}: {v:.1f} s</li>" for k, v in results.timings.items())
+    settings = html.escape(dumps_toml(s))
+    captions = {
+        "training_curves.png": "Meta-training: meta-train loss per iteration and meta-validation loss.",
+        "trajectory.png": "Support loss and horizon sMAPE after 0..N adaptation steps, per initialization.",
+        "shots_curve.png": "Forecast sMAPE against the number of support windows (shots).",
+        "series.png": "A sample of meta-test series: history, truth, forecasts before and after adaptation.",
+    }
+    figures = "\n".join(
+        f"<figure>{_img(p, captions.get(n, n))}<figcaption>{html.escape(captions.get(n, n))}</figcaption></figure>"
+        for n, p in pictures.items()
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>fewcast report: {html.escape(results.dataset)}</title>
+<style>
+body {{ font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }}
+table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
+td:nth-child(-n+2) {{ text-align: left; }} img {{ max-width: 100%; }} pre {{ background: #f6f6f6; padding: 1em; }}
+</style></head><body>
+<h1>fewcast: {html.escape(results.dataset)}, {html.escape(s.eval.protocol)} protocol</h1>
+<p>Meta-learner <b>{html.escape(s.learner.name)}</b> on {html.escape(s.model.name)}; forecasts of series the
+networks never saw (holdout) or of every series' official horizon (all-series). Lower is better.</p>
+<h2>Results</h2>
+<table id="results"><thead><tr>{"".join(f"<th>{c}</th>" for c in COLUMNS)}</tr></thead>
+<tbody>
+{rows}
+</tbody></table>
+<h2>Pictures</h2>
+{figures}
+<h2>Time</h2><ul>{timing}</ul>
+<h2>Settings</h2><pre>{settings}</pre>
+</body></html>
+"""
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return str(v)

@@ -1,0 +1,111 @@
+"""The evaluation protocols: no forecast sees its horizon, held-out series stay held out, and the demo
+writes every artifact."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fewcast.config import Settings, load_toml
+from fewcast.experiment import Experiment, PanelData, make_problems
+from fewcast.panel import Panel
+
+
+def seasonal_panel(n: int = 30, seed: int = 0) -> Panel:
+    rng = np.random.default_rng(seed)
+    series = []
+    for _ in range(n):
+        t = np.arange(rng.integers(40, 61))
+        series.append(50 + rng.uniform(5, 20) * np.sin(2 * np.pi * t / 12 + rng.uniform(0, 6)) + 0.3 * t)
+    return Panel.from_arrays(np.array([f"s{i:02d}" for i in range(n)]), series)
+
+
+def tiny_settings(protocol: str = "holdout") -> Settings:
+    return Settings.from_dict({
+        "data": {"dataset": "synthetic", "input_size": 12, "h": 6, "season_length": 12, "val_frac": 0.2,
+                 "test_frac": 0.3},
+        "model": {"hidden": 16},
+        "learner": {"name": "metasgd", "inner_steps": 1, "shots": 3, "inner_lr": 0.01},
+        "train": {"iterations": 6, "pretrain_iterations": 6, "meta_batch_size": 8, "val_every": 3},
+        "eval": {"protocol": protocol, "classical": ["naive", "seasonal_naive", "theta"], "curve_steps": 2,
+                 "shots_curve": [0, 2], "plot_series": 2},
+    })
+
+
+def panel_data(poison: bool) -> PanelData:
+    visible, horizon = seasonal_panel().split_last(6)
+    if poison:  # a horizon no sane forecast could produce: if anything saw it, the outputs would change
+        horizon = Panel(horizon.ids, np.full_like(horizon.values, 1e9), horizon.ds, horizon.offsets)
+    return PanelData("synthetic", visible, horizon, 6, 12)
+
+
+@pytest.mark.parametrize("protocol", ["holdout", "all-series"])
+def test_poisoned_horizon_changes_no_forecast(protocol):
+    clean = Experiment(tiny_settings(protocol), panel_data(poison=False), log=lambda *_: None).run()
+    poisoned = Experiment(tiny_settings(protocol), panel_data(poison=True), log=lambda *_: None).run()
+    assert set(clean.forecasts) == set(poisoned.forecasts)
+    assert {"metasgd", "metasgd_zeroshot", "maml", "maml_zeroshot", "pretrained", "pretrained_finetune",
+            "scratch", "naive", "seasonal_naive", "theta"} == set(clean.forecasts)
+    for method, yhat in clean.forecasts.items():
+        np.testing.assert_array_equal(yhat, poisoned.forecasts[method], err_msg=method)
+    for name in clean.logs:  # training and validation never touched the horizon either
+        np.testing.assert_array_equal(pd.DataFrame(clean.logs[name]).drop(columns=["seconds", "tasks_per_second"]),
+                                      pd.DataFrame(poisoned.logs[name]).drop(columns=["seconds", "tasks_per_second"]))
+    assert not np.allclose(clean.table["smape"], poisoned.table["smape"])
+
+
+def test_holdout_series_are_never_trained_on():
+    exp = Experiment(tiny_settings("holdout"), panel_data(False), log=lambda *_: None)
+    test_ids = set(exp.test_history.ids)
+    assert test_ids == set(exp.split.test) and len(test_ids) == 9
+    assert not test_ids & set(exp.train_panel.ids)
+    assert not set(exp.split.val) & set(exp.train_panel.ids)
+    all_series = Experiment(tiny_settings("all-series"), panel_data(False), log=lambda *_: None)
+    assert all_series.test_history.n_series == 30
+    # all-series trains on every series, but not on the validation series' last h visible points
+    val_pos = all_series.data.visible.index_of(all_series.split.val)
+    np.testing.assert_array_equal(all_series.train_panel.lengths[val_pos],
+                                  all_series.data.visible.lengths[val_pos] - 6)
+
+
+def test_problems_use_the_last_windows_and_pad_short_series():
+    history = Panel.from_arrays(np.array(["long", "short", "tiny"]),
+                                [np.arange(30.0), np.arange(100.0, 110.0), np.array([7.0, 8.0])])
+    truth = np.zeros((3, 2))
+    p = make_problems(history, truth, input_size=4, h=2, shots=3, season_length=1)
+    # long: 25 windows, the last 3 start at 22, 23, 24; their targets end at the last observation
+    np.testing.assert_array_equal(p.x_spt[0].numpy(), [[22, 23, 24, 25], [23, 24, 25, 26], [24, 25, 26, 27]])
+    np.testing.assert_array_equal(p.y_spt[0, -1].numpy(), [28, 29])
+    np.testing.assert_array_equal(p.x_fc[0, 0].numpy(), [26, 27, 28, 29])
+    # short: 10 points hold 5 windows: all 3 slots used; tiny: no window, no support, padded input
+    np.testing.assert_array_equal(p.shots_used, [3, 3, 0])
+    np.testing.assert_array_equal(p.x_fc[2, 0].numpy(), [7, 7, 7, 8])
+    few = make_problems(history.take([1]), truth[:1], input_size=4, h=2, shots=8, season_length=1)
+    np.testing.assert_array_equal(few.m_spt[0].numpy(), [0, 0, 0, 1, 1, 1, 1, 1])  # right-aligned
+
+
+def test_demo_writes_every_artifact(tmp_path, run_cli):
+    frame = seasonal_panel().to_frame().rename(columns={"unique_id": "id", "y": "sales"})
+    data = tmp_path / "sales.csv"
+    frame.to_csv(data, index=False)
+    out = tmp_path / "run"
+    s = tiny_settings()
+    code, stdout, err = run_cli(
+        "demo", "--dataset", data, "--id-col", "id", "--target-col", "sales", "--out", out, "--quiet",
+        "--h", 6, "--input-size", 12, "--season-length", 12, "--hidden", 16, "--inner-steps", 1, "--shots", 3,
+        "--iterations", 6, "--pretrain-iterations", 6, "--meta-batch-size", 8, "--val-every", 3,
+        "--classical", "naive,seasonal_naive", "--curve-steps", 2, "--shots-curve", "0,2", "--plot-series", 2,
+    )
+    assert code == 0, err
+    for name in ("results.csv", "results.md", "config.toml", "report.html", "training_curves.png",
+                 "trajectory.png", "shots_curve.png", "series.png"):
+        assert (out / name).stat().st_size > 0, name
+    table = pd.read_csv(out / "results.csv")
+    assert list(table.columns) == ["protocol", "method", "smape", "mase", "mae", "rmse", "n_series"]
+    assert set(table["n_series"]) == {9} and "| protocol | method |" in stdout
+    saved = load_toml(out / "config.toml")
+    assert saved.data.dataset == str(data) and saved.data.id_col == "id" and saved.train.iterations == 6
+    assert saved.learner.name == s.learner.name
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 4 and "<table id=\"results\">" in html
