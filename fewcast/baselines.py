@@ -31,8 +31,9 @@ def seasonal_naive(history: Panel, h: int, season_length: int) -> np.ndarray:
     return history.values[pos].astype(np.float64)
 
 
-def statistical(history: Panel, h: int, season_length: int, models=("autoets", "theta")) -> dict[str, np.ndarray]:
-    """statsforecast's AutoETS and Theta on every series at once, one process."""
+def statistical(history: Panel, h: int, season_length: int, models=("autoets", "theta"),
+                n_jobs: int = -1) -> dict[str, np.ndarray]:
+    """statsforecast's AutoETS and Theta on every series at once (``n_jobs`` processes, -1: one per core)."""
     from statsforecast import StatsForecast
     from statsforecast.models import AutoETS, Naive, Theta
 
@@ -44,7 +45,7 @@ def statistical(history: Panel, h: int, season_length: int, models=("autoets", "
         "ds": np.arange(len(history.values)) - np.repeat(history.offsets[:-1], lengths),  # integer steps
         "y": history.values.astype(np.float64),
     })
-    sf = StatsForecast(models=[makers[m]() for m in models], freq=1, n_jobs=1, fallback_model=Naive())
+    sf = StatsForecast(models=[makers[m]() for m in models], freq=1, n_jobs=n_jobs, fallback_model=Naive())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         out = sf.forecast(df=frame, h=h)

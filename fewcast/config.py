@@ -43,7 +43,7 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     name: str = "mlp"
-    hidden: int = 256
+    hidden: int = 128
     depth: int = 2  # mlp: hidden layers; nbeats: layers per block
     blocks: int = 3  # nbeats only
 
@@ -51,14 +51,15 @@ class ModelConfig:
 @dataclass
 class LearnerConfig:
     name: str = "metasgd"
-    inner_lr: float = 0.001
-    inner_steps: int = 3
+    inner_lr: float = 0.01
+    inner_steps: int = 1
     first_order: bool = False
     loss: str = "mae"
     multi_step_loss: bool = False
     msl_iterations: int = 100
     learn_inner_lr: bool = False
     first_order_iterations: int = 0
+    adapt: str = "head"  # "all" parameters or only the model's "head" (anil always adapts the head)
     shots: int = 10
     query_shots: int = 1
     init: str = "pretrained"  # start meta-training from the pre-trained network, or from "random"
@@ -66,14 +67,14 @@ class LearnerConfig:
 
 @dataclass
 class TrainConfig:
-    outer_lr: float = 0.001
+    outer_lr: float = 0.0001
     meta_batch_size: int = 128
-    iterations: int = 600
+    iterations: int = 300
     pretrain_iterations: int = 1500
     pretrain_lr: float = 0.001
     pretrain_batch_size: int = 0  # 0: meta_batch_size * (shots + query_shots) windows; -1: full batch
     clip: float = 10.0
-    val_every: int = 50
+    val_every: int = 25
     val_tasks: int = 512
     patience: int = 0  # validations without improvement before stopping; 0: never stop early
     cosine: bool = False
@@ -199,6 +200,7 @@ def seed_preset() -> Settings:
         "data": {"dataset": "game", "input_size": 30, "h": 1, "val_frac": 0.1, "test_frac": 0.2},
         "model": {"name": "mlp", "hidden": 10, "depth": 2},
         "learner": {"name": "maml", "inner_lr": 0.01, "inner_steps": 1, "first_order": False, "loss": "mse",
+                    "adapt": "all",
                     "shots": 10, "query_shots": 1, "init": "random"},
         "train": {"outer_lr": 0.001, "meta_batch_size": 1000, "iterations": 500, "pretrain_iterations": 500,
                   "pretrain_lr": 0.01, "pretrain_batch_size": -1, "val_every": 25},

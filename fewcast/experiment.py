@@ -263,9 +263,15 @@ class Experiment:
         return learner
 
     def meta_train(self, name: str, pretrained: Pretrain | None) -> GradientLearner:
+        """Meta-train learner ``name``: the run's learner with every setting, any other as the plain
+        algorithm (all parameters adapt, except ANIL's body; no MAML++ options) with the run's inner rate,
+        inner steps, loss, shots and initialization."""
         s = self.settings
         init = copy.deepcopy(pretrained.model) if s.learner.init == "pretrained" and pretrained else self.new_model()
-        learner = build_learner(name, init, **self.learner_options())
+        options = self.learner_options()
+        if name != s.learner.name:
+            options.update(adapt="all", multi_step_loss=False, learn_inner_lr=False, first_order_iterations=0)
+        learner = build_learner(name, init, **options)
         sampler = TaskSampler(self.windows, s.learner.shots, s.learner.query_shots, s.data.scaler, s.train.seed)
         self._train(name, learner, sampler, s.train.iterations, s.train.outer_lr, s.train.meta_batch_size)
         return learner
@@ -274,13 +280,16 @@ class Experiment:
         c = self.settings.learner
         options = dict(inner_lr=c.inner_lr, inner_steps=c.inner_steps, first_order=c.first_order, loss=c.loss,
                        multi_step_loss=c.multi_step_loss, msl_iterations=c.msl_iterations,
-                       learn_inner_lr=c.learn_inner_lr, first_order_iterations=c.first_order_iterations)
+                       learn_inner_lr=c.learn_inner_lr, first_order_iterations=c.first_order_iterations,
+                       adapt=c.adapt)
         return options
 
     def finetuner(self, model: torch.nn.Module) -> MAML:
-        """Plain SGD fine-tuning with the meta-learner's shots, inner steps and inner rate."""
+        """Plain SGD fine-tuning adapted exactly as the meta-learner adapts: the same parameters (all, or
+        the head), shots, inner steps and (initial) inner rate, without anything meta-learned."""
         c = self.settings.learner
-        return MAML(model, inner_lr=c.inner_lr, inner_steps=c.inner_steps, loss=c.loss).to(self.device)
+        adapt = "head" if c.name == "anil" else c.adapt
+        return MAML(model, inner_lr=c.inner_lr, inner_steps=c.inner_steps, loss=c.loss, adapt=adapt).to(self.device)
 
     # -- the whole run ------------------------------------------------------------------------------
     def run(self) -> Results:

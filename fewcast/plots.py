@@ -51,6 +51,9 @@ def trajectory(frame: pd.DataFrame, path: Path, title: str = "") -> Path:
     for ax in (left, right):
         ax.set_xlabel("gradient steps with SGD")
         ax.legend(fontsize=8)
+        low, high = ax.get_ylim()
+        if low > 0 and high / low > 20:  # scratch is often far above the rest: keep the rest readable
+            ax.set_yscale("log")
     left.set_ylabel("loss")
     right.set_ylabel("sMAPE (%)")
     if title:

@@ -291,4 +291,6 @@ def test_trainer_early_stopping():
     trainer = MetaTrainer(learner, _seasonal_sampler(0), _seasonal_sampler(1).sample(16), outer_lr=0.0,
                           iterations=100, val_every=5, patience=2)
     history = trainer.fit()
-    assert len(history) == 15  # the first validation is the best; two more without improvement stop it
+    # the starting weights are validated first and stay the best (outer_lr 0): two validations without
+    # improvement, at iterations 5 and 10, stop it
+    assert len(history) == 10

@@ -111,3 +111,32 @@ def test_split_disjoint_and_complete():
     assert not np.array_equal(split_series(ids, 0.1, 0.3, seed=6).test, split.test)
     with pytest.raises(InputError):
         split_series(ids, 0.5, 0.5)
+
+
+def test_latest_task_forecasts_the_last_h_points(panel):
+    w = Windows(panel, 12, 3)
+    sampler = TaskSampler(w, shots=4, query_shots=1, scaler="none")
+    tasks = sampler.latest()
+    assert len(tasks.series) == panel.n_series
+    for t, i in enumerate(tasks.series):
+        s = panel.series(i)
+        np.testing.assert_array_equal(tasks.y_qry[t, 0].numpy(), s[-3:])  # the query target: the last h values
+        np.testing.assert_array_equal(tasks.x_qry[t, 0].numpy(), s[-15:-3])
+        np.testing.assert_array_equal(tasks.y_spt[t, -1].numpy(), s[-6:-3])  # support targets end right before
+
+
+def test_window_sampler_draws_uniform_windows(panel):
+    from fewcast.tasks import WindowSampler
+
+    w = Windows(panel, 12, 2)
+    sampler = WindowSampler(w, scaler="none", seed=0, series=np.array([0, 3]))
+    batch = sampler.sample(4000)
+    assert batch.x_spt.shape == (4000, 1, 12) and batch.x_qry.shape == (4000, 0, 12)
+    assert set(batch.series) == {0, 3}
+    share = np.mean(batch.series == 0)
+    assert share == pytest.approx(w.counts[0] / (w.counts[0] + w.counts[3]), abs=0.03)
+    for t in range(0, 4000, 397):
+        s = panel.series(batch.series[t])
+        np.testing.assert_array_equal(batch.x_spt[t, 0].numpy(), s[batch.k[t] : batch.k[t] + 12])
+    full = WindowSampler(w, scaler="none", series=np.array([1]), full_batch=True).sample(1)
+    assert full.x_spt.shape[0] == w.counts[1]

@@ -7,12 +7,14 @@ adaptation. Cheaper than MAML, and often as good when tasks differ mainly in sca
 
 from __future__ import annotations
 
+from torch import nn
+
 from fewcast.learners.base import GradientLearner
-from fewcast.models import head_names
 
 
 class ANIL(GradientLearner):
     """``ANIL(model, inner_lr=0.1, inner_steps=5, ...)``: MAML restricted to the model's head."""
 
-    def select_adapted(self, names: list[str]) -> list[str]:
-        return head_names(self.model)
+    def __init__(self, model: nn.Module, inner_lr: float = 0.1, inner_steps: int = 5, **options):
+        options["adapt"] = "head"
+        super().__init__(model, inner_lr, inner_steps, **options)

@@ -12,7 +12,8 @@ Options shared by MAML, ANIL and Meta-SGD (MAML++, Antoniou et al. 2019):
 - ``multi_step_loss``: the meta-loss weighs the query loss after every inner step, with weights annealed
   toward the last step over ``msl_iterations`` outer iterations;
 - ``learn_inner_lr``: a learned inner learning rate per parameter tensor (layer) and per step (LSLR);
-- ``first_order_iterations``: derivative-order annealing, first-order for the first N iterations.
+- ``first_order_iterations``: derivative-order annealing, first-order for the first N iterations;
+- ``adapt="head"``: adapt only the model's head (ANIL's restriction, available to every learner).
 
 The outer learning-rate schedule (cosine annealing) belongs to :class:`~fewcast.learners.MetaTrainer`.
 """
@@ -24,6 +25,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from fewcast.errors import InputError
+from fewcast.models import head_names
 
 
 def _mse(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -71,8 +73,11 @@ class GradientLearner(nn.Module):
         msl_iterations: int = 100,
         learn_inner_lr: bool = False,
         first_order_iterations: int = 0,
+        adapt: str = "all",
     ):
         super().__init__()
+        if adapt not in ("all", "head"):
+            raise InputError(f"adapt must be 'all' or 'head' (got {adapt!r})")
         if inner_steps < 0:
             raise InputError(f"inner_steps must be 0 or more (got {inner_steps})")
         self.model = model
@@ -85,6 +90,7 @@ class GradientLearner(nn.Module):
         self.msl_iterations = int(msl_iterations)
         self.first_order_iterations = int(first_order_iterations)
         self.iteration = 0  # the outer iteration, set by the trainer (annealing schedules read it)
+        self.adapt_scope = adapt
         names = [n for n, _ in model.named_parameters()]
         self.adapt_names = self.select_adapted(names)
         self.lslr = None
@@ -96,8 +102,8 @@ class GradientLearner(nn.Module):
 
     # -- what subclasses change ---------------------------------------------------------------------
     def select_adapted(self, names: list[str]) -> list[str]:
-        """The parameters the inner loop adapts (MAML: all of them)."""
-        return names
+        """The parameters the inner loop adapts: all of them, or the model's head with ``adapt="head"``."""
+        return head_names(self.model) if self.adapt_scope == "head" else names
 
     def inner_lr(self, name: str, step: int):
         """The inner learning rate of parameter ``name`` at inner step ``step`` (scalar or tensor)."""
