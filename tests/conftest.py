@@ -31,17 +31,17 @@ def frame() -> pd.DataFrame:
     return make_frame()
 
 
+def cli(*args) -> tuple[int, str, str]:
+    """Run ``fewcast ARGS`` in-process; returns (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:  # argparse's own usage errors
+            code = exc.code
+    return code, out.getvalue(), err.getvalue()
+
+
 @pytest.fixture
 def run_cli():
-    """Run ``fewcast ARGS`` in-process; returns (exit code, stdout, stderr)."""
-
-    def run(*args: str):
-        out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                code = main([str(a) for a in args])
-            except SystemExit as exc:  # argparse's own usage errors
-                code = exc.code
-        return code, out.getvalue(), err.getvalue()
-
-    return run
+    return cli

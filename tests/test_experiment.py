@@ -85,19 +85,28 @@ def test_problems_use_the_last_windows_and_pad_short_series():
     np.testing.assert_array_equal(few.m_spt[0].numpy(), [0, 0, 0, 1, 1, 1, 1, 1])  # right-aligned
 
 
-def test_demo_writes_every_artifact(tmp_path, run_cli):
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """``fewcast demo`` on a small CSV with renamed columns and tiny settings, run once for the module."""
+    from tests.conftest import cli
+
+    tmp = tmp_path_factory.mktemp("demo")
     frame = seasonal_panel().to_frame().rename(columns={"unique_id": "id", "y": "sales"})
-    data = tmp_path / "sales.csv"
+    data = tmp / "sales.csv"
     frame.to_csv(data, index=False)
-    out = tmp_path / "run"
-    s = tiny_settings()
-    code, stdout, err = run_cli(
+    out = tmp / "run"
+    code, stdout, err = cli(
         "demo", "--dataset", data, "--id-col", "id", "--target-col", "sales", "--out", out, "--quiet",
         "--h", 6, "--input-size", 12, "--season-length", 12, "--hidden", 16, "--inner-steps", 1, "--shots", 3,
         "--iterations", 6, "--pretrain-iterations", 6, "--meta-batch-size", 8, "--val-every", 3,
         "--classical", "naive,seasonal_naive", "--curve-steps", 2, "--shots-curve", "0,2", "--plot-series", 2,
     )
     assert code == 0, err
+    return data, out, stdout
+
+
+def test_demo_writes_every_artifact(tiny_run):
+    data, out, stdout = tiny_run
     for name in ("results.csv", "results.md", "config.toml", "report.html", "training_curves.png",
                  "trajectory.png", "shots_curve.png", "series.png"):
         assert (out / name).stat().st_size > 0, name
@@ -106,6 +115,18 @@ def test_demo_writes_every_artifact(tmp_path, run_cli):
     assert set(table["n_series"]) == {9} and "| protocol | method |" in stdout
     saved = load_toml(out / "config.toml")
     assert saved.data.dataset == str(data) and saved.data.id_col == "id" and saved.train.iterations == 6
-    assert saved.learner.name == s.learner.name
+    assert saved.learner.name == tiny_settings().learner.name
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 4 and "<table id=\"results\">" in html
+
+
+def test_report_renders_in_chromium(tiny_run):
+    from tools.check_report import check, find_chromium
+
+    if find_chromium() is None:
+        pytest.skip("Chromium is not installed (.ci/run installs Debian's chromium)")
+    _, out, _ = tiny_run
+    result = check(out / "report.html")
+    table = pd.read_csv(out / "results.csv")
+    assert result["images"] == 4 and result["rendered"] == 4
+    assert result["rows"] == len(table) and result["methods"] == list(table["method"])
