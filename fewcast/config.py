@@ -51,7 +51,7 @@ class ModelConfig:
 @dataclass
 class LearnerConfig:
     name: str = "metasgd"
-    inner_lr: float = 0.01
+    inner_lr: float = 0.001
     inner_steps: int = 1
     first_order: bool = False
     loss: str = "mae"
@@ -59,18 +59,19 @@ class LearnerConfig:
     msl_iterations: int = 100
     learn_inner_lr: bool = False
     first_order_iterations: int = 0
-    adapt: str = "head"  # "all" parameters or only the model's "head" (anil always adapts the head)
+    adapt: str = "all"  # "all" parameters or only the model's "head" (anil always adapts the head)
     shots: int = 10
     query_shots: int = 1
     init: str = "pretrained"  # start meta-training from the pre-trained network, or from "random"
+    outer_params: str = "rates"  # what meta-training updates: "all" (weights and learned rates) or "rates" only
 
 
 @dataclass
 class TrainConfig:
-    outer_lr: float = 0.0001
+    outer_lr: float = 0.001
     meta_batch_size: int = 128
     iterations: int = 300
-    pretrain_iterations: int = 1500
+    pretrain_iterations: int = 3000
     pretrain_lr: float = 0.001
     pretrain_batch_size: int = 0  # 0: meta_batch_size * (shots + query_shots) windows; -1: full batch
     clip: float = 10.0
@@ -201,7 +202,7 @@ def seed_preset() -> Settings:
         "model": {"name": "mlp", "hidden": 10, "depth": 2},
         "learner": {"name": "maml", "inner_lr": 0.01, "inner_steps": 1, "first_order": False, "loss": "mse",
                     "adapt": "all",
-                    "shots": 10, "query_shots": 1, "init": "random"},
+                    "shots": 10, "query_shots": 1, "init": "random", "outer_params": "all"},
         "train": {"outer_lr": 0.001, "meta_batch_size": 1000, "iterations": 500, "pretrain_iterations": 500,
                   "pretrain_lr": 0.01, "pretrain_batch_size": -1, "val_every": 25},
         "eval": {"adapt_steps": 10, "curve_steps": 10,

@@ -272,6 +272,13 @@ class Experiment:
         if name != s.learner.name:
             options.update(adapt="all", multi_step_loss=False, learn_inner_lr=False, first_order_iterations=0)
         learner = build_learner(name, init, **options)
+        if s.learner.outer_params == "rates" and name == s.learner.name:
+            if not any(True for n, _ in learner.named_parameters() if not n.startswith("model.")):
+                raise InputError(f"outer_params='rates' needs learned inner rates: {name} has none "
+                                 f"(use metasgd or learn_inner_lr)")
+            learner.model.requires_grad_(False)  # the initialization stays; only the inner rates learn
+        elif s.learner.outer_params not in ("all", "rates"):
+            raise InputError(f"outer_params must be 'all' or 'rates' (got {s.learner.outer_params!r})")
         sampler = TaskSampler(self.windows, s.learner.shots, s.learner.query_shots, s.data.scaler, s.train.seed)
         self._train(name, learner, sampler, s.train.iterations, s.train.outer_lr, s.train.meta_batch_size)
         return learner

@@ -44,7 +44,8 @@ class MetaTrainer:
 
     def __post_init__(self):
         self.learner.to(self.device)
-        self.optimizer = torch.optim.Adam(self.learner.parameters(), lr=self.outer_lr)
+        self.params = [p for p in self.learner.parameters() if p.requires_grad]  # frozen ones stay as they are
+        self.optimizer = torch.optim.Adam(self.params, lr=self.outer_lr)
         self.scheduler = (
             torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=max(self.iterations, 1))
             if self.cosine
@@ -77,7 +78,7 @@ class MetaTrainer:
                 f"lower the learning rates (outer_lr={self.outer_lr}, inner_lr={self.learner.inner_lr_init})"
             )
         if self.clip:
-            torch.nn.utils.clip_grad_norm_(self.learner.parameters(), self.clip)
+            torch.nn.utils.clip_grad_norm_(self.params, self.clip)
         self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
