@@ -5,6 +5,7 @@ short series with a few gradient steps. Data enters as a long frame (``unique_id
 """
 
 from fewcast.errors import InputError, PanelWarning
+from fewcast.forecaster import FewShotForecaster
 from fewcast.panel import Columns, Panel, from_frame, read_panel
 from fewcast.tasks import Split, Tasks, TaskSampler, split_series
 from fewcast.windows import Windows, scale, unscale
@@ -13,6 +14,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Columns",
+    "FewShotForecaster",
     "InputError",
     "Panel",
     "PanelWarning",

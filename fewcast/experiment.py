@@ -300,12 +300,20 @@ class Experiment:
 
     # -- the whole run ------------------------------------------------------------------------------
     def run(self) -> Results:
+        """Pre-train, meta-train the run's learner, ``maml`` and any extra learners, then evaluate."""
+        pretrained, learners = self.train()
+        return self.evaluate(pretrained, learners)
+
+    def train(self, extra: bool = True) -> tuple[Pretrain, dict[str, GradientLearner]]:
+        s = self.settings
+        pretrained = self.pretrain()
+        names = list(dict.fromkeys([s.learner.name, "maml", *s.eval.learners])) if extra else [s.learner.name]
+        return pretrained, {name: self.meta_train(name, pretrained) for name in names}
+
+    def evaluate(self, pretrained: Pretrain, learners: dict[str, GradientLearner]) -> Results:
+        """Score every method on the meta-test series (holdout) or on every series (all-series)."""
         s = self.settings
         protocol = s.eval.protocol
-        pretrained = self.pretrain()
-        names = list(dict.fromkeys([s.learner.name, "maml", *s.eval.learners]))
-        learners = {name: self.meta_train(name, pretrained) for name in names}
-
         started = time.perf_counter()
         problems = self.problems()
         steps = s.eval.adapt_steps or None

@@ -1,0 +1,126 @@
+"""Checkpoints that cannot run code and cannot be half-written.
+
+A checkpoint is a directory: ``tensors.safetensors`` (every tensor: weights, learned rates, optimizer
+moments, RNG states), ``state.json`` (numbers and strings: the iteration, counters, generator states),
+``config.toml`` (every setting) and ``manifest.json`` (the SHA-256 of each of those files). Loading reads
+safetensors, JSON and TOML only, never pickle, and refuses a checkpoint whose files do not match their
+manifest, that holds any other file, or that lacks one: a tampered or truncated checkpoint is an
+:class:`~fewcast.errors.InputError` before anything is loaded into a model.
+
+Writing is atomic: the files go into a fresh sibling directory, each fsync'ed, and the directory is then
+renamed over the previous checkpoint (the old one kept as ``NAME.old`` until the rename is done), so a
+``kill -9`` at any moment leaves a readable checkpoint: the new one, or the previous one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from fewcast.config import Settings, dumps_toml, load_toml
+from fewcast.errors import InputError
+
+FILES = ("tensors.safetensors", "state.json", "config.toml")
+MANIFEST = "manifest.json"
+FORMAT = "fewcast-checkpoint-1"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save(directory: str | Path, tensors: dict[str, torch.Tensor], state: dict, settings: Settings) -> Path:
+    """Write a checkpoint to ``directory`` atomically (replacing any previous one)."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.", suffix=".tmp"))
+    try:
+        flat = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+        save_file(flat, tmp / "tensors.safetensors")
+        (tmp / "state.json").write_text(json.dumps({"format": FORMAT, **state}, indent=1, default=_json_default))
+        (tmp / "config.toml").write_text(dumps_toml(settings))
+        manifest = {name: _sha256(tmp / name) for name in FILES}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        for name in (*FILES, MANIFEST):
+            with open(tmp / name, "rb") as f:
+                os.fsync(f.fileno())
+        _fsync_dir(tmp)
+        old = directory.with_name(directory.name + ".old")
+        if directory.exists():
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(directory, old)
+        os.replace(tmp, directory)
+        _fsync_dir(directory.parent)
+        if old.exists():
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def _json_default(value):
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"cannot store {type(value).__name__} in state.json")
+
+
+def locate(directory: str | Path) -> Path:
+    """The checkpoint to read: ``directory``, or the ``.old`` one left by a write that was killed."""
+    directory = Path(directory)
+    if (directory / MANIFEST).exists():
+        return directory
+    old = directory.with_name(directory.name + ".old")
+    if (old / MANIFEST).exists():
+        return old
+    raise InputError(f"no checkpoint in {directory} (no {MANIFEST}); train first, or check the path")
+
+
+def load(directory: str | Path) -> tuple[dict[str, torch.Tensor], dict, Settings]:
+    """Verify and read a checkpoint: ``(tensors, state, settings)``; nothing is unpickled."""
+    directory = locate(directory)
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"checkpoint {directory}: unreadable {MANIFEST} ({exc}); refusing to load it") from None
+    present = {p.name for p in directory.iterdir()}
+    expected = {*FILES, MANIFEST}
+    extra, missing = present - expected, expected - present
+    if extra or missing or set(manifest) != set(FILES):
+        what = f"unexpected files {sorted(extra)}" if extra else f"missing files {sorted(missing)}"
+        raise InputError(f"checkpoint {directory} has {what}; refusing to load it (it may have been tampered with)")
+    for name in FILES:
+        if _sha256(directory / name) != manifest[name]:
+            raise InputError(f"checkpoint {directory}: {name} does not match its manifest (truncated or modified);"
+                             f" refusing to load it")
+    try:
+        tensors = load_file(directory / "tensors.safetensors")
+        state = json.loads((directory / "state.json").read_text())
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise InputError(f"checkpoint {directory}: unreadable ({exc}); refusing to load it") from None
+    if state.get("format") != FORMAT:
+        raise InputError(f"checkpoint {directory}: unknown format {state.get('format')!r} (expected {FORMAT})")
+    return tensors, state, load_toml(directory / "config.toml")

@@ -1,0 +1,201 @@
+"""``FewShotForecaster``: the scikit-learn / Nixtla style entry point.
+
+    from fewcast import FewShotForecaster
+    fc = FewShotForecaster(model="mlp", learner="metasgd", input_size=36, h=18, season_length=12)
+    fc.fit(train_df)                     # long frame: unique_id, ds, y (renamable)
+    future = fc.predict(new_df)          # unique_id, ds, fewcast: h future values per series
+    fc.save("model_dir"); fc = FewShotForecaster.load("model_dir")
+
+``fit`` splits the series by ``unique_id`` (meta-train / meta-validation / meta-test) and never trains on
+the meta-test series nor on any series' last ``h`` points, so :meth:`evaluate` can score them honestly.
+``predict`` adapts to every series of the new frame at once, on its own most recent windows, and forecasts
+the ``h`` values after its last observation. A series with fewer than ``input_size`` points is left-padded
+with its first value; one with no complete window is forecast zero-shot (a warning counts them).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import torch
+
+from fewcast import checkpoint
+from fewcast.config import Settings
+from fewcast.errors import InputError, PanelWarning
+from fewcast.experiment import Experiment, PanelData, Results, forecast, make_problems
+from fewcast.learners import Pretrain, build_learner
+from fewcast.panel import Columns, Panel, from_frame
+
+
+class FewShotForecaster:
+    """Meta-learn a forecaster on a panel, then adapt it to new series in a few gradient steps."""
+
+    def __init__(self, model: str = "mlp", learner: str = "metasgd", input_size: int | None = None,
+                 h: int | None = None, settings: Settings | None = None, **options):
+        self.settings = settings or Settings()
+        self.settings.update("model", {"name": model})
+        self.settings.update("learner", {"name": learner})
+        if input_size is not None:
+            self.settings.update("data", {"input_size": input_size})
+        if h is not None:
+            self.settings.update("data", {"h": h})
+        sections = self.settings.field_sections()
+        for key, value in options.items():
+            if key not in sections:
+                raise InputError(f"unknown setting {key!r}; known: {', '.join(sorted(sections))}")
+            self.settings.update(sections[key], {key: value})
+        self.learner = None
+        self.pretrained: Pretrain | None = None
+        self.state: dict = {}
+
+    # -- training -----------------------------------------------------------------------------------
+    def _panel_data(self, df: pd.DataFrame, id_col: str, time_col: str, target_col: str) -> PanelData:
+        s = self.settings
+        if not s.data.h:
+            raise InputError("set the forecast horizon: FewShotForecaster(h=...)")
+        panel = from_frame(df, id_col, time_col, target_col, fill=s.data.fill, min_length=s.data.h + 2)
+        visible, horizon = panel.split_last(s.data.h)
+        season = s.data.season_length or _season(panel.freq)
+        s.update("data", {"id_col": id_col, "time_col": time_col, "target_col": target_col, "season_length": season})
+        self.state.update(freq=panel.freq, columns=[id_col, time_col, target_col])
+        return PanelData("frame", visible, horizon, s.data.h, season)
+
+    def fit(self, df: pd.DataFrame, id_col: str = "unique_id", time_col: str = "ds", target_col: str = "y",
+            progress: bool = False) -> FewShotForecaster:
+        """Pre-train and meta-train on the long frame ``df`` (holdout split recorded in ``self.state``)."""
+        data = self._panel_data(df, id_col, time_col, target_col)
+        self.settings.update("eval", {"protocol": "holdout"})
+        experiment = Experiment(self.settings, data, progress=progress, log=print if progress else (lambda *_: None))
+        self.pretrained, learners = experiment.train(extra=False)
+        self.learner = learners[self.settings.learner.name]
+        self.logs = experiment.logs
+        split = experiment.split
+        self.state.update(split={"train": split.train.tolist(), "val": split.val.tolist(),
+                                 "test": split.test.tolist()})
+        return self
+
+    def _check_fitted(self):
+        if self.learner is None:
+            raise InputError("this forecaster is not fitted: call fit(df) or FewShotForecaster.load(path)")
+
+    # -- forecasting --------------------------------------------------------------------------------
+    def predict(self, df: pd.DataFrame, h: int | None = None, adapt_steps: int | None = None,
+                id_col: str | None = None, time_col: str | None = None, target_col: str | None = None) -> pd.DataFrame:
+        """Forecast the next ``h`` values of every series of ``df`` after adapting to its own history.
+
+        Returns a long frame (id, time, ``fewcast``) under the input's column names, future times
+        continuing each series' frequency.
+        """
+        self._check_fitted()
+        s = self.settings
+        id_col, time_col, target_col = (id_col or s.data.id_col, time_col or s.data.time_col,
+                                        target_col or s.data.target_col)
+        h = h or s.data.h
+        if h > s.data.h:
+            raise InputError(f"h={h} is longer than the trained horizon {s.data.h}: the model forecasts "
+                             f"{s.data.h} steps directly; retrain with a longer h")
+        panel = from_frame(df, id_col, time_col, target_col, fill=s.data.fill)
+        yhat = self.forecast_panel(panel, adapt_steps)[:, :h]  # (series, h)
+        future = future_times(panel, h, self.state.get("freq"))
+        return pd.DataFrame({id_col: np.repeat(panel.ids, h), time_col: future.reshape(-1),
+                             "fewcast": yhat.reshape(-1)})
+
+    def forecast_panel(self, panel: Panel, adapt_steps: int | None = None) -> np.ndarray:
+        """``(series, h)`` adapted forecasts of the ``h`` points after each series of ``panel``."""
+        s = self.settings
+        problems = make_problems(panel, np.zeros((panel.n_series, s.data.h)), s.data.input_size, s.data.h,
+                                 s.learner.shots, s.data.season_length or 1)
+        zero_shot = int((problems.shots_used == 0).sum())
+        if zero_shot:
+            warnings.warn(f"{zero_shot} of {panel.n_series} series are too short for one window of "
+                          f"{s.data.input_size} -> {s.data.h}: forecast zero-shot (no adaptation)",
+                          PanelWarning, stacklevel=3)
+        steps = adapt_steps if adapt_steps is not None else (s.eval.adapt_steps or None)
+        return forecast(self.learner, problems, s.data.scaler, steps)[0]
+
+    def evaluate(self, df: pd.DataFrame, id_col: str | None = None, time_col: str | None = None,
+                 target_col: str | None = None) -> pd.DataFrame:
+        """The results table (every method) on the meta-test series recorded at ``fit``."""
+        return self.evaluate_run(df, id_col, time_col, target_col).table
+
+    def evaluate_run(self, df, id_col=None, time_col=None, target_col=None) -> Results:
+        self._check_fitted()
+        s = self.settings
+        data = self._panel_data(df, id_col or s.data.id_col, time_col or s.data.time_col,
+                                target_col or s.data.target_col)
+        experiment = Experiment(s, data, log=lambda *_: None)
+        experiment.logs = getattr(self, "logs", {})
+        return experiment.evaluate(self.pretrained, {s.learner.name: self.learner})
+
+    # -- persistence --------------------------------------------------------------------------------
+    def save(self, path) -> None:
+        """Write the weights, learned rates and settings as a checkpoint (safetensors, no pickle)."""
+        self._check_fitted()
+        tensors = {f"learner.{k}": v for k, v in self.learner.state_dict().items()}
+        tensors.update({f"pretrained.{k}": v for k, v in self.pretrained.state_dict().items()})
+        checkpoint.save(path, tensors, {"kind": "forecaster", **self.state}, self.settings)
+
+    @classmethod
+    def load(cls, path) -> FewShotForecaster:
+        tensors, state, settings = checkpoint.load(path)
+        fc = cls(settings.model.name, settings.learner.name, settings=settings)
+        fc.state = {k: v for k, v in state.items() if k not in ("format", "kind")}
+        experiment_model = _build(settings)
+        fc.pretrained = Pretrain(experiment_model(), loss=settings.learner.loss)
+        c = settings.learner
+        fc.learner = build_learner(c.name, experiment_model(), inner_lr=c.inner_lr, inner_steps=c.inner_steps,
+                                   first_order=c.first_order, loss=c.loss, multi_step_loss=c.multi_step_loss,
+                                   msl_iterations=c.msl_iterations, learn_inner_lr=c.learn_inner_lr,
+                                   first_order_iterations=c.first_order_iterations, adapt=c.adapt)
+        for prefix, module in (("learner.", fc.learner), ("pretrained.", fc.pretrained)):
+            part = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            try:
+                module.load_state_dict(part, strict=True)
+            except RuntimeError as exc:
+                raise InputError(f"checkpoint {path} does not fit its own settings: {str(exc).splitlines()[0]}") from None
+        return fc
+
+
+def _build(settings: Settings):
+    """A model factory from settings (the same construction as the experiment's)."""
+    from fewcast.models import build_model
+
+    def make() -> torch.nn.Module:
+        options = {"hidden": settings.model.hidden}
+        if settings.model.name == "mlp":
+            options["depth"] = settings.model.depth
+        elif settings.model.name == "nbeats":
+            options.update(layers=settings.model.depth, blocks=settings.model.blocks)
+        return build_model(settings.model.name, settings.data.input_size, settings.data.h, **options)
+
+    return make
+
+
+def _season(freq) -> int:
+    from fewcast.experiment import guess_season
+
+    return guess_season(freq)
+
+
+def future_times(panel: Panel, h: int, freq=None) -> np.ndarray:
+    """``(series, h)`` time stamps after each series' last one, at the panel's (or the given) frequency."""
+    freq = panel.freq if panel.freq is not None else freq
+    last = panel.ds[panel.offsets[1:] - 1]  # (series,)
+    steps = np.arange(1, h + 1)
+    if panel.ds.dtype.kind in "iu":
+        step = int(freq) if isinstance(freq, (int, np.integer)) else 1
+        return last[:, None] + step * steps[None, :]
+    if freq is None:
+        raise InputError(f"cannot tell the frequency of column '{panel.columns.time_col}' to date the forecasts; "
+                         f"give every series at least 3 regular time stamps")
+    offset = pd.tseries.frequencies.to_offset(freq)
+    index = pd.DatetimeIndex(last)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
+        cols = [(index + k * offset).to_numpy() for k in steps]
+    return np.stack(cols, axis=1)  # (series, h)
+
+
+__all__ = ["Columns", "FewShotForecaster", "future_times"]

@@ -1,0 +1,93 @@
+"""The Python API: fit, predict (ids, future timestamps, lengths), save/load, and evaluate's agreement."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fewcast import FewShotForecaster
+from fewcast.errors import InputError, PanelWarning
+
+TINY = dict(input_size=12, h=6, season_length=12, hidden=16, shots=3, iterations=6, pretrain_iterations=6,
+            meta_batch_size=8, val_every=3, val_frac=0.2, test_frac=0.3, classical=["naive"], curve_steps=1,
+            shots_curve=[0, 2], plot_series=2)
+
+
+def monthly_frame(n: int = 30, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        length = int(rng.integers(40, 61))
+        t = np.arange(length)
+        y = 50 + rng.uniform(5, 20) * np.sin(2 * np.pi * t / 12 + rng.uniform(0, 6)) + 0.3 * t
+        start = pd.Timestamp("2015-01-01") + pd.DateOffset(months=int(rng.integers(0, 24)))
+        rows.append(pd.DataFrame({"store": f"s{i:02d}", "month": pd.date_range(start, periods=length, freq="MS"),
+                                  "sales": y}))
+    return pd.concat(rows, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    frame = monthly_frame()
+    fc = FewShotForecaster(model="mlp", learner="metasgd", **TINY).fit(frame, "store", "month", "sales")
+    return fc, frame
+
+
+def test_predict_ids_future_timestamps_and_lengths(fitted):
+    fc, frame = fitted
+    new = monthly_frame(n=5, seed=7)
+    new = new.assign(store=new["store"].str.replace("s", "new"))
+    out = fc.predict(new)
+    assert list(out.columns) == ["store", "month", "fewcast"]
+    assert sorted(out["store"].unique()) == sorted(new["store"].unique())
+    for store, part in out.groupby("store"):
+        last = new.loc[new.store == store, "month"].max()
+        expected = pd.date_range(last, periods=7, freq="MS")[1:]
+        assert list(part["month"]) == list(expected)
+        assert np.isfinite(part["fewcast"]).all()
+    assert len(fc.predict(new, h=3)) == 5 * 3
+    with pytest.raises(InputError, match="longer than the trained horizon 6"):
+        fc.predict(new, h=7)
+
+
+def test_short_series_are_padded_and_forecast_zero_shot(fitted):
+    fc, _ = fitted
+    short = pd.DataFrame({"store": ["x"] * 5, "month": pd.date_range("2020-01-01", periods=5, freq="MS"),
+                          "sales": [10.0, 11, 12, 13, 14]})
+    with pytest.warns(PanelWarning, match="1 of 1 series are too short"):
+        out = fc.predict(short)
+    assert len(out) == 6 and np.isfinite(out["fewcast"]).all()
+    assert out["month"].iloc[0] == pd.Timestamp("2020-06-01")
+
+
+def test_predict_matches_evaluate_forecasts(fitted):
+    fc, frame = fitted
+    run = fc.evaluate_run(frame)
+    assert "metasgd" in set(run.table["method"]) and set(run.table["n_series"]) == {9}
+    test_ids = run.test_ids
+    ordered = frame.sort_values(["store", "month"])
+    from_end = ordered.groupby("store").cumcount(ascending=False)
+    visible = ordered[from_end >= 6]  # all but each series' last h points, as evaluate sees them
+    out = fc.predict(visible[visible.store.isin(test_ids)]).sort_values(["store", "month"])
+    assert list(out["store"].unique()) == list(test_ids)
+    got = out["fewcast"].to_numpy().reshape(len(test_ids), 6)
+    np.testing.assert_allclose(got, run.forecasts["metasgd"], rtol=1e-5, atol=1e-4)
+    assert set(test_ids) == set(fc.state["split"]["test"])
+    assert not set(test_ids) & set(fc.state["split"]["train"])
+
+
+def test_save_and_load_give_identical_forecasts(fitted, tmp_path):
+    fc, frame = fitted
+    fc.save(tmp_path / "model")
+    again = FewShotForecaster.load(tmp_path / "model")
+    new = monthly_frame(n=4, seed=3)
+    pd.testing.assert_frame_equal(fc.predict(new), again.predict(new))
+    assert again.settings.to_dict() == fc.settings.to_dict()
+
+
+def test_unfitted_and_unknown_settings():
+    with pytest.raises(InputError, match="not fitted"):
+        FewShotForecaster(h=3).predict(monthly_frame(2))
+    with pytest.raises(InputError, match="unknown setting 'inner_rate'"):
+        FewShotForecaster(h=3, inner_rate=0.1)
