@@ -154,7 +154,8 @@ class FewShotForecaster:
             try:
                 module.load_state_dict(part, strict=True)
             except RuntimeError as exc:
-                raise InputError(f"checkpoint {path} does not fit its own settings: {str(exc).splitlines()[0]}") from None
+                first = str(exc).splitlines()[0]
+                raise InputError(f"checkpoint {path} does not fit its own settings: {first}") from None
         return fc
 
 

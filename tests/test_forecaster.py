@@ -35,7 +35,7 @@ def fitted():
 
 
 def test_predict_ids_future_timestamps_and_lengths(fitted):
-    fc, frame = fitted
+    fc, _frame = fitted
     new = monthly_frame(n=5, seed=7)
     new = new.assign(store=new["store"].str.replace("s", "new"))
     out = fc.predict(new)
@@ -78,7 +78,7 @@ def test_predict_matches_evaluate_forecasts(fitted):
 
 
 def test_save_and_load_give_identical_forecasts(fitted, tmp_path):
-    fc, frame = fitted
+    fc, _frame = fitted
     fc.save(tmp_path / "model")
     again = FewShotForecaster.load(tmp_path / "model")
     new = monthly_frame(n=4, seed=3)
