@@ -150,6 +150,93 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- fewcast train / evaluate / forecast ------------------------------------------------------------
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from fewcast.learners import TrainingDiverged, TrainingInterrupted
+    from fewcast.run import StopFlag, TrainingRun
+
+    settings = None
+    if not args.resume:
+        settings = settings_from_args(args)
+        settings.update("data", {"dataset": args.data})
+    run = TrainingRun(args.out, settings, resume=args.resume, progress=not args.quiet,
+                      log=lambda *a: print(*a, file=sys.stderr))
+    resume_cmd = f"fewcast train {args.data} --out {args.out} --resume"
+    try:
+        with StopFlag() as stop:
+            run.train(stop)
+    except TrainingInterrupted as exc:
+        print(f"fewcast train: {exc}; checkpoint saved in {run.ck}. Resume with: {resume_cmd}", file=sys.stderr)
+        return 130
+    except TrainingDiverged as exc:
+        print(f"fewcast train: error: {exc}. The last good checkpoint is in {run.ck} "
+              f"(resume with a lower rate: {resume_cmd} is not enough, retrain with --outer-lr/--inner-lr lower)",
+              file=sys.stderr)
+        return 1
+    print(f"trained {run.settings.learner.name} on {args.data}; run in {args.out} "
+          f"(checkpoint, config.toml, split.json, metrics.csv)")
+    return 0
+
+
+def _load_forecaster(run: str):
+    from fewcast.forecaster import FewShotForecaster
+
+    return FewShotForecaster.load(Path(run) / "checkpoint")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from fewcast.report import markdown_table, sorted_table, write_run
+
+    fc = _load_forecaster(args.run)
+    s = fc.settings
+    if args.protocol:
+        s.update("eval", {"protocol": args.protocol})
+    source = args.data or s.data.dataset
+    if Path(source).exists() or source not in datasets.DATASETS:
+        from fewcast.panel import read_frame
+
+        frame = read_frame(source, s.data.id_col)
+    else:  # an embedded panel: its official horizon is the last h points of the full series
+        frame = datasets.load(source).to_frame(with_test=True).rename(
+            columns={"unique_id": s.data.id_col, "ds": s.data.time_col, "y": s.data.target_col})
+    fc.logs = _read_logs(Path(args.run) / "metrics.csv")
+    results = fc.evaluate_run(frame)
+    write_run(results, args.run)
+    print(markdown_table(sorted_table(results.table)))
+    print(f"wrote results.csv, results.md, report.html and pictures to {args.run}")
+    return 0
+
+
+def _read_logs(path: Path) -> dict[str, list[dict]]:
+    """metrics.csv of a run, one list of rows per training phase."""
+    import pandas as pd
+
+    if not path.exists():
+        return {}
+    frame = pd.read_csv(path)
+    return {phase: part.drop(columns="phase").to_dict("records") for phase, part in frame.groupby("phase", sort=False)}
+
+
+def cmd_forecast(args: argparse.Namespace) -> int:
+    from fewcast.panel import read_frame
+
+    fc = _load_forecaster(args.run)
+    s = fc.settings
+    id_col = args.id_col or s.data.id_col
+    time_col = args.time_col or s.data.time_col
+    target_col = args.target_col or s.data.target_col
+    frame = read_frame(args.data, id_col)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PanelWarning)
+        out = fc.predict(frame, h=args.h, id_col=id_col, time_col=time_col, target_col=target_col)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    write_frame(out, args.out)
+    print(f"wrote {len(out)} forecasts of {out[id_col].nunique()} series to {args.out}")
+    return 0
+
+
 # -- the parser ------------------------------------------------------------------------------------
 
 EXAMPLES = {
@@ -158,6 +245,17 @@ EXAMPLES = {
         "examples:\n  fewcast demo                      # m3-monthly, holdout protocol, tuned defaults\n"
         "  fewcast demo --preset seed        # the seed experiment on the synthetic game panel, done right\n"
         "  fewcast demo --dataset tourism-monthly --protocol all-series --out runs/tourism"
+    ),
+    "train": (
+        "examples:\n  fewcast train m3-monthly --out runs/m3\n"
+        "  fewcast train sales.csv --out runs/sales --h 6 --input-size 24 --id-col store --time-col month\n"
+        "  fewcast train sales.csv --out runs/sales --resume      # continue after Ctrl-C or a crash\n"
+        "  fewcast train game --out runs/game --config runs/m3/config.toml"
+    ),
+    "evaluate": "examples:\n  fewcast evaluate runs/m3\n  fewcast evaluate runs/sales --data sales.csv",
+    "forecast": (
+        "examples:\n  fewcast forecast runs/sales --data new_stores.csv --out forecasts.csv\n"
+        "  fewcast forecast runs/m3 --data new.parquet --h 6 --out next6.parquet"
     ),
     "validate": (
         "examples:\n  fewcast validate sales.csv\n"
@@ -188,6 +286,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-size", type=positive_int, default=30, help="input window length (default: 30)")
     p.add_argument("--h", type=positive_int, default=1, help="forecast horizon (default: 1)")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("train", help="meta-train on a panel into a run directory (checkpoints, resume)",
+                       epilog=EXAMPLES["train"], formatter_class=fmt)
+    p.add_argument("data", help="a CSV or Parquet file, or an embedded dataset name")
+    p.add_argument("--out", required=True, help="the run directory")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_data_options(p)
+    add_settings_options(p, include_dataset=False)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="score a trained run on its held-out series, write results and pictures",
+                       epilog=EXAMPLES["evaluate"], formatter_class=fmt)
+    p.add_argument("run", help="a run directory written by fewcast train")
+    p.add_argument("--data", help="the panel (default: the one it was trained on)")
+    p.add_argument("--protocol", choices=["holdout", "all-series"])
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("forecast", help="adapt to and forecast every series of a new panel",
+                       epilog=EXAMPLES["forecast"], formatter_class=fmt)
+    p.add_argument("run", help="a run directory written by fewcast train")
+    p.add_argument("--data", required=True, help="the new series: a CSV or Parquet file")
+    p.add_argument("--out", required=True, help="where to write the forecasts (.csv or .parquet)")
+    p.add_argument("--h", type=positive_int, help="how many steps ahead (default: the trained h)")
+    p.add_argument("--id-col", help="default: the trained one")
+    p.add_argument("--time-col", help="default: the trained one")
+    p.add_argument("--target-col", help="default: the trained one")
+    p.set_defaults(func=cmd_forecast)
 
     p = sub.add_parser("demo", help="meta-train, score every method on unseen series, write a report",
                        epilog=EXAMPLES["demo"], formatter_class=fmt)

@@ -240,29 +240,37 @@ class Experiment:
             options.update(layers=s.model.depth, blocks=s.model.blocks)
         return build_model(s.model.name, s.data.input_size, self.h, **options)
 
-    def _train(self, label: str, learner: GradientLearner, sampler, iterations: int, lr: float, batch: int) -> None:
+    def trainer(self, label: str, learner: GradientLearner, sampler, iterations: int, lr: float,
+                batch: int, **hooks) -> MetaTrainer:
         t = self.settings.train
-        started = time.perf_counter()
-        trainer = MetaTrainer(learner, sampler, self.validation, outer_lr=lr, meta_batch_size=batch,
-                              iterations=iterations, clip=t.clip or None, val_every=t.val_every,
-                              patience=t.patience or None, cosine=t.cosine, device=self.device)
         if self.progress:
             unit = "windows" if isinstance(learner, Pretrain) else "tasks"
             self.log(f"training {label}: {iterations} iterations of {batch} {unit}")
+        return MetaTrainer(learner, sampler, self.validation, outer_lr=lr, meta_batch_size=batch,
+                           iterations=iterations, clip=t.clip or None, val_every=t.val_every,
+                           patience=t.patience or None, cosine=t.cosine, device=self.device,
+                           checkpoint_every=t.checkpoint_every, **hooks)
+
+    def fit(self, label: str, trainer: MetaTrainer) -> GradientLearner:
+        started = time.perf_counter()
         trainer.fit(progress=self.progress)
         self.logs[label] = trainer.history
-        self.timings[f"train {label}"] = time.perf_counter() - started
+        self.timings[f"train {label}"] = self.timings.get(f"train {label}", 0.0) + time.perf_counter() - started
+        return trainer.learner
 
-    def pretrain(self) -> Pretrain:
+    def pretrain_trainer(self, **hooks) -> MetaTrainer:
         s = self.settings
         learner = Pretrain(self.new_model(), loss=s.learner.loss)
         full = s.train.pretrain_batch_size == -1
         batch = s.train.pretrain_batch_size or s.train.meta_batch_size * (s.learner.shots + s.learner.query_shots)
         sampler = WindowSampler(self.windows, s.data.scaler, s.train.seed, full_batch=full)
-        self._train("pretrained", learner, sampler, s.train.pretrain_iterations, s.train.pretrain_lr, batch)
-        return learner
+        return self.trainer("pretrained", learner, sampler, s.train.pretrain_iterations, s.train.pretrain_lr,
+                            batch, **hooks)
 
-    def meta_train(self, name: str, pretrained: Pretrain | None) -> GradientLearner:
+    def pretrain(self) -> Pretrain:
+        return self.fit("pretrained", self.pretrain_trainer())
+
+    def meta_trainer(self, name: str, pretrained: Pretrain | None, **hooks) -> MetaTrainer:
         """Meta-train learner ``name``: the run's learner with every setting, any other as the plain
         algorithm (all parameters adapt, except ANIL's body; no MAML++ options) with the run's inner rate,
         inner steps, loss, shots and initialization."""
@@ -280,8 +288,11 @@ class Experiment:
         elif s.learner.outer_params not in ("all", "rates"):
             raise InputError(f"outer_params must be 'all' or 'rates' (got {s.learner.outer_params!r})")
         sampler = TaskSampler(self.windows, s.learner.shots, s.learner.query_shots, s.data.scaler, s.train.seed)
-        self._train(name, learner, sampler, s.train.iterations, s.train.outer_lr, s.train.meta_batch_size)
-        return learner
+        return self.trainer(name, learner, sampler, s.train.iterations, s.train.outer_lr, s.train.meta_batch_size,
+                            **hooks)
+
+    def meta_train(self, name: str, pretrained: Pretrain | None) -> GradientLearner:
+        return self.fit(name, self.meta_trainer(name, pretrained))
 
     def learner_options(self) -> dict:
         c = self.settings.learner

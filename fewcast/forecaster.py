@@ -135,13 +135,16 @@ class FewShotForecaster:
         self._check_fitted()
         tensors = {f"learner.{k}": v for k, v in self.learner.state_dict().items()}
         tensors.update({f"pretrained.{k}": v for k, v in self.pretrained.state_dict().items()})
-        checkpoint.save(path, tensors, {"kind": "forecaster", **self.state}, self.settings)
+        checkpoint.save(path, tensors, {"phase": "done", **self.state}, self.settings)
 
     @classmethod
     def load(cls, path) -> FewShotForecaster:
         tensors, state, settings = checkpoint.load(path)
+        if state.get("phase") != "done":
+            raise InputError(f"the training run in {path} is not finished (it stopped in phase "
+                             f"{state.get('phase')!r}); continue it with `fewcast train ... --resume`")
         fc = cls(settings.model.name, settings.learner.name, settings=settings)
-        fc.state = {k: v for k, v in state.items() if k not in ("format", "kind")}
+        fc.state = {k: v for k, v in state.items() if k in ("freq", "columns", "split")}
         experiment_model = _build(settings)
         fc.pretrained = Pretrain(experiment_model(), loss=settings.learner.loss)
         c = settings.learner

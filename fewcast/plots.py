@@ -18,6 +18,13 @@ COLORS = {"train": "tab:blue", "validation": "tab:orange"}
 def training_curves(logs: dict[str, list[dict]], path: Path) -> Path:
     """Meta-train loss (every iteration, smoothed) and meta-validation loss, one panel per learner."""
     names = list(logs)
+    if not names:
+        fig, ax = plt.subplots(figsize=(4.5, 1.5))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no training log in this run", ha="center", va="center")
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return path
     fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.4), squeeze=False)
     for ax, name in zip(axes[0], names):
         frame = pd.DataFrame(logs[name])

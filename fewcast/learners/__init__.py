@@ -6,7 +6,7 @@ from fewcast.learners.maml import MAML
 from fewcast.learners.metasgd import MetaSGD
 from fewcast.learners.pretrain import Pretrain
 from fewcast.learners.reptile import Reptile
-from fewcast.learners.trainer import MetaTrainer, TrainingDiverged
+from fewcast.learners.trainer import MetaTrainer, TrainingDiverged, TrainingInterrupted
 
 LEARNERS = {
     "maml": MAML,
@@ -28,5 +28,5 @@ def build_learner(name: str, model, **options) -> GradientLearner:
 
 __all__ = [
     "ANIL", "LEARNERS", "LOSSES", "MAML", "GradientLearner", "MetaSGD", "MetaTrainer", "Pretrain", "Reptile",
-    "TrainingDiverged", "build_learner", "window_loss",
+    "TrainingDiverged", "TrainingInterrupted", "build_learner", "window_loss",
 ]

@@ -26,6 +26,10 @@ class TrainingDiverged(RuntimeError):
     """The meta-loss became NaN or infinite."""
 
 
+class TrainingInterrupted(RuntimeError):
+    """Training was asked to stop (Ctrl-C, SIGTERM); the state was checkpointed first."""
+
+
 @dataclass
 class MetaTrainer:
     learner: GradientLearner
@@ -40,6 +44,9 @@ class MetaTrainer:
     cosine: bool = False
     device: str | torch.device = "cpu"
     on_iteration: Callable[[dict], None] | None = None
+    checkpoint_every: int = 0
+    on_checkpoint: Callable[[MetaTrainer], None] | None = None
+    should_interrupt: Callable[[], bool] | None = None
     history: list[dict] = field(default_factory=list)
 
     def __post_init__(self):
@@ -117,15 +124,72 @@ class MetaTrainer:
             from tqdm import tqdm
 
             bar = tqdm(total=self.iterations, initial=self.iteration, unit="it", dynamic_ncols=True)
-        while self.iteration < self.iterations:
-            row = self.step()
+        try:
+            while self.iteration < self.iterations:
+                row = self.step()
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{row['train_loss']:.4f}", tasks_s=f"{row['tasks_per_second']:.0f}")
+                if self.should_stop():
+                    break
+                if self.checkpoint_every and self.iteration % self.checkpoint_every == 0 and self.on_checkpoint:
+                    self.on_checkpoint(self)
+                if self.should_interrupt is not None and self.should_interrupt():
+                    if self.on_checkpoint:
+                        self.on_checkpoint(self)
+                    raise TrainingInterrupted(f"interrupted at iteration {self.iteration}")
+        finally:
             if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{row['train_loss']:.4f}", tasks_s=f"{row['tasks_per_second']:.0f}")
-            if self.should_stop():
-                break
-        if bar is not None:
-            bar.close()
+                bar.close()
         if self.best_state is not None:
             self.learner.load_state_dict(self.best_state)
         return self.history
+
+    # -- resumable state (tensors for safetensors, the rest JSON-able) ------------------------------
+    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """Everything needed to continue exactly: weights, optimizer, schedule, sampler and RNG state."""
+        tensors = {f"learner.{k}": v for k, v in self.learner.state_dict().items()}
+        opt = self.optimizer.state_dict()
+        scalars: dict = {}
+        for idx, entry in opt["state"].items():
+            for key, value in entry.items():
+                if torch.is_tensor(value):
+                    tensors[f"optimizer.{idx}.{key}"] = value
+                else:
+                    scalars[f"{idx}.{key}"] = value
+        if self.best_state is not None:
+            tensors.update({f"best.{k}": v for k, v in self.best_state.items()})
+        tensors["rng.torch"] = torch.get_rng_state()
+        state = {
+            "iteration": self.iteration,
+            "best_val": self.best_val if math.isfinite(self.best_val) else None,
+            "bad_validations": self.bad_validations,
+            "optimizer_groups": opt["param_groups"],
+            "optimizer_scalars": scalars,
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "sampler": self.sampler.state_dict(),
+        }
+        return tensors, state
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor], state: dict) -> None:
+        def part(prefix: str) -> dict[str, torch.Tensor]:
+            return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+        self.learner.load_state_dict(part("learner."), strict=True)
+        opt_state: dict = {}
+        for key, value in part("optimizer.").items():
+            idx, name = key.split(".", 1)
+            opt_state.setdefault(int(idx), {})[name] = value
+        for key, value in state["optimizer_scalars"].items():
+            idx, name = key.split(".", 1)
+            opt_state.setdefault(int(idx), {})[name] = value
+        self.optimizer.load_state_dict({"state": opt_state, "param_groups": state["optimizer_groups"]})
+        if self.scheduler is not None and state.get("scheduler"):
+            self.scheduler.load_state_dict(state["scheduler"])
+        best = part("best.")
+        self.best_state = best or None
+        self.best_val = state["best_val"] if state["best_val"] is not None else math.inf
+        self.bad_validations = state["bad_validations"]
+        self.iteration = state["iteration"]
+        self.sampler.load_state_dict(state["sampler"])
+        torch.set_rng_state(tensors["rng.torch"])
