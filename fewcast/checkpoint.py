@@ -1,11 +1,11 @@
 """Checkpoints that cannot run code and cannot be half-written.
 
-A checkpoint is a directory: ``tensors.safetensors`` (every tensor: weights, learned rates, optimizer
-moments, RNG states), ``state.json`` (numbers and strings: the iteration, counters, generator states),
-``config.toml`` (every setting) and ``manifest.json`` (the SHA-256 of each of those files). Loading reads
-safetensors, JSON and TOML only, never pickle, and refuses a checkpoint whose files do not match their
-manifest, that holds any other file, or that lacks one: a tampered or truncated checkpoint is an
-:class:`~fewcast.errors.InputError` before anything is loaded into a model.
+A checkpoint is a directory: ``model.safetensors`` (every tensor: weights, learned rates, optimizer
+moments, the best-validating weights, RNG states), ``state.json`` (numbers and strings: the iteration,
+counters, generator states), ``config.toml`` (every setting) and ``manifest.json`` (the SHA-256 of each
+of those files). Loading reads safetensors, JSON and TOML only, never pickle, and refuses a checkpoint
+whose files do not match their manifest, that holds any other file, or that lacks one: a tampered or
+truncated checkpoint is an :class:`~fewcast.errors.InputError` before anything is loaded into a model.
 
 Writing is atomic: the files go into a fresh sibling directory, each fsync'ed, and the directory is then
 renamed over the previous checkpoint (the old one kept as ``NAME.old`` until the rename is done), so a
@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 from fewcast.config import Settings, dumps_toml, load_toml
 from fewcast.errors import InputError
 
-FILES = ("tensors.safetensors", "state.json", "config.toml")
+FILES = ("model.safetensors", "state.json", "config.toml")
 MANIFEST = "manifest.json"
 FORMAT = "fewcast-checkpoint-1"
 
@@ -56,7 +56,7 @@ def save(directory: str | Path, tensors: dict[str, torch.Tensor], state: dict, s
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.", suffix=".tmp"))
     try:
         flat = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-        save_file(flat, tmp / "tensors.safetensors")
+        save_file(flat, tmp / "model.safetensors")
         (tmp / "state.json").write_text(json.dumps({"format": FORMAT, **state}, indent=1, default=_json_default))
         (tmp / "config.toml").write_text(dumps_toml(settings))
         manifest = {name: _sha256(tmp / name) for name in FILES}
@@ -117,7 +117,7 @@ def load(directory: str | Path) -> tuple[dict[str, torch.Tensor], dict, Settings
             raise InputError(f"checkpoint {directory}: {name} does not match its manifest (truncated or modified);"
                              f" refusing to load it")
     try:
-        tensors = load_file(directory / "tensors.safetensors")
+        tensors = load_file(directory / "model.safetensors")
         state = json.loads((directory / "state.json").read_text())
     except (SafetensorError, OSError, ValueError) as exc:
         raise InputError(f"checkpoint {directory}: unreadable ({exc}); refusing to load it") from None

@@ -161,7 +161,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         settings = settings_from_args(args)
         settings.update("data", {"dataset": args.data})
     run = TrainingRun(args.out, settings, resume=args.resume, progress=not args.quiet,
-                      log=lambda *a: print(*a, file=sys.stderr))
+                      log=lambda *a: print(*a, file=sys.stderr), tensorboard=args.tensorboard)
     resume_cmd = f"fewcast train {args.data} --out {args.out} --resume"
     try:
         with StopFlag() as stop:
@@ -292,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", help="a CSV or Parquet file, or an embedded dataset name")
     p.add_argument("--out", required=True, help="the run directory")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also write TensorBoard event files to RUN/tensorboard (needs: pip install tensorboard)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_data_options(p)
     add_settings_options(p, include_dataset=False)

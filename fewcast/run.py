@@ -53,8 +53,16 @@ class TrainingRun:
     """Train (or resume) into ``directory``."""
 
     def __init__(self, directory: str | Path, settings: Settings | None = None, resume: bool = False,
-                 progress: bool = True, log=print):
+                 progress: bool = True, log=print, tensorboard: bool = False):
         self.dir = Path(directory)
+        self.tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise InputError("--tensorboard needs the tensorboard package: "
+                                 "pip install 'fewcast[tensorboard]' (or pip install tensorboard)") from None
+            self.tb = SummaryWriter(str(Path(directory) / "tensorboard"))
         self.ck = self.dir / "checkpoint"
         self.log = log
         self.resume_state: tuple | None = None
@@ -101,6 +109,10 @@ class TrainingRun:
         def write(row: dict) -> None:
             self._writer.writerow({"phase": phase, **row})
             self._metrics.flush()
+            if self.tb is not None:
+                self.tb.add_scalar(f"{phase}/train_loss", row["train_loss"], row["iteration"])
+                if row["val_loss"] == row["val_loss"]:
+                    self.tb.add_scalar(f"{phase}/val_loss", row["val_loss"], row["iteration"])
         return write
 
     # -- checkpoints --------------------------------------------------------------------------------
@@ -145,6 +157,8 @@ class TrainingRun:
             self._save("done", None, pretrained, learner)
         finally:
             self._metrics.close()
+            if self.tb is not None:
+                self.tb.close()
 
 
 def _part(tensors: dict, prefix: str) -> dict:

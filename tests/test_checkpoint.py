@@ -40,15 +40,15 @@ def test_pickle_bomb_dropped_in_is_refused(tmp_path, monkeypatch):
     with pytest.raises(InputError, match=r"unexpected files \['optimizer.pt'\]; refusing"):
         checkpoint.load(tmp_path / "ck")
     (tmp_path / "ck" / "optimizer.pt").unlink()
-    (tmp_path / "ck" / "tensors.safetensors").write_bytes(pickle.dumps(Bomb()))  # replaced by a pickle
-    with pytest.raises(InputError, match=r"tensors\.safetensors does not match its manifest"):
+    (tmp_path / "ck" / "model.safetensors").write_bytes(pickle.dumps(Bomb()))  # replaced by a pickle
+    with pytest.raises(InputError, match=r"model\.safetensors does not match its manifest"):
         checkpoint.load(tmp_path / "ck")
     assert not (tmp_path / "PWNED").exists()
 
 
 def test_truncated_file_is_refused(tmp_path):
     write(tmp_path / "ck")
-    path = tmp_path / "ck" / "tensors.safetensors"
+    path = tmp_path / "ck" / "model.safetensors"
     path.write_bytes(path.read_bytes()[:-5])
     with pytest.raises(InputError, match="does not match its manifest"):
         checkpoint.load(tmp_path / "ck")
@@ -59,10 +59,10 @@ def test_manifest_cannot_be_forged_into_a_bad_file(tmp_path):
     import json
 
     write(tmp_path / "ck")
-    path = tmp_path / "ck" / "tensors.safetensors"
+    path = tmp_path / "ck" / "model.safetensors"
     path.write_bytes(path.read_bytes()[:40])
     manifest = json.loads((tmp_path / "ck" / "manifest.json").read_text())
-    manifest["tensors.safetensors"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    manifest["model.safetensors"] = hashlib.sha256(path.read_bytes()).hexdigest()
     (tmp_path / "ck" / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(InputError, match="unreadable"):
         checkpoint.load(tmp_path / "ck")

@@ -139,3 +139,15 @@ def test_readme_your_own_data_commands(tmp_path):
         assert proc.returncode == 0, (command, proc.stderr)
     out = pd.read_csv(tmp_path / "forecasts.csv")
     assert list(out.columns) == ["store", "month", "fewcast"] and len(out) == 2 * 6
+
+
+def test_tensorboard_option(data, tmp_path):
+    import importlib.util
+
+    proc = fewcast("train", data, "--out", tmp_path / "tb", *SETTINGS[:-3], "--tensorboard", "--quiet",
+                   "--iterations", "3", "--pretrain-iterations", "3")
+    if importlib.util.find_spec("tensorboard") is None:
+        assert proc.returncode == 2 and "--tensorboard needs the tensorboard package" in proc.stderr
+    else:
+        assert proc.returncode == 0, proc.stderr
+        assert list((tmp_path / "tb" / "tensorboard").glob("events.out.tfevents.*"))

@@ -1,0 +1,52 @@
+"""Benchmark: adapt to and forecast 10,000 new series with the seed's MLP (10 shots, 10 SGD steps).
+
+A FewShotForecaster with the seed's settings (input 30 -> h 1, the 10-10 MLP, MAML, shots 10, 10
+adaptation steps at 0.01) is fitted briefly on ``game`` (the weights do not change the cost), then
+``predict`` is timed on 10,000 new synthetic users: validating the frame, building every series' support
+windows, 10 vectorized SGD steps for all series at once, the forecasts and their future dates.
+Goal (issue 5): under 2 seconds in all on the project's 2-core CPU.
+
+    .venv/bin/python benchmarks/forecast_latency.py [--series 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from fewcast import FewShotForecaster, datasets
+from fewcast.config import seed_preset
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--series", type=int, default=10_000)
+    args = ap.parse_args()
+    settings = seed_preset()
+    settings.update("train", {"iterations": 20, "pretrain_iterations": 20, "meta_batch_size": 64})
+    fc = FewShotForecaster("mlp", "maml", settings=settings)
+    train = datasets.game_panel(2000, seed=0).to_frame()
+    fc.fit(train)
+    new = datasets.game_panel(args.series, seed=1).to_frame()
+    new["unique_id"] = "new_" + new["unique_id"]
+    fc.predict(new.head(5000))  # warm-up
+    best, best_core = float("inf"), float("inf")
+    from fewcast.panel import from_frame
+
+    panel = from_frame(new)
+    for _ in range(3):
+        t = time.perf_counter()
+        out = fc.predict(new)
+        best = min(best, time.perf_counter() - t)
+        t = time.perf_counter()
+        fc.forecast_panel(panel)
+        best_core = min(best_core, time.perf_counter() - t)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"predict() on {args.series:,} new series ({len(new):,} rows), 10 shots, 10 SGD steps: {best:.2f} s "
+          f"(best of 3); adaptation and forecast alone: {best_core:.2f} s; {len(out):,} forecasts")
+
+
+if __name__ == "__main__":
+    main()
