@@ -174,8 +174,9 @@ def cmd_train(args: argparse.Namespace) -> int:
               f"(resume with a lower rate: {resume_cmd} is not enough, retrain with --outer-lr/--inner-lr lower)",
               file=sys.stderr)
         return 1
-    print(f"trained {run.settings.learner.name} on {args.data}; run in {args.out} "
-          f"(checkpoint, config.toml, split.json, metrics.csv)")
+    if run.main:
+        print(f"trained {run.settings.learner.name} on {args.data}; run in {args.out} "
+              f"(checkpoint, config.toml, split.json, metrics.csv)")
     return 0
 
 

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fewcast import datasets
+from fewcast import datasets, distributed
 from fewcast.baselines import classical_forecasts
 from fewcast.config import Settings
 from fewcast.errors import InputError
@@ -183,6 +183,8 @@ class Experiment:
             raise InputError(f"unknown protocol {settings.eval.protocol!r}; choose one of {', '.join(PROTOCOLS)}")
         self.data = data or load_panel_data(settings)
         self.device = resolve_device(settings.train.device)
+        self.dist = distributed.from_env(self.device)  # None unless launched by torchrun with several ranks
+        self.rank_seed = settings.train.seed + 1009 * (self.dist.rank if self.dist else 0)
         self.h = self.data.h
         self.timings: dict[str, float] = {}
         self.logs: dict[str, list[dict]] = {}
@@ -243,13 +245,13 @@ class Experiment:
     def trainer(self, label: str, learner: GradientLearner, sampler, iterations: int, lr: float,
                 batch: int, **hooks) -> MetaTrainer:
         t = self.settings.train
-        if self.progress:
+        if self.progress and (self.dist is None or self.dist.main):
             unit = "windows" if isinstance(learner, Pretrain) else "tasks"
             self.log(f"training {label}: {iterations} iterations of {batch} {unit}")
         return MetaTrainer(learner, sampler, self.validation, outer_lr=lr, meta_batch_size=batch,
                            iterations=iterations, clip=t.clip or None, val_every=t.val_every,
                            patience=t.patience or None, cosine=t.cosine, device=self.device,
-                           checkpoint_every=t.checkpoint_every, **hooks)
+                           checkpoint_every=t.checkpoint_every, dist=self.dist, **hooks)
 
     def fit(self, label: str, trainer: MetaTrainer) -> GradientLearner:
         started = time.perf_counter()
@@ -263,7 +265,7 @@ class Experiment:
         learner = Pretrain(self.new_model(), loss=s.learner.loss)
         full = s.train.pretrain_batch_size == -1
         batch = s.train.pretrain_batch_size or s.train.meta_batch_size * (s.learner.shots + s.learner.query_shots)
-        sampler = WindowSampler(self.windows, s.data.scaler, s.train.seed, full_batch=full)
+        sampler = WindowSampler(self.windows, s.data.scaler, self.rank_seed, full_batch=full)
         return self.trainer("pretrained", learner, sampler, s.train.pretrain_iterations, s.train.pretrain_lr,
                             batch, **hooks)
 
@@ -287,7 +289,7 @@ class Experiment:
             learner.model.requires_grad_(False)  # the initialization stays; only the inner rates learn
         elif s.learner.outer_params not in ("all", "rates"):
             raise InputError(f"outer_params must be 'all' or 'rates' (got {s.learner.outer_params!r})")
-        sampler = TaskSampler(self.windows, s.learner.shots, s.learner.query_shots, s.data.scaler, s.train.seed)
+        sampler = TaskSampler(self.windows, s.learner.shots, s.learner.query_shots, s.data.scaler, self.rank_seed)
         return self.trainer(name, learner, sampler, s.train.iterations, s.train.outer_lr, s.train.meta_batch_size,
                             **hooks)
 

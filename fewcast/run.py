@@ -78,16 +78,21 @@ class TrainingRun:
         if settings is None:
             raise InputError("no settings given")
         self.settings = settings
-        self.dir.mkdir(parents=True, exist_ok=True)
         self.experiment = Experiment(settings, progress=progress, log=log)
+        self.main = self.experiment.dist is None or self.experiment.dist.main  # only rank 0 writes
         split = self.experiment.split
         self.split = {"train": split.train.tolist(), "val": split.val.tolist(), "test": split.test.tolist()}
-        atomic_write(self.dir / "config.toml", dumps_toml(settings))
-        atomic_write(self.dir / "split.json", json.dumps(self.split, indent=1))
+        if self.main:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.dir / "config.toml", dumps_toml(settings))
+            atomic_write(self.dir / "split.json", json.dumps(self.split, indent=1))
         self._metrics_start()
 
     # -- metrics ------------------------------------------------------------------------------------
     def _metrics_start(self) -> None:
+        self._metrics = None
+        if not self.main:
+            return
         path = self.dir / "metrics.csv"
         keep: list[dict] = []
         if self.resume_state is not None and path.exists():  # drop rows after the checkpoint
@@ -117,6 +122,8 @@ class TrainingRun:
 
     # -- checkpoints --------------------------------------------------------------------------------
     def _save(self, phase: str, trainer: MetaTrainer | None, pretrained: Pretrain | None, learner=None) -> None:
+        if not self.main:
+            return
         tensors, state = {}, {"phase": phase, "freq": self.experiment.data.visible.freq,
                               "columns": [self.settings.data.id_col, self.settings.data.time_col,
                                           self.settings.data.target_col], "split": self.split}
@@ -156,7 +163,8 @@ class TrainingRun:
             learner = exp.fit(name, trainer)
             self._save("done", None, pretrained, learner)
         finally:
-            self._metrics.close()
+            if self._metrics is not None:
+                self._metrics.close()
             if self.tb is not None:
                 self.tb.close()
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from fewcast import distributed
 from fewcast.learners.base import GradientLearner
 from fewcast.tasks import Tasks, TaskSampler
 
@@ -47,10 +48,15 @@ class MetaTrainer:
     checkpoint_every: int = 0
     on_checkpoint: Callable[[MetaTrainer], None] | None = None
     should_interrupt: Callable[[], bool] | None = None
+    dist: distributed.Dist | None = None
     history: list[dict] = field(default_factory=list)
 
     def __post_init__(self):
         self.learner.to(self.device)
+        if self.dist is not None:
+            if self.meta_batch_size % self.dist.world:
+                raise ValueError(f"meta_batch_size {self.meta_batch_size} is not a multiple of {self.dist.world} ranks")
+            distributed.broadcast_module(self.learner)  # the same starting weights everywhere
         self.params = [p for p in self.learner.parameters() if p.requires_grad]  # frozen ones stay as they are
         self.optimizer = torch.optim.Adam(self.params, lr=self.outer_lr)
         self.scheduler = (
@@ -76,9 +82,13 @@ class MetaTrainer:
         """One outer iteration; returns its log row."""
         started = time.perf_counter()
         self.learner.iteration = self.iteration
-        tasks = self.sampler.sample(self.meta_batch_size).to(self.device)
+        share = self.meta_batch_size // (self.dist.world if self.dist else 1)  # this rank's tasks
+        tasks = self.sampler.sample(share).to(self.device)
         self.optimizer.zero_grad(set_to_none=True)
         loss = float(self.learner.meta_backward(tasks.x_spt, tasks.y_spt, tasks.x_qry, tasks.y_qry, tasks.m_spt))
+        if self.dist is not None:  # every rank takes the same step with the mean meta-gradient
+            distributed.average_gradients(self.params, self.dist.world)
+            loss = distributed.average_scalar(loss, self.device)
         if not math.isfinite(loss):
             raise TrainingDiverged(
                 f"the meta-loss became {loss} at iteration {self.iteration + 1}; "
@@ -103,9 +113,22 @@ class MetaTrainer:
         row["seconds"] = time.perf_counter() - started
         row["tasks_per_second"] = self.meta_batch_size / row["seconds"]
         self.history.append(row)
-        if self.on_iteration is not None:
+        if self.on_iteration is not None and self.is_main:
             self.on_iteration(row)
         return row
+
+    @property
+    def is_main(self) -> bool:
+        return self.dist is None or self.dist.main
+
+    def _checkpoint(self) -> None:
+        """Every rank contributes its sampler state; rank 0 writes."""
+        if self.on_checkpoint is None:
+            return
+        if self.dist is not None:
+            self._sampler_states = distributed.gather(self.sampler.state_dict())
+        if self.is_main:
+            self.on_checkpoint(self)
 
     def should_stop(self) -> bool:
         return self.patience is not None and self.bad_validations >= self.patience
@@ -120,7 +143,7 @@ class MetaTrainer:
             self.best_val = self.validate()
             self.best_state = copy.deepcopy(self.learner.state_dict())
         bar = None
-        if progress:
+        if progress and self.is_main:
             from tqdm import tqdm
 
             bar = tqdm(total=self.iterations, initial=self.iteration, unit="it", dynamic_ncols=True)
@@ -132,11 +155,13 @@ class MetaTrainer:
                     bar.set_postfix(loss=f"{row['train_loss']:.4f}", tasks_s=f"{row['tasks_per_second']:.0f}")
                 if self.should_stop():
                     break
-                if self.checkpoint_every and self.iteration % self.checkpoint_every == 0 and self.on_checkpoint:
-                    self.on_checkpoint(self)
-                if self.should_interrupt is not None and self.should_interrupt():
-                    if self.on_checkpoint:
-                        self.on_checkpoint(self)
+                if self.checkpoint_every and self.iteration % self.checkpoint_every == 0:
+                    self._checkpoint()
+                stop = self.should_interrupt is not None and self.should_interrupt()
+                if self.dist is not None:
+                    stop = distributed.any_rank(stop, self.device)
+                if stop:
+                    self._checkpoint()
                     raise TrainingInterrupted(f"interrupted at iteration {self.iteration}")
         finally:
             if bar is not None:
@@ -167,7 +192,7 @@ class MetaTrainer:
             "optimizer_groups": opt["param_groups"],
             "optimizer_scalars": scalars,
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "sampler": self.sampler.state_dict(),
+            "sampler": getattr(self, "_sampler_states", None) if self.dist else self.sampler.state_dict(),
         }
         return tensors, state
 
@@ -191,5 +216,10 @@ class MetaTrainer:
         self.best_val = state["best_val"] if state["best_val"] is not None else math.inf
         self.bad_validations = state["bad_validations"]
         self.iteration = state["iteration"]
-        self.sampler.load_state_dict(state["sampler"])
+        sampler = state["sampler"]
+        if isinstance(sampler, list):  # one state per rank of a distributed run
+            if self.dist is None or len(sampler) != self.dist.world:
+                raise ValueError(f"this checkpoint was written by {len(sampler)} ranks; resume it with as many")
+            sampler = sampler[self.dist.rank]
+        self.sampler.load_state_dict(sampler)
         torch.set_rng_state(tensors["rng.torch"])
