@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-slow lint demo bench clean
+.PHONY: install test lint demo bench clean
 
 install: $(STAMP)
 
@@ -19,9 +19,6 @@ lint: install
 test: lint
 	$(BIN)/python -m pytest -q
 
-test-slow: install
-	$(BIN)/python -m pytest -q -m slow
-
 demo: install
 	$(BIN)/fewcast datasets
 	$(BIN)/fewcast validate m3-monthly
@@ -31,6 +28,7 @@ bench: install
 	$(BIN)/python benchmarks/data.py
 	$(BIN)/python benchmarks/meta_step.py
 	$(BIN)/python benchmarks/train_game.py
+	$(BIN)/python benchmarks/forecast_latency.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
