@@ -20,8 +20,7 @@ test: lint
 	$(BIN)/python -m pytest -q
 
 demo: install
-	$(BIN)/fewcast datasets
-	$(BIN)/fewcast validate m3-monthly
+	$(BIN)/fewcast demo
 
 bench: install
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[bench]'
