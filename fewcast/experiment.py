@@ -33,7 +33,7 @@ from fewcast.config import Settings
 from fewcast.errors import InputError
 from fewcast.learners import MAML, GradientLearner, MetaTrainer, Pretrain, build_learner
 from fewcast.metrics import score, seasonal_scale, smape
-from fewcast.models import build_model
+from fewcast.models import build_from_config
 from fewcast.panel import Panel, read_panel
 from fewcast.tasks import Split, Tasks, TaskSampler, WindowSampler, split_series
 from fewcast.windows import Windows, scale, unscale
@@ -148,6 +148,13 @@ def forecast(learner: GradientLearner, problems: Problems, scaler: str, steps: i
 # The experiment
 
 
+def learner_options(c) -> dict:
+    """The keyword arguments a learner takes from a :class:`~fewcast.config.LearnerConfig`."""
+    return dict(inner_lr=c.inner_lr, inner_steps=c.inner_steps, first_order=c.first_order, loss=c.loss,
+                multi_step_loss=c.multi_step_loss, msl_iterations=c.msl_iterations, learn_inner_lr=c.learn_inner_lr,
+                first_order_iterations=c.first_order_iterations, adapt=c.adapt)
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -235,12 +242,7 @@ class Experiment:
     def new_model(self, seed_offset: int = 0) -> torch.nn.Module:
         s = self.settings
         torch.manual_seed(s.train.seed + seed_offset)
-        options = {"hidden": s.model.hidden}
-        if s.model.name == "mlp":
-            options["depth"] = s.model.depth
-        elif s.model.name == "nbeats":
-            options.update(layers=s.model.depth, blocks=s.model.blocks)
-        return build_model(s.model.name, s.data.input_size, self.h, **options)
+        return build_from_config(s.model, s.data.input_size, self.h)
 
     def trainer(self, label: str, learner: GradientLearner, sampler, iterations: int, lr: float,
                 batch: int, **hooks) -> MetaTrainer:
@@ -278,7 +280,7 @@ class Experiment:
         inner steps, loss, shots and initialization."""
         s = self.settings
         init = copy.deepcopy(pretrained.model) if s.learner.init == "pretrained" and pretrained else self.new_model()
-        options = self.learner_options()
+        options = learner_options(s.learner)
         if name != s.learner.name:
             options.update(adapt="all", multi_step_loss=False, learn_inner_lr=False, first_order_iterations=0)
         learner = build_learner(name, init, **options)
@@ -295,14 +297,6 @@ class Experiment:
 
     def meta_train(self, name: str, pretrained: Pretrain | None) -> GradientLearner:
         return self.fit(name, self.meta_trainer(name, pretrained))
-
-    def learner_options(self) -> dict:
-        c = self.settings.learner
-        options = dict(inner_lr=c.inner_lr, inner_steps=c.inner_steps, first_order=c.first_order, loss=c.loss,
-                       multi_step_loss=c.multi_step_loss, msl_iterations=c.msl_iterations,
-                       learn_inner_lr=c.learn_inner_lr, first_order_iterations=c.first_order_iterations,
-                       adapt=c.adapt)
-        return options
 
     def finetuner(self, model: torch.nn.Module) -> MAML:
         """Plain SGD fine-tuning adapted exactly as the meta-learner adapts: the same parameters (all, or

@@ -19,13 +19,13 @@ import warnings
 
 import numpy as np
 import pandas as pd
-import torch
 
 from fewcast import checkpoint
 from fewcast.config import Settings
 from fewcast.errors import InputError, PanelWarning
-from fewcast.experiment import Experiment, PanelData, Results, forecast, make_problems
+from fewcast.experiment import Experiment, PanelData, Results, forecast, learner_options, make_problems
 from fewcast.learners import Pretrain, build_learner
+from fewcast.models import build_from_config
 from fewcast.panel import Columns, Panel, from_frame
 
 
@@ -145,13 +145,11 @@ class FewShotForecaster:
                              f"{state.get('phase')!r}); continue it with `fewcast train ... --resume`")
         fc = cls(settings.model.name, settings.learner.name, settings=settings)
         fc.state = {k: v for k, v in state.items() if k in ("freq", "columns", "split")}
-        experiment_model = _build(settings)
+        def experiment_model():
+            return build_from_config(settings.model, settings.data.input_size, settings.data.h)
+
         fc.pretrained = Pretrain(experiment_model(), loss=settings.learner.loss)
-        c = settings.learner
-        fc.learner = build_learner(c.name, experiment_model(), inner_lr=c.inner_lr, inner_steps=c.inner_steps,
-                                   first_order=c.first_order, loss=c.loss, multi_step_loss=c.multi_step_loss,
-                                   msl_iterations=c.msl_iterations, learn_inner_lr=c.learn_inner_lr,
-                                   first_order_iterations=c.first_order_iterations, adapt=c.adapt)
+        fc.learner = build_learner(settings.learner.name, experiment_model(), **learner_options(settings.learner))
         for prefix, module in (("learner.", fc.learner), ("pretrained.", fc.pretrained)):
             part = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
             try:
@@ -160,21 +158,6 @@ class FewShotForecaster:
                 first = str(exc).splitlines()[0]
                 raise InputError(f"checkpoint {path} does not fit its own settings: {first}") from None
         return fc
-
-
-def _build(settings: Settings):
-    """A model factory from settings (the same construction as the experiment's)."""
-    from fewcast.models import build_model
-
-    def make() -> torch.nn.Module:
-        options = {"hidden": settings.model.hidden}
-        if settings.model.name == "mlp":
-            options["depth"] = settings.model.depth
-        elif settings.model.name == "nbeats":
-            options.update(layers=settings.model.depth, blocks=settings.model.blocks)
-        return build_model(settings.model.name, settings.data.input_size, settings.data.h, **options)
-
-    return make
 
 
 def _season(freq) -> int:

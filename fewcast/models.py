@@ -21,6 +21,15 @@ from torch import nn
 from fewcast.errors import InputError
 
 
+def relu_stack(width: int, hidden: int, depth: int) -> nn.Sequential:
+    """``depth`` times Linear -> ReLU, from ``width`` inputs to ``hidden`` units."""
+    layers: list[nn.Module] = []
+    for _ in range(depth):
+        layers += [nn.Linear(width, hidden), nn.ReLU()]
+        width = hidden
+    return nn.Sequential(*layers)
+
+
 class MLP(nn.Module):
     """``input_size -> hidden -> ReLU -> ... -> h``: ``depth`` hidden layers of ``hidden`` units."""
 
@@ -28,13 +37,8 @@ class MLP(nn.Module):
 
     def __init__(self, input_size: int, h: int, hidden: int = 10, depth: int = 2):
         super().__init__()
-        layers: list[nn.Module] = []
-        width = input_size
-        for _ in range(depth):
-            layers += [nn.Linear(width, hidden), nn.ReLU()]
-            width = hidden
-        self.body = nn.Sequential(*layers)
-        self.head = nn.Linear(width, h)
+        self.body = relu_stack(input_size, hidden, depth)
+        self.head = nn.Linear(hidden if depth else input_size, h)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (batch, input_size) -> (batch, h)
         return self.head(self.body(x))
@@ -43,12 +47,7 @@ class MLP(nn.Module):
 class NBeatsBlock(nn.Module):
     def __init__(self, input_size: int, h: int, hidden: int, layers: int):
         super().__init__()
-        stack: list[nn.Module] = []
-        width = input_size
-        for _ in range(layers):
-            stack += [nn.Linear(width, hidden), nn.ReLU()]
-            width = hidden
-        self.fc = nn.Sequential(*stack)
+        self.fc = relu_stack(input_size, hidden, layers)
         self.backcast = nn.Linear(hidden, input_size)
         self.forecast = nn.Linear(hidden, h)
 
@@ -115,6 +114,17 @@ def build_model(name: str, input_size: int, h: int, **options) -> nn.Module:
     if name not in MODELS:
         raise InputError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
     return MODELS[name](input_size, h, **options)
+
+
+def build_from_config(cfg, input_size: int, h: int) -> nn.Module:
+    """A built-in model from a :class:`~fewcast.config.ModelConfig` (``name``, ``hidden``, ``depth``,
+    ``blocks``): ``depth`` is the MLP's hidden layers and each N-BEATS block's layers."""
+    options = {"hidden": cfg.hidden}
+    if cfg.name == "mlp":
+        options["depth"] = cfg.depth
+    elif cfg.name == "nbeats":
+        options.update(layers=cfg.depth, blocks=cfg.blocks)
+    return build_model(cfg.name, input_size, h, **options)
 
 
 def head_names(model: nn.Module) -> list[str]:
