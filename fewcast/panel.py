@@ -125,14 +125,18 @@ class Panel:
         return self.ds[self.offsets[i] : self.offsets[i + 1]]
 
     def index_of(self, ids) -> np.ndarray:
-        """Positions of the given ``unique_id`` values; an InputError names any that are absent."""
+        """Positions of the given ``unique_id`` values; an InputError names any that are absent.
+
+        Works whether or not the series are sorted by id (a memory-mapped panel keeps file order).
+        """
         ids = np.asarray(ids)
-        pos = np.searchsorted(self.ids, ids)
-        pos = np.clip(pos, 0, max(self.n_series - 1, 0))
-        missing = ids[(self.n_series == 0) | (self.ids[pos] != ids)]
+        order = None if np.all(self.ids[1:] >= self.ids[:-1]) else np.argsort(self.ids, kind="stable")
+        sorted_ids = self.ids if order is None else self.ids[order]
+        pos = np.clip(np.searchsorted(sorted_ids, ids), 0, max(self.n_series - 1, 0))
+        missing = ids[(self.n_series == 0) | (sorted_ids[pos] != ids)]
         if len(missing):
             raise InputError(f"column '{self.columns.id_col}': unknown series {describe_ids(missing)}")
-        return pos
+        return pos if order is None else order[pos]
 
     # -- slicing (all vectorized) -------------------------------------------------------------------
     def take(self, idx) -> Panel:

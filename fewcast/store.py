@@ -1,0 +1,150 @@
+"""Panels larger than memory: a memory-mapped cache built once beside the data.
+
+``build_cache`` streams a Parquet file (or a directory of Parquet files) in record batches and writes,
+into ``<data>.fewcast-cache/``, the values as a float32 ``.npy`` file, the time stamps as an int64 or
+datetime64 ``.npy`` file, the per-series ``offsets`` and the ``ids``. ``open_cache`` maps them back as
+a :class:`~fewcast.panel.Panel` whose arrays are ``np.memmap`` views: windows and tasks then read only
+the pages they touch, so meta-training samples tasks without loading the panel.
+
+Streaming cannot sort, so the rows must come grouped by series and in time order within each series
+(as most exports are); anything else is an :class:`~fewcast.errors.InputError` naming the series, with
+the advice to sort the data or to use the in-memory path. The cache is rebuilt when the data changes
+(size or modification time of any file).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from fewcast.errors import InputError, describe_ids
+from fewcast.panel import Columns, Panel
+
+CACHE_SUFFIX = ".fewcast-cache"
+
+
+def _sources(path: Path) -> list[Path]:
+    if not path.exists():
+        raise InputError(f"no such file: {path}")
+    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+    if not files:
+        raise InputError(f"{path} is a directory with no .parquet files in it")
+    return files
+
+
+def _fingerprint(files: list[Path]) -> list[list]:
+    return [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+
+
+def cache_dir(path: str | Path) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + CACHE_SUFFIX)
+
+
+def build_cache(path: str | Path, id_col: str = "unique_id", time_col: str = "ds", target_col: str = "y",
+                batch_size: int = 1 << 20, progress: bool = False) -> Path:
+    """Stream the Parquet data at ``path`` into a memory-mappable cache; returns the cache directory."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    files = _sources(path)
+    out = cache_dir(path)
+    meta_path = out / "meta.json"
+    columns = [id_col, time_col, target_col]
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if meta["sources"] == _fingerprint(files) and meta["columns"] == columns:
+            return out
+    readers = []
+    for f in files:
+        try:
+            readers.append(pq.ParquetFile(f))
+        except Exception as exc:  # pyarrow's own error types
+            raise InputError(f"{f} could not be read as Parquet: {str(exc).splitlines()[0]}") from None
+        missing = [c for c in columns if c not in readers[-1].schema_arrow.names]
+        if missing:
+            raise InputError(f"{f}: missing column '{missing[0]}' (columns found: "
+                             f"{', '.join(readers[-1].schema_arrow.names)})")
+    total = sum(r.metadata.num_rows for r in readers)
+    if total == 0:
+        raise InputError(f"{path} has no rows")
+    out.mkdir(exist_ok=True)
+    values = np.lib.format.open_memmap(out / "values.npy", mode="w+", dtype=np.float32, shape=(total,))
+    time_type = readers[0].schema_arrow.field(time_col).type
+    is_date = str(time_type).startswith(("timestamp", "date"))
+    ds = np.lib.format.open_memmap(out / "ds.npy", mode="w+", dtype="datetime64[ns]" if is_date else np.int64,
+                                   shape=(total,))
+    ids: list = []
+    starts: list[int] = []
+    seen: set = set()
+    row, last_id, last_t = 0, None, None
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, unit="rows", desc=f"indexing {path.name}")
+    for reader in readers:
+        for batch in reader.iter_batches(batch_size=batch_size, columns=columns):
+            n = batch.num_rows
+            b_ids = batch.column(id_col).to_numpy(zero_copy_only=False)
+            b_y = batch.column(target_col).to_numpy(zero_copy_only=False).astype(np.float32)
+            b_t = batch.column(time_col).to_numpy(zero_copy_only=False)
+            b_t = b_t.astype("datetime64[ns]") if is_date else b_t.astype(np.int64)
+            bad = ~np.isfinite(b_y)
+            if bad.any():
+                raise InputError(f"column '{target_col}' has NaN or infinite values in series "
+                                 f"{describe_ids(np.unique(b_ids[bad]))}; fix them (or use the in-memory path "
+                                 f"with --fill)")
+            # series boundaries inside the batch, and with the previous batch's last series
+            new = np.ones(n, dtype=bool)
+            new[1:] = b_ids[1:] != b_ids[:-1]
+            new[0] = b_ids[0] != last_id
+            prev_t = np.empty(n, dtype=b_t.dtype)
+            prev_t[1:] = b_t[:-1]
+            if last_t is not None:
+                prev_t[0] = last_t
+            backwards = ~new & (b_t <= prev_t)
+            if backwards.any():
+                raise InputError(f"column '{time_col}' is not increasing inside series "
+                                 f"{describe_ids(np.unique(b_ids[backwards]))}: streaming needs rows sorted by "
+                                 f"({id_col}, {time_col}); sort the file, or drop --memmap")
+            first_rows = np.flatnonzero(new)
+            for i in b_ids[first_rows]:  # one Python step per series start, not per row
+                if i in seen:
+                    raise InputError(f"series {i!r} appears in more than one run of rows: streaming needs rows "
+                                     f"grouped by {id_col} (sort the file, or drop --memmap)")
+                seen.add(i)
+            ids.extend(b_ids[first_rows].tolist())
+            starts.extend((first_rows + row).tolist())
+            values[row : row + n] = b_y
+            ds[row : row + n] = b_t
+            row += n
+            last_id, last_t = b_ids[-1], b_t[-1]
+            if bar is not None:
+                bar.update(n)
+    if bar is not None:
+        bar.close()
+    values.flush()
+    ds.flush()
+    offsets = np.append(np.asarray(starts, dtype=np.int64), total)
+    np.save(out / "offsets.npy", offsets)
+    np.save(out / "ids.npy", np.asarray([str(i) for i in ids]))
+    meta = {"sources": _fingerprint(files), "columns": columns, "rows": total, "series": len(ids)}
+    meta_path.write_text(json.dumps(meta))  # written last: its presence marks a complete cache
+    return out
+
+
+def open_cache(path: str | Path, id_col: str = "unique_id", time_col: str = "ds", target_col: str = "y",
+               progress: bool = False) -> Panel:
+    """The panel at ``path`` as memory-mapped arrays (building the cache first if needed).
+
+    Series come in file order; ``Panel.ids`` are text.
+    """
+    out = build_cache(path, id_col, time_col, target_col, progress=progress)
+    values = np.load(out / "values.npy", mmap_mode="r")
+    ds = np.load(out / "ds.npy", mmap_mode="r")
+    offsets = np.load(out / "offsets.npy")
+    ids = np.load(out / "ids.npy")
+    return Panel(ids, values, ds, offsets, Columns(id_col, time_col, target_col))

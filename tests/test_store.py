@@ -1,0 +1,79 @@
+"""The memory-mapped cache for panels larger than memory: same values, no copy, clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from fewcast.errors import InputError
+from fewcast.panel import from_frame
+from fewcast.store import cache_dir, open_cache
+from fewcast.tasks import TaskSampler
+from fewcast.windows import Windows
+from tests.conftest import make_frame
+
+
+def sorted_frame() -> pd.DataFrame:
+    return make_frame(n_series=15).sort_values(["unique_id", "ds"]).reset_index(drop=True)
+
+
+def write_parquet(frame: pd.DataFrame, path, row_group_size: int = 100) -> None:
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=row_group_size)
+
+
+def test_cache_matches_the_in_memory_panel(tmp_path):
+    frame = sorted_frame()
+    path = tmp_path / "panel.parquet"
+    write_parquet(frame, path)
+    mapped = open_cache(path)
+    memory = from_frame(frame)
+    assert isinstance(mapped.values, np.memmap) or isinstance(mapped.values.base, np.memmap)
+    np.testing.assert_array_equal(mapped.ids, memory.ids)
+    np.testing.assert_array_equal(mapped.offsets, memory.offsets)
+    np.testing.assert_array_equal(mapped.values, memory.values)
+    np.testing.assert_array_equal(mapped.ds, memory.ds)
+    assert mapped.freq == "MS"
+    # tasks sampled from the mapped panel equal those from the in-memory one
+    a = TaskSampler(Windows(mapped, 12, 3), 4, seed=1).sample(32)
+    b = TaskSampler(Windows(memory, 12, 3), 4, seed=1).sample(32)
+    np.testing.assert_array_equal(a.x_spt.numpy(), b.x_spt.numpy())
+    # built once: a second open reuses it; a changed file rebuilds it
+    stamp = (cache_dir(path) / "values.npy").stat().st_mtime_ns
+    open_cache(path)
+    assert (cache_dir(path) / "values.npy").stat().st_mtime_ns == stamp
+    write_parquet(frame.assign(y=frame.y + 1), path)
+    np.testing.assert_allclose(open_cache(path).values, memory.values + 1, rtol=1e-6)
+
+
+def test_directory_of_parquet_files_in_file_order(tmp_path):
+    frame = sorted_frame()
+    ids = frame.unique_id.unique()
+    (tmp_path / "parts").mkdir()
+    write_parquet(frame[frame.unique_id.isin(ids[8:])], tmp_path / "parts" / "a.parquet")
+    write_parquet(frame[frame.unique_id.isin(ids[:8])], tmp_path / "parts" / "b.parquet")
+    mapped = open_cache(tmp_path / "parts")
+    assert list(mapped.ids) == list(ids[8:]) + list(ids[:8])  # file order, not sorted
+    memory = from_frame(frame)
+    for uid in ("s00", "s09", "s14"):
+        i, j = mapped.index_of([uid])[0], memory.index_of([uid])[0]
+        np.testing.assert_array_equal(mapped.series(i), memory.series(j))
+
+
+@pytest.mark.parametrize(
+    ("mutate", "pattern"),
+    [
+        (lambda f: f.sample(frac=1.0, random_state=0), "not increasing inside series|more than one run of rows"),
+        (lambda f: pd.concat([f[f.unique_id != "s03"], f[f.unique_id == "s03"].iloc[::-1]]),
+         r"column 'ds' is not increasing inside series 's03'"),
+        (lambda f: f.assign(y=np.where(f.unique_id == "s05", np.nan, f.y)), r"NaN or infinite values in series 's05'"),
+        (lambda f: f.drop(columns="y"), "missing column 'y'"),
+    ],
+)
+def test_streaming_errors(tmp_path, mutate, pattern):
+    path = tmp_path / "bad.parquet"
+    write_parquet(mutate(sorted_frame()), path)
+    with pytest.raises(InputError, match=pattern):
+        open_cache(path)
