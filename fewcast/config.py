@@ -38,6 +38,7 @@ class DataConfig:
     history: int = 0  # 0: all; T: meta-test series are cut to their last T observations
     val_frac: float = 0.1
     test_frac: float = 0.3
+    memmap: bool = False  # Parquet data larger than memory: a memory-mapped cache, rows sorted by id and time
 
 
 @dataclass

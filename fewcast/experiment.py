@@ -30,7 +30,7 @@ import torch
 from fewcast import datasets, distributed
 from fewcast.baselines import classical_forecasts
 from fewcast.config import Settings
-from fewcast.errors import InputError
+from fewcast.errors import InputError, describe_ids
 from fewcast.learners import MAML, GradientLearner, MetaTrainer, Pretrain, build_learner
 from fewcast.metrics import score, seasonal_scale, smape
 from fewcast.models import build_from_config
@@ -48,9 +48,23 @@ class PanelData:
 
     name: str
     visible: Panel
-    horizon: Panel
+    horizon: Panel | None
     h: int
     season_length: int
+    cut: np.ndarray | None = None  # memory-mapped data: ``visible`` is the whole panel, series i visible up to cut[i]
+
+    def visible_part(self, pos: np.ndarray) -> Panel:
+        """The visible part of the series at ``pos`` (a copy of those series only)."""
+        part = self.visible.take(pos)
+        return part if self.cut is None else part.slice(0, self.cut[pos])
+
+    def horizon_values(self, pos: np.ndarray) -> np.ndarray:
+        """``(len(pos), h)`` values of the horizon of the series at ``pos``."""
+        if self.cut is None:
+            part = self.horizon.take(pos)
+        else:
+            part = self.visible.take(pos).slice(self.cut[pos], self.cut[pos] + self.h)
+        return part.values.reshape(len(pos), self.h).astype(np.float64)
 
 
 def guess_season(freq) -> int:
@@ -74,6 +88,17 @@ def load_panel_data(settings: Settings) -> PanelData:
         return PanelData(cfg.dataset, data.train, horizon, h, cfg.season_length or data.season_length)
     if not cfg.h:
         raise InputError("your own data needs a forecast horizon: pass --h N (or set data.h in the config)")
+    if cfg.memmap:
+        from fewcast.store import open_cache
+
+        panel = open_cache(cfg.dataset, cfg.id_col, cfg.time_col, cfg.target_col, progress=True)
+        short = panel.lengths < cfg.h + 2
+        if short.any():
+            raise InputError(f"column '{cfg.target_col}': series shorter than h + 2 = {cfg.h + 2} points: "
+                             f"{describe_ids(panel.ids[short])}; drop them from the data (memory-mapped data "
+                             f"is used as it is)")
+        return PanelData(Path(cfg.dataset).name, panel, None, cfg.h, cfg.season_length or guess_season(panel.freq),
+                         cut=panel.lengths - cfg.h)
     panel = read_panel(cfg.dataset, cfg.id_col, cfg.time_col, cfg.target_col, fill=cfg.fill, min_length=cfg.h + 2)
     visible, horizon = panel.split_last(cfg.h)
     return PanelData(Path(cfg.dataset).name, visible, horizon, cfg.h, cfg.season_length or guess_season(panel.freq))
@@ -206,32 +231,41 @@ class Experiment:
         self.split: Split = split
         visible = d.visible
         val_pos = visible.index_of(split.val)
-        if s.eval.protocol == "holdout":
+        self.train_series: np.ndarray | None = None  # the series the samplers draw from (None: all)
+        stop = None
+        if d.cut is not None:  # memory-mapped: train on the mapped panel itself, nothing copied
+            if s.eval.protocol != "holdout":
+                raise InputError("memory-mapped data (--memmap) supports the holdout protocol only")
+            train_panel, stop = visible, d.cut
+            self.train_series = visible.index_of(split.train)
+            test_pos = visible.index_of(split.test)
+        elif s.eval.protocol == "holdout":
             train_panel = visible.select(split.train)
             test_pos = visible.index_of(split.test)
         else:  # all-series: train on everything but the validation series' last h visible points
             stop = visible.lengths.copy()
             stop[val_pos] -= h
             train_panel = visible.slice(0, stop)
+            stop = None
             test_pos = np.arange(visible.n_series)
         self.train_panel = train_panel
-        self.windows = Windows(train_panel, input_size, h, drop_zero_target=s.data.drop_zero_target)
+        self.windows = Windows(train_panel, input_size, h, drop_zero_target=s.data.drop_zero_target, stop=stop)
         if len(self.windows) == 0:
             raise InputError(f"no meta-train series is long enough for one window of {input_size} -> {h}; "
                              f"lower --input-size")
         self.validation: Tasks | None = None
         if len(val_pos):
-            val_windows = Windows(visible.take(val_pos), input_size, h)
+            val_windows = Windows(d.visible_part(val_pos), input_size, h)
             try:
                 vs = TaskSampler(val_windows, s.learner.shots, 1, s.data.scaler, s.train.seed)
                 self.validation = vs.latest()
             except InputError:
                 self.log("note: no meta-validation series is long enough for a validation task; no early stopping")
-        history = visible.take(test_pos)
+        history = d.visible_part(test_pos)
         if s.data.history:
             history = history.tail(s.data.history)
         self.test_history = history
-        self.test_truth = d.horizon.take(test_pos).values.reshape(len(test_pos), h).astype(np.float64)
+        self.test_truth = d.horizon_values(test_pos)
 
     def problems(self, shots: int | None = None) -> Problems:
         s = self.settings
@@ -267,7 +301,7 @@ class Experiment:
         learner = Pretrain(self.new_model(), loss=s.learner.loss)
         full = s.train.pretrain_batch_size == -1
         batch = s.train.pretrain_batch_size or s.train.meta_batch_size * (s.learner.shots + s.learner.query_shots)
-        sampler = WindowSampler(self.windows, s.data.scaler, self.rank_seed, full_batch=full)
+        sampler = WindowSampler(self.windows, s.data.scaler, self.rank_seed, series=self.train_series, full_batch=full)
         return self.trainer("pretrained", learner, sampler, s.train.pretrain_iterations, s.train.pretrain_lr,
                             batch, **hooks)
 
@@ -291,7 +325,8 @@ class Experiment:
             learner.model.requires_grad_(False)  # the initialization stays; only the inner rates learn
         elif s.learner.outer_params not in ("all", "rates"):
             raise InputError(f"outer_params must be 'all' or 'rates' (got {s.learner.outer_params!r})")
-        sampler = TaskSampler(self.windows, s.learner.shots, s.learner.query_shots, s.data.scaler, self.rank_seed)
+        sampler = TaskSampler(self.windows, s.learner.shots, s.learner.query_shots, s.data.scaler, self.rank_seed,
+                              series=self.train_series)
         return self.trainer(name, learner, sampler, s.train.iterations, s.train.outer_lr, s.train.meta_batch_size,
                             **hooks)
 

@@ -28,13 +28,15 @@ class Windows:
     """All (input, target) windows of a panel: ``input_size`` values -> the next ``h`` values.
 
     ``drop_zero_target`` drops the windows whose targets are all exactly zero (the seed experiment did
-    this for its 1-step targets); it is off by default because zeros are real observations.
+    this for its 1-step targets); it is off by default because zeros are real observations. ``stop``
+    limits series ``i`` to its first ``stop[i]`` points without copying anything (a held-out horizon).
 
     Windows of series ``i`` are numbered ``0 .. counts[i] - 1`` in time order; globally, window ``g``
     belongs to the series ``i`` with ``first[i] <= g < first[i + 1]``.
     """
 
-    def __init__(self, panel: Panel, input_size: int, h: int, drop_zero_target: bool = False):
+    def __init__(self, panel: Panel, input_size: int, h: int, drop_zero_target: bool = False,
+                 stop: np.ndarray | None = None):
         if input_size < 1 or h < 1:
             raise InputError(f"input_size and h must be at least 1 (got input_size={input_size}, h={h})")
         self.panel = panel
@@ -46,7 +48,8 @@ class Windows:
             self.view = sliding_window_view(values, width)  # (positions, input_size + h), no copy
         else:
             self.view = np.zeros((0, width), dtype=np.float32)
-        counts = np.maximum(panel.lengths - width + 1, 0)  # (series,)
+        usable = panel.lengths if stop is None else np.minimum(np.asarray(stop), panel.lengths)  # (series,)
+        counts = np.maximum(usable - width + 1, 0)  # (series,)
         self.starts: np.ndarray | None = None  # explicit positions, only when windows were dropped
         if drop_zero_target:
             self.starts, counts = _nonzero_target_windows(panel, input_size, h, counts)

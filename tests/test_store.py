@@ -77,3 +77,24 @@ def test_streaming_errors(tmp_path, mutate, pattern):
     write_parquet(mutate(sorted_frame()), path)
     with pytest.raises(InputError, match=pattern):
         open_cache(path)
+
+
+def test_training_on_the_mapped_panel_equals_training_in_memory(tmp_path):
+    from fewcast.experiment import Experiment
+    from tests.test_experiment import tiny_settings
+
+    frame = sorted_frame()
+    path = tmp_path / "panel.parquet"
+    write_parquet(frame, path)
+    results = {}
+    for memmap in (False, True):
+        settings = tiny_settings()
+        settings.update("data", {"dataset": str(path), "memmap": memmap})
+        settings.update("eval", {"classical": ["naive"]})
+        exp = Experiment(settings, log=lambda *_: None)
+        if memmap:
+            assert isinstance(exp.train_panel.values, np.memmap) or exp.train_panel.values.base is not None
+        results[memmap] = exp.run()
+    for method, yhat in results[False].forecasts.items():
+        np.testing.assert_array_equal(yhat, results[True].forecasts[method], err_msg=method)
+    np.testing.assert_array_equal(results[False].test_ids, results[True].test_ids)
