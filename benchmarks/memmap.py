@@ -48,15 +48,21 @@ def main() -> None:
     ap.add_argument("--series", type=int, default=1_000_000)
     ap.add_argument("--length", type=int, default=200)
     ap.add_argument("--dir", default="/tmp/fewcast-memmap")
+    ap.add_argument("--reuse", action="store_true", help="keep a Parquet file written by an earlier run")
     args = ap.parse_args()
     root = Path(args.dir)
-    shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True)
     path = root / "panel.parquet"
+    if not (args.reuse and path.exists()):
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir(parents=True)
+    shutil.rmtree(root / "panel.parquet.fewcast-cache", ignore_errors=True)
     t = time.perf_counter()
-    write_panel(path, args.series, args.length)
-    print(f"wrote {args.series:,} x {args.length} = {args.series * args.length:,} rows "
-          f"({path.stat().st_size / 2**30:.2f} GiB Parquet) in {time.perf_counter() - t:.0f} s")
+    action = "reused"
+    if not path.exists():
+        write_panel(path, args.series, args.length)
+        action = f"wrote in {time.perf_counter() - t:.0f} s"
+    print(f"{args.series:,} x {args.length} = {args.series * args.length:,} rows, "
+          f"{path.stat().st_size / 2**30:.2f} GiB Parquet ({action})")
 
     from fewcast.store import build_cache, open_cache
     from fewcast.tasks import TaskSampler

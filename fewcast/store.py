@@ -46,6 +46,8 @@ def cache_dir(path: str | Path) -> Path:
 def build_cache(path: str | Path, id_col: str = "unique_id", time_col: str = "ds", target_col: str = "y",
                 batch_size: int = 1 << 20, progress: bool = False) -> Path:
     """Stream the Parquet data at ``path`` into a memory-mappable cache; returns the cache directory."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     path = Path(path)
@@ -60,7 +62,7 @@ def build_cache(path: str | Path, id_col: str = "unique_id", time_col: str = "ds
     readers = []
     for f in files:
         try:
-            readers.append(pq.ParquetFile(f))
+            readers.append(pq.ParquetFile(f, pre_buffer=False))  # pre-buffering keeps every chunk read
         except Exception as exc:  # pyarrow's own error types
             raise InputError(f"{f} could not be read as Parquet: {str(exc).splitlines()[0]}") from None
         missing = [c for c in columns if c not in readers[-1].schema_arrow.names]
@@ -88,40 +90,44 @@ def build_cache(path: str | Path, id_col: str = "unique_id", time_col: str = "ds
     for reader in readers:
         for batch in reader.iter_batches(batch_size=batch_size, columns=columns):
             n = batch.num_rows
-            b_ids = batch.column(id_col).to_numpy(zero_copy_only=False)
+            id_array = batch.column(id_col)  # stays in Arrow: no Python object per row
             b_y = batch.column(target_col).to_numpy(zero_copy_only=False).astype(np.float32)
             b_t = batch.column(time_col).to_numpy(zero_copy_only=False)
             b_t = b_t.astype("datetime64[ns]") if is_date else b_t.astype(np.int64)
             bad = ~np.isfinite(b_y)
             if bad.any():
                 raise InputError(f"column '{target_col}' has NaN or infinite values in series "
-                                 f"{describe_ids(np.unique(b_ids[bad]))}; fix them (or use the in-memory path "
-                                 f"with --fill)")
+                                 f"{describe_ids(np.unique(id_array.filter(pa.array(bad)).to_pylist()))}; "
+                                 f"fix them (or use the in-memory path with --fill)")
             # series boundaries inside the batch, and with the previous batch's last series
             new = np.ones(n, dtype=bool)
-            new[1:] = b_ids[1:] != b_ids[:-1]
-            new[0] = b_ids[0] != last_id
+            if n > 1:
+                new[1:] = pc.not_equal(id_array.slice(1), id_array.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+            new[0] = id_array[0].as_py() != last_id
             prev_t = np.empty(n, dtype=b_t.dtype)
             prev_t[1:] = b_t[:-1]
             if last_t is not None:
                 prev_t[0] = last_t
             backwards = ~new & (b_t <= prev_t)
             if backwards.any():
+                bad_ids = np.unique(id_array.filter(pa.array(backwards)).to_pylist())
                 raise InputError(f"column '{time_col}' is not increasing inside series "
-                                 f"{describe_ids(np.unique(b_ids[backwards]))}: streaming needs rows sorted by "
+                                 f"{describe_ids(bad_ids)}: streaming needs rows sorted by "
                                  f"({id_col}, {time_col}); sort the file, or drop --memmap")
             first_rows = np.flatnonzero(new)
-            for i in b_ids[first_rows]:  # one Python step per series start, not per row
+            first_ids = id_array.take(pa.array(first_rows)).to_pylist()
+            for i in first_ids:  # one Python step per series start, not per row
                 if i in seen:
                     raise InputError(f"series {i!r} appears in more than one run of rows: streaming needs rows "
                                      f"grouped by {id_col} (sort the file, or drop --memmap)")
                 seen.add(i)
-            ids.extend(b_ids[first_rows].tolist())
+            ids.extend(first_ids)
             starts.extend((first_rows + row).tolist())
             values[row : row + n] = b_y
             ds[row : row + n] = b_t
             row += n
-            last_id, last_t = b_ids[-1], b_t[-1]
+            last_id, last_t = id_array[n - 1].as_py(), b_t[-1]
+            pa.default_memory_pool().release_unused()
             if bar is not None:
                 bar.update(n)
     if bar is not None:
