@@ -9,7 +9,11 @@ run, each configuration in a fresh process (so that peak memory is its own):
 - ``vmap``: a bare ``torch.func`` implementation written out in a few lines (the floor fewcast should be
   within 1.2x of);
 - ``loop``: a per-task Python loop with ``torch.autograd.grad(create_graph=True)``;
-- ``higher``: the ``higher`` library's ``innerloop_ctx``, per task (it has no task batching).
+- ``higher``: the ``higher`` library's ``innerloop_ctx``, per task (it has no task batching);
+- ``fewcast_compile``: fewcast with ``torch.compile`` on the meta-loss (``--methods`` adds it; the first,
+  compiling call is the warm-up and not timed).
+
+``--device cuda`` runs it all on a GPU (timings synchronize the device); see ``benchmarks/gpu.sh``.
 
     .venv/bin/pip install higher==0.2.1   # benchmark-only dependency (make bench does it)
     .venv/bin/python benchmarks/meta_step.py [--quick]
@@ -45,7 +49,7 @@ def peak_mb() -> float:
     return int(line.split()[1]) / 1024
 
 
-def run_one(method: str, tasks: int, inner_steps: int, seconds: float) -> dict:
+def run_one(method: str, tasks: int, inner_steps: int, seconds: float, device: str = "cpu") -> dict:
     import torch
     from torch.func import functional_call, grad, vmap
 
@@ -53,14 +57,16 @@ def run_one(method: str, tasks: int, inner_steps: int, seconds: float) -> dict:
     from fewcast.models import build_model
 
     torch.manual_seed(0)
-    model = build_model("mlp", INPUT, H, hidden=10, depth=2)
+    model = build_model("mlp", INPUT, H, hidden=10, depth=2).to(device)
     lr = 0.01
-    x_spt, y_spt = torch.randn(tasks, SHOTS, INPUT), torch.randn(tasks, SHOTS, H)
-    x_qry, y_qry = torch.randn(tasks, QUERY, INPUT), torch.randn(tasks, QUERY, H)
+    x_spt, y_spt = torch.randn(tasks, SHOTS, INPUT, device=device), torch.randn(tasks, SHOTS, H, device=device)
+    x_qry, y_qry = torch.randn(tasks, QUERY, INPUT, device=device), torch.randn(tasks, QUERY, H, device=device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
-    if method == "fewcast":
+    if method in ("fewcast", "fewcast_compile"):
         learner = MAML(model, inner_lr=lr, inner_steps=inner_steps)
+        if method == "fewcast_compile":
+            learner.compile()
 
         def step():
             opt.zero_grad()
@@ -117,11 +123,18 @@ def run_one(method: str, tasks: int, inner_steps: int, seconds: float) -> dict:
 
     base = rss_mb()  # model, tasks and optimizer exist; the steps' own working memory comes on top
     reset_peak()
-    step()  # warm-up
+    def sync():
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    step()  # warm-up (and compilation)
+    step()
+    sync()
     n, started = 0, time.perf_counter()
     while True:
         step()
         n += 1
+        sync()
         elapsed = time.perf_counter() - started
         if elapsed > seconds or (n >= 50 and elapsed > seconds / 5):
             break
@@ -138,18 +151,21 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="meta-batch 256, one inner step only")
     ap.add_argument("--methods", default="fewcast,vmap,loop,higher")
     ap.add_argument("--batches", default="32,256,4096")
+    ap.add_argument("--steps", default="1,5", help="inner steps to measure")
+    ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     if args.child:
         method, tasks, steps = args.child
-        print(json.dumps(run_one(method, int(tasks), int(steps), args.seconds)))
+        print(json.dumps(run_one(method, int(tasks), int(steps), args.seconds, args.device)))
         return
 
     import torch
 
+    gpu = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "no GPU"
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
-          f"python {platform.python_version()}")
+          f"python {platform.python_version()}, device {args.device} ({gpu})")
     batches = [256] if args.quick else [int(b) for b in args.batches.split(",")]
-    steps_list = [1] if args.quick else [1, 5]
+    steps_list = [1] if args.quick else [int(x) for x in args.steps.split(",")]
     methods = args.methods.split(",")
     rows = []
     for steps in steps_list:
@@ -157,7 +173,7 @@ def main() -> None:
             for method in methods:
                 out = subprocess.run(
                     [sys.executable, __file__, "--child", method, str(tasks), str(steps), "--seconds",
-                     str(args.seconds)], capture_output=True, text=True, check=False,
+                     str(args.seconds), "--device", args.device], capture_output=True, text=True, check=False,
                 )
                 if out.returncode != 0:
                     print(f"{method} {tasks} {steps}: failed\n{out.stderr.strip().splitlines()[-1]}")
@@ -168,17 +184,18 @@ def main() -> None:
                       f"({r['ms_per_step']:.1f} ms/step, {r['steps_timed']} steps, "
                       f"peak +{r['peak_mb_above_setup']:.0f} MiB, rss {r['rss_mb']:.0f} MiB)", flush=True)
     print("\n| inner steps | meta-batch | fewcast tasks/s | bare vmap | per-task loop | higher | "
-          "fewcast / loop | fewcast / higher | vmap / fewcast | peak MiB fewcast / loop |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "fewcast / loop | fewcast / higher | vmap / fewcast | peak MiB fewcast / loop | fewcast compiled |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for steps in steps_list:
         for tasks in batches:
             by = {r["method"]: r for r in rows if r["tasks"] == tasks and r["inner_steps"] == steps}
-            rate = {m: by[m]["tasks_per_s"] if m in by else float("nan") for m in ("fewcast", "vmap", "loop", "higher")}
+            rate = {m: by[m]["tasks_per_s"] if m in by else float("nan")
+                    for m in ("fewcast", "vmap", "loop", "higher", "fewcast_compile")}
             mem = {m: f"{by[m]['peak_mb_above_setup']:.0f}" if m in by else "-" for m in ("fewcast", "loop")}
             print(f"| {steps} | {tasks} | {rate['fewcast']:.0f} | {rate['vmap']:.0f} | {rate['loop']:.0f} | "
                   f"{rate['higher']:.0f} | {rate['fewcast'] / rate['loop']:.1f}x | "
                   f"{rate['fewcast'] / rate['higher']:.1f}x | {rate['vmap'] / rate['fewcast']:.2f} | "
-                  f"{mem['fewcast']} / {mem['loop']} |")
+                  f"{mem['fewcast']} / {mem['loop']} | {rate['fewcast_compile']:.0f} |")
 
 
 if __name__ == "__main__":

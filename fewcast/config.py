@@ -82,6 +82,7 @@ class TrainConfig:
     cosine: bool = False
     seed: int = 0
     device: str = "auto"
+    compile: bool = False  # torch.compile the meta-step (falls back to eager when it does not compile)
     checkpoint_every: int = 0
 
 

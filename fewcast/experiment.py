@@ -287,7 +287,7 @@ class Experiment:
         return MetaTrainer(learner, sampler, self.validation, outer_lr=lr, meta_batch_size=batch,
                            iterations=iterations, clip=t.clip or None, val_every=t.val_every,
                            patience=t.patience or None, cosine=t.cosine, device=self.device,
-                           checkpoint_every=t.checkpoint_every, dist=self.dist, **hooks)
+                           checkpoint_every=t.checkpoint_every, dist=self.dist, compile=t.compile, **hooks)
 
     def fit(self, label: str, trainer: MetaTrainer) -> GradientLearner:
         started = time.perf_counter()

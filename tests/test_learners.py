@@ -294,3 +294,27 @@ def test_trainer_early_stopping():
     # the starting weights are validated first and stay the best (outer_lr 0): two validations without
     # improvement, at iterations 5 and 10, stop it
     assert len(history) == 10
+
+
+def test_compiled_meta_gradient_equals_eager():
+    tasks = [t.float() for t in random_tasks(11)]
+    eager = MAML(tiny_model().float(), inner_lr=0.1, inner_steps=2)
+    compiled = MAML(copy.deepcopy(eager.model), inner_lr=0.1, inner_steps=2)
+    compiled.compile()
+    assert_grads_close(vectorized_meta_grad(compiled, tasks), vectorized_meta_grad(eager, tasks), atol=1e-5)
+    assert compiled._compiled is not None  # it really ran compiled
+
+
+def test_compile_failure_falls_back_to_eager(monkeypatch):
+    learner = MAML(tiny_model(), inner_lr=0.1, inner_steps=1)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no backend for this")
+
+    learner._compiled = broken
+    tasks = random_tasks(12)
+    with pytest.warns(UserWarning, match="torch.compile failed on the meta-loss .*running eagerly"):
+        loss = learner.meta_loss(*tasks)
+    assert learner._compiled is None
+    expected = MAML(copy.deepcopy(learner.model), inner_lr=0.1, inner_steps=1).meta_loss(*tasks)
+    torch.testing.assert_close(loss, expected)

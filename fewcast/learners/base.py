@@ -20,6 +20,8 @@ The outer learning-rate schedule (cosine annealing) belongs to :class:`~fewcast.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
@@ -90,6 +92,7 @@ class GradientLearner(nn.Module):
         self.msl_iterations = int(msl_iterations)
         self.first_order_iterations = int(first_order_iterations)
         self.iteration = 0  # the outer iteration, set by the trainer (annealing schedules read it)
+        self._compiled = None
         self.adapt_scope = adapt
         names = [n for n, _ in model.named_parameters()]
         self.adapt_names = self.select_adapted(names)
@@ -166,9 +169,23 @@ class GradientLearner(nn.Module):
         """
         if m_spt is None:
             m_spt = x_spt.new_ones(x_spt.shape[:2])
+        weights = self.step_weights().to(x_spt.device)  # a tensor: its values never trigger a recompile
+        args = (x_spt, y_spt, x_qry, y_qry, m_spt, weights, self.use_first_order())
+        if self._compiled is not None:
+            try:
+                return self._compiled(*args)
+            except Exception as exc:  # torch.compile cannot handle everything: fall back, once, loudly
+                warnings.warn(f"torch.compile failed on the meta-loss ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''}); running eagerly", stacklevel=2)
+                self._compiled = None
+        return self._meta_loss(*args)
+
+    def compile(self, **options) -> None:
+        """Run the meta-loss through ``torch.compile`` (falls back to eager if it does not compile)."""
+        self._compiled = torch.compile(self._meta_loss, **options)
+
+    def _meta_loss(self, x_spt, y_spt, x_qry, y_qry, m_spt, weights, first_order: bool) -> torch.Tensor:
         adapted, fixed = self._split()
-        first_order = self.use_first_order()
-        weights = self.step_weights().to(x_spt.device)
         every_step = self.multi_step_loss and self.inner_steps > 1
 
         def task(xs, ys, ms, xq, yq):  # one task: (shots, input_size), (shots, h), (shots,), ...

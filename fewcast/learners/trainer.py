@@ -49,10 +49,13 @@ class MetaTrainer:
     on_checkpoint: Callable[[MetaTrainer], None] | None = None
     should_interrupt: Callable[[], bool] | None = None
     dist: distributed.Dist | None = None
+    compile: bool = False
     history: list[dict] = field(default_factory=list)
 
     def __post_init__(self):
         self.learner.to(self.device)
+        if self.compile:
+            self.learner.compile()
         if self.dist is not None:
             if self.meta_batch_size % self.dist.world:
                 raise ValueError(f"meta_batch_size {self.meta_batch_size} is not a multiple of {self.dist.world} ranks")

