@@ -221,15 +221,7 @@ def preset(name: str) -> Settings:
     return PRESETS[name]()
 
 
-def replace(settings: Settings, **sections: dict[str, Any]) -> Settings:
-    """A copy with some fields changed: ``replace(s, learner={"inner_steps": 5})``."""
-    out = Settings.from_dict(settings.to_dict())
-    for section, values in sections.items():
-        out.update(section, values)
-    return out
-
-
 __all__ = [
     "DataConfig", "EvalConfig", "LearnerConfig", "ModelConfig", "Settings", "TrainConfig",
-    "dumps_toml", "load_toml", "preset", "replace", "seed_preset",
+    "dumps_toml", "load_toml", "preset", "seed_preset",
 ]

@@ -23,10 +23,18 @@ import pandas as pd
 from fewcast import checkpoint
 from fewcast.config import Settings
 from fewcast.errors import InputError, PanelWarning
-from fewcast.experiment import Experiment, PanelData, Results, forecast, learner_options, make_problems
+from fewcast.experiment import (
+    Experiment,
+    PanelData,
+    Results,
+    forecast,
+    guess_season,
+    learner_options,
+    make_problems,
+)
 from fewcast.learners import Pretrain, build_learner
 from fewcast.models import build_from_config
-from fewcast.panel import Columns, Panel, from_frame
+from fewcast.panel import Panel, from_frame
 
 
 class FewShotForecaster:
@@ -57,7 +65,7 @@ class FewShotForecaster:
             raise InputError("set the forecast horizon: FewShotForecaster(h=...)")
         panel = from_frame(df, id_col, time_col, target_col, fill=s.data.fill, min_length=s.data.h + 2)
         visible, horizon = panel.split_last(s.data.h)
-        season = s.data.season_length or _season(panel.freq)
+        season = s.data.season_length or guess_season(panel.freq)
         s.update("data", {"id_col": id_col, "time_col": time_col, "target_col": target_col, "season_length": season})
         self.state.update(freq=panel.freq, columns=[id_col, time_col, target_col])
         return PanelData("frame", visible, horizon, s.data.h, season)
@@ -160,12 +168,6 @@ class FewShotForecaster:
         return fc
 
 
-def _season(freq) -> int:
-    from fewcast.experiment import guess_season
-
-    return guess_season(freq)
-
-
 def future_times(panel: Panel, h: int, freq=None) -> np.ndarray:
     """``(series, h)`` time stamps after each series' last one, at the panel's (or the given) frequency."""
     freq = panel.freq if panel.freq is not None else freq
@@ -185,4 +187,4 @@ def future_times(panel: Panel, h: int, freq=None) -> np.ndarray:
     return np.stack(cols, axis=1)  # (series, h)
 
 
-__all__ = ["Columns", "FewShotForecaster", "future_times"]
+__all__ = ["FewShotForecaster", "future_times"]
