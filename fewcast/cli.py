@@ -170,9 +170,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"fewcast train: {exc}; checkpoint saved in {run.ck}. Resume with: {resume_cmd}", file=sys.stderr)
         return 130
     except TrainingDiverged as exc:
-        print(f"fewcast train: error: {exc}. The last good checkpoint is in {run.ck} "
-              f"(resume with a lower rate: {resume_cmd} is not enough, retrain with --outer-lr/--inner-lr lower)",
-              file=sys.stderr)
+        print(f"fewcast train: error: {exc}. The last good checkpoint is in {run.ck}; "
+              f"train again into a new --out with a lower --outer-lr or --inner-lr", file=sys.stderr)
         return 1
     if run.main:
         print(f"trained {run.settings.learner.name} on {args.data}; run in {args.out} "

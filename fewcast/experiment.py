@@ -53,6 +53,12 @@ class PanelData:
     season_length: int
     cut: np.ndarray | None = None  # memory-mapped data: ``visible`` is the whole panel, series i visible up to cut[i]
 
+    @classmethod
+    def from_panel(cls, name: str, panel: Panel, h: int, season_length: int = 0) -> PanelData:
+        """Every series' last ``h`` points held out as its horizon; the season guessed when 0."""
+        visible, horizon = panel.split_last(h)
+        return cls(name, visible, horizon, h, season_length or guess_season(panel.freq))
+
     def visible_part(self, pos: np.ndarray) -> Panel:
         """The visible part of the series at ``pos`` (a copy of those series only)."""
         part = self.visible.take(pos)
@@ -100,8 +106,7 @@ def load_panel_data(settings: Settings) -> PanelData:
         return PanelData(Path(cfg.dataset).name, panel, None, cfg.h, cfg.season_length or guess_season(panel.freq),
                          cut=panel.lengths - cfg.h)
     panel = read_panel(cfg.dataset, cfg.id_col, cfg.time_col, cfg.target_col, fill=cfg.fill, min_length=cfg.h + 2)
-    visible, horizon = panel.split_last(cfg.h)
-    return PanelData(Path(cfg.dataset).name, visible, horizon, cfg.h, cfg.season_length or guess_season(panel.freq))
+    return PanelData.from_panel(Path(cfg.dataset).name, panel, cfg.h, cfg.season_length)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -232,7 +237,7 @@ class Experiment:
         visible = d.visible
         val_pos = visible.index_of(split.val)
         self.train_series: np.ndarray | None = None  # the series the samplers draw from (None: all)
-        stop = None
+        stop = None  # per-series usable length of train_panel (memory-mapped data only)
         if d.cut is not None:  # memory-mapped: train on the mapped panel itself, nothing copied
             if s.eval.protocol != "holdout":
                 raise InputError("memory-mapped data (--memmap) supports the holdout protocol only")
@@ -243,10 +248,9 @@ class Experiment:
             train_panel = visible.select(split.train)
             test_pos = visible.index_of(split.test)
         else:  # all-series: train on everything but the validation series' last h visible points
-            stop = visible.lengths.copy()
-            stop[val_pos] -= h
-            train_panel = visible.slice(0, stop)
-            stop = None
+            keep = visible.lengths.copy()
+            keep[val_pos] -= h
+            train_panel = visible.slice(0, keep)
             test_pos = np.arange(visible.n_series)
         self.train_panel = train_panel
         self.windows = Windows(train_panel, input_size, h, drop_zero_target=s.data.drop_zero_target, stop=stop)

@@ -28,7 +28,6 @@ from fewcast.experiment import (
     PanelData,
     Results,
     forecast,
-    guess_season,
     learner_options,
     make_problems,
 )
@@ -64,11 +63,11 @@ class FewShotForecaster:
         if not s.data.h:
             raise InputError("set the forecast horizon: FewShotForecaster(h=...)")
         panel = from_frame(df, id_col, time_col, target_col, fill=s.data.fill, min_length=s.data.h + 2)
-        visible, horizon = panel.split_last(s.data.h)
-        season = s.data.season_length or guess_season(panel.freq)
-        s.update("data", {"id_col": id_col, "time_col": time_col, "target_col": target_col, "season_length": season})
+        data = PanelData.from_panel("frame", panel, s.data.h, s.data.season_length)
+        s.update("data", {"id_col": id_col, "time_col": time_col, "target_col": target_col,
+                          "season_length": data.season_length})
         self.state.update(freq=panel.freq, columns=[id_col, time_col, target_col])
-        return PanelData("frame", visible, horizon, s.data.h, season)
+        return data
 
     def fit(self, df: pd.DataFrame, id_col: str = "unique_id", time_col: str = "ds", target_col: str = "y",
             progress: bool = False) -> FewShotForecaster:

@@ -81,7 +81,8 @@ class GRU(nn.Module):
     """One-layer GRU over the window (one value per step) and a linear head on the last state.
 
     The recurrence is written with plain linear maps (the same equations as ``nn.GRU``), so it composes
-    with ``vmap`` and has second derivatives on CPU and GPU alike.
+    with ``vmap`` and is built only from operations that have second derivatives on every device (tested on
+    the CPU; not yet run on a GPU).
     """
 
     head_prefixes = ("head.",)

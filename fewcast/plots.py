@@ -15,6 +15,14 @@ import pandas as pd
 COLORS = {"train": "tab:blue", "validation": "tab:orange"}
 
 
+def _save(fig, path: Path, dpi: int = 110, tight: bool = True) -> Path:
+    if tight:
+        fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def training_curves(logs: dict[str, list[dict]], path: Path) -> Path:
     """Meta-train loss (every iteration, smoothed) and meta-validation loss, one panel per learner."""
     names = list(logs)
@@ -22,9 +30,7 @@ def training_curves(logs: dict[str, list[dict]], path: Path) -> Path:
         fig, ax = plt.subplots(figsize=(4.5, 1.5))
         ax.axis("off")
         ax.text(0.5, 0.5, "no training log in this run", ha="center", va="center")
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        return path
+        return _save(fig, path, tight=False)
     fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.4), squeeze=False)
     for ax, name in zip(axes[0], names):
         frame = pd.DataFrame(logs[name])
@@ -41,10 +47,7 @@ def training_curves(logs: dict[str, list[dict]], path: Path) -> Path:
         ax.set_xlabel("iteration")
         ax.set_ylabel("loss (scaled windows)")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def trajectory(frame: pd.DataFrame, path: Path, title: str = "") -> Path:
@@ -65,10 +68,7 @@ def trajectory(frame: pd.DataFrame, path: Path, title: str = "") -> Path:
     right.set_ylabel("sMAPE (%)")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def shots_curve(frame: pd.DataFrame, path: Path) -> Path:
@@ -79,10 +79,7 @@ def shots_curve(frame: pd.DataFrame, path: Path) -> Path:
     ax.set_ylabel("forecast sMAPE (%)")
     ax.set_title("accuracy against the number of shots")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def series_panels(samples: list[dict], path: Path, context: int = 60) -> Path:
@@ -106,6 +103,4 @@ def series_panels(samples: list[dict], path: Path, context: int = 60) -> Path:
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi=100, tight=False)

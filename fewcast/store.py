@@ -80,7 +80,6 @@ def build_cache(path: str | Path, id_col: str = "unique_id", time_col: str = "ds
                                    shape=(total,))
     ids: list = []
     starts: list[int] = []
-    seen: set = set()
     row, last_id, last_t = 0, None, None
     bar = None
     if progress:
@@ -115,13 +114,7 @@ def build_cache(path: str | Path, id_col: str = "unique_id", time_col: str = "ds
                                  f"{describe_ids(bad_ids)}: streaming needs rows sorted by "
                                  f"({id_col}, {time_col}); sort the file, or drop --memmap")
             first_rows = np.flatnonzero(new)
-            first_ids = id_array.take(pa.array(first_rows)).to_pylist()
-            for i in first_ids:  # one Python step per series start, not per row
-                if i in seen:
-                    raise InputError(f"series {i!r} appears in more than one run of rows: streaming needs rows "
-                                     f"grouped by {id_col} (sort the file, or drop --memmap)")
-                seen.add(i)
-            ids.extend(first_ids)
+            ids.extend(id_array.take(pa.array(first_rows)).to_pylist())
             starts.extend((first_rows + row).tolist())
             values[row : row + n] = b_y
             ds[row : row + n] = b_t
@@ -134,9 +127,14 @@ def build_cache(path: str | Path, id_col: str = "unique_id", time_col: str = "ds
         bar.close()
     values.flush()
     ds.flush()
+    ids_text = np.asarray([str(i) for i in ids])  # (series,) in file order
+    names, counts = np.unique(ids_text, return_counts=True)
+    if (counts > 1).any():
+        raise InputError(f"series {describe_ids(names[counts > 1])} appear in more than one run of rows: "
+                         f"streaming needs rows grouped by {id_col} (sort the file, or drop --memmap)")
     offsets = np.append(np.asarray(starts, dtype=np.int64), total)
     np.save(out / "offsets.npy", offsets)
-    np.save(out / "ids.npy", np.asarray([str(i) for i in ids]))
+    np.save(out / "ids.npy", ids_text)
     meta = {"sources": _fingerprint(files), "columns": columns, "rows": total, "series": len(ids)}
     meta_path.write_text(json.dumps(meta))  # written last: its presence marks a complete cache
     return out

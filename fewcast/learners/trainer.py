@@ -72,6 +72,7 @@ class MetaTrainer:
         self.best_state: dict | None = None
         self.bad_validations = 0
         self._val = self.validation.to(self.device) if self.validation is not None else None
+        self._sampler_states: list | None = None  # every rank's sampler state, gathered at a checkpoint
 
     def validate(self) -> float:
         """Mean query loss on the fixed meta-validation tasks (adaptation included, no outer graph)."""
@@ -195,7 +196,7 @@ class MetaTrainer:
             "optimizer_groups": opt["param_groups"],
             "optimizer_scalars": scalars,
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "sampler": getattr(self, "_sampler_states", None) if self.dist else self.sampler.state_dict(),
+            "sampler": self._sampler_states if self.dist else self.sampler.state_dict(),
         }
         return tensors, state
 
