@@ -36,6 +36,8 @@ class DataConfig:
     scaler: str = "mean_abs"
     drop_zero_target: bool = False
     history: int = 0  # 0: all; T: meta-test series are cut to their last T observations
+    staleness: int = 0  # training data ends this many points before each series' visible end (a model
+    # trained a while ago); at h or more, the validation horizon lies after everything trained on
     val_frac: float = 0.1
     test_frac: float = 0.3
     memmap: bool = False  # Parquet data larger than memory: a memory-mapped cache, rows sorted by id and time
@@ -47,6 +49,7 @@ class ModelConfig:
     hidden: int = 128
     depth: int = 2  # mlp: hidden layers; nbeats: layers per block
     blocks: int = 3  # nbeats only
+    ensemble: int = 1  # independently initialized members trained side by side; forecasts are their mean
 
 
 @dataclass

@@ -8,6 +8,8 @@ forbids in-place buffer updates), so normalization, where used, is ``LayerNorm``
 - ``mlp``: the seed's network, ``input_size -> 10 -> ReLU -> 10 -> ReLU -> h`` (width and depth options).
 - ``nbeats``: a small stack of fully connected residual blocks with backcast and forecast heads, generic
   basis (Oreshkin et al. 2020), without the ensembling.
+- ``Ensemble``: ``members`` independent copies of any of them, stored as stacked parameters and run in one
+  vectorized pass (``--ensemble N``).
 - ``gru``: a one-layer GRU encoder over the input window with a linear head, written out step by step from
   linear maps so that it is vmap-able and twice differentiable on every device (cuDNN's fused RNN kernels
   have no double backward, so second-order MAML through ``nn.GRU`` fails on CUDA).
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
 
 from fewcast.errors import InputError
 
@@ -107,6 +110,38 @@ class GRU(nn.Module):
         return self.head(state)
 
 
+class Ensemble(nn.Module):
+    """``members`` independently initialized copies of a model, run at once: ``(..., input_size) ->
+    (members, ..., h)``.
+
+    The members' parameters are stacked along a leading axis under the wrapped model's own names (prefixed
+    ``net.``), so a learner adapts and meta-trains every member in one vectorized pass; each member's loss
+    and gradients involve only its own slice, so members train independently (the learners sum member
+    losses in the inner loop and average member forecasts when forecasting).
+    """
+
+    def __init__(self, make, members: int):
+        super().__init__()
+        if members < 1:
+            raise InputError(f"an ensemble needs at least 1 member (got {members})")
+        nets = [make() for _ in range(members)]  # consecutive draws of the random generator
+        self.members = members
+        self.net = nets[0]
+        stacked, buffers = stack_module_state(nets)  # name -> (members, ...)
+        if buffers:
+            raise InputError(f"{type(nets[0]).__name__} has buffers; an ensemble needs a model without them")
+        for name, value in stacked.items():
+            module, _, leaf = name.rpartition(".")
+            setattr(self.net.get_submodule(module) if module else self.net, leaf, nn.Parameter(value))
+        prefixes = getattr(self.net, "head_prefixes", None)
+        if prefixes:
+            self.head_prefixes = tuple(f"net.{p}" for p in prefixes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., input_size) -> (members, ..., h)
+        params = dict(self.net.named_parameters())  # (members, ...) each
+        return vmap(lambda p: functional_call(self.net, p, (x,)))(params)
+
+
 MODELS = {"mlp": MLP, "nbeats": NBeats, "gru": GRU}
 
 
@@ -119,12 +154,15 @@ def build_model(name: str, input_size: int, h: int, **options) -> nn.Module:
 
 def build_from_config(cfg, input_size: int, h: int) -> nn.Module:
     """A built-in model from a :class:`~fewcast.config.ModelConfig` (``name``, ``hidden``, ``depth``,
-    ``blocks``): ``depth`` is the MLP's hidden layers and each N-BEATS block's layers."""
+    ``blocks``, ``ensemble``): ``depth`` is the MLP's hidden layers and each N-BEATS block's layers; an
+    :class:`Ensemble` of ``ensemble`` members when it is above 1."""
     options = {"hidden": cfg.hidden}
     if cfg.name == "mlp":
         options["depth"] = cfg.depth
     elif cfg.name == "nbeats":
         options.update(layers=cfg.depth, blocks=cfg.blocks)
+    if cfg.ensemble > 1:
+        return Ensemble(lambda: build_model(cfg.name, input_size, h, **options), cfg.ensemble)
     return build_model(cfg.name, input_size, h, **options)
 
 

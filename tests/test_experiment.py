@@ -69,6 +69,23 @@ def test_holdout_series_are_never_trained_on():
                                   all_series.data.visible.lengths[val_pos] - 6)
 
 
+@pytest.mark.parametrize("protocol", ["holdout", "all-series"])
+def test_staleness_ends_training_data_before_the_validation_horizon(protocol):
+    settings = tiny_settings(protocol)
+    settings.update("data", {"staleness": 9})
+    exp = Experiment(settings, panel_data(False), log=lambda *_: None)
+    visible = exp.data.visible
+    pos = visible.index_of(exp.train_panel.ids)
+    np.testing.assert_array_equal(exp.train_panel.lengths, visible.lengths[pos] - 9)
+    # every training window ends at least 9 points (more than h = 6) before its series' visible end
+    ends = exp.windows.series_of(np.arange(len(exp.windows)))  # series of each window
+    last = np.zeros(exp.train_panel.n_series, int)
+    np.maximum.at(last, ends, np.arange(len(exp.windows)) - exp.windows.first[ends] + 12 + 6)
+    assert (last <= exp.train_panel.lengths).all() and last.max() > 0
+    # the meta-validation horizon (the validation series' last 6 visible points) is after all of it
+    assert exp.validation is not None and exp.validation.y_qry.shape[1:] == (1, 6)
+
+
 def test_problems_use_the_last_windows_and_pad_short_series():
     history = Panel.from_arrays(np.array(["long", "short", "tiny"]),
                                 [np.arange(30.0), np.arange(100.0, 110.0), np.array([7.0, 8.0])])

@@ -11,7 +11,7 @@ from torch.func import functional_call
 
 from fewcast.learners import ANIL, MAML, MetaSGD, MetaTrainer, Reptile, TrainingDiverged, window_loss
 from fewcast.learners.base import _key
-from fewcast.models import build_model, head_names
+from fewcast.models import Ensemble, build_model, head_names
 from fewcast.panel import Panel
 from fewcast.tasks import TaskSampler
 from fewcast.windows import Windows
@@ -318,3 +318,50 @@ def test_compile_failure_falls_back_to_eager(monkeypatch):
     assert learner._compiled is None
     expected = MAML(copy.deepcopy(learner.model), inner_lr=0.1, inner_steps=1).meta_loss(*tasks)
     torch.testing.assert_close(loss, expected)
+
+
+@pytest.mark.parametrize("case", ["maml", "metasgd", "anil", "fomaml"])
+def test_ensemble_members_learn_and_forecast_as_if_alone(case):
+    """An ensemble's meta-gradient for member k is member k's own meta-gradient (over the number of
+    members: the meta-loss averages them), and its adapted forecast is the mean of the members' own."""
+    members = 3
+    torch.manual_seed(5)
+    ensemble = LEARNER_CASES[case](Ensemble(lambda: build_model("mlp", INPUT, H, hidden=7).double(), members))
+    torch.manual_seed(5)
+    alone = [LEARNER_CASES[case](build_model("mlp", INPUT, H, hidden=7).double()) for _ in range(members)]
+    with torch.no_grad():  # learned rates made to differ per element and member; each member gets its own
+        for p in getattr(ensemble, "lrs", {}).values():
+            p.mul_(torch.rand(p.shape, dtype=p.dtype) + 0.5)
+        for k, learner in enumerate(alone):
+            for key, p in getattr(learner, "lrs", {}).items():
+                p.copy_(ensemble.lrs[f"net__{key}"][k])
+    ensemble.double()
+    tasks = random_tasks(4)
+    grads = dict(zip([n for n, _ in ensemble.named_parameters()], vectorized_meta_grad(ensemble, tasks)))
+    for k, learner in enumerate(alone):
+        for name, g in zip([n for n, _ in learner.named_parameters()], vectorized_meta_grad(learner, tasks)):
+            key = f"model.net.{name[len('model.'):]}" if name.startswith("model.") else f"lrs.net__{name[len('lrs.'):]}"
+            got = grads[key][k]
+            torch.testing.assert_close(got, torch.zeros_like(g) if g is None else g / members, atol=1e-10, rtol=1e-7)
+    x_spt, y_spt, x_qry, _ = tasks
+    with torch.no_grad():
+        got = ensemble.forecast(ensemble.adapt(x_spt, y_spt), x_qry)  # (tasks, query_shots, h)
+        want = torch.stack([lrn.forecast(lrn.adapt(x_spt, y_spt), x_qry) for lrn in alone]).mean(0)
+    torch.testing.assert_close(got, want)
+
+
+def test_ensemble_from_config_names_the_head_and_saves_like_a_model():
+    from fewcast.config import ModelConfig
+    from fewcast.models import build_from_config
+
+    torch.manual_seed(0)
+    model = build_from_config(ModelConfig(name="mlp", hidden=5, depth=2, ensemble=4), INPUT, H)
+    assert isinstance(model, Ensemble) and model(torch.randn(3, INPUT)).shape == (4, 3, H)
+    assert head_names(model) == ["net.head.weight", "net.head.bias"]
+    members = model.net.head.weight  # (members, h, hidden): the members start apart
+    assert members.shape == (4, H, 5) and float((members[0] - members[1]).detach().abs().max()) > 1e-3
+    torch.manual_seed(1)
+    again = build_from_config(ModelConfig(name="mlp", hidden=5, depth=2, ensemble=4), INPUT, H)
+    again.load_state_dict(model.state_dict())
+    x = torch.randn(2, INPUT)
+    torch.testing.assert_close(again(x), model(x))

@@ -15,6 +15,10 @@ Options shared by MAML, ANIL and Meta-SGD (MAML++, Antoniou et al. 2019):
 - ``first_order_iterations``: derivative-order annealing, first-order for the first N iterations;
 - ``adapt="head"``: adapt only the model's head (ANIL's restriction, available to every learner).
 
+With an :class:`~fewcast.models.Ensemble` model, predictions carry a leading member axis: the inner loop
+sums the members' support losses (each member's gradient is its own, so each adapts as if alone), the
+meta-loss averages them, and :meth:`GradientLearner.forecast` returns the members' mean forecast.
+
 The outer learning-rate schedule (cosine annealing) belongs to :class:`~fewcast.learners.MetaTrainer`.
 """
 
@@ -27,7 +31,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from fewcast.errors import InputError
-from fewcast.models import head_names
+from fewcast.models import Ensemble, head_names
 
 
 def _mse(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -116,13 +120,13 @@ class GradientLearner(nn.Module):
 
     # -- the per-task pieces (run under vmap) -------------------------------------------------------
     def _support_loss(self, adapted: dict, fixed: dict, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor):
-        pred = functional_call(self.model, {**fixed, **adapted}, (x,))  # (shots, h)
-        per_window = self.loss_fn(pred, y)  # (shots,)
-        return (per_window * mask).sum() / mask.sum().clamp(min=1)
+        pred = functional_call(self.model, {**fixed, **adapted}, (x,))  # (shots, h) or (members, shots, h)
+        per_window = self.loss_fn(pred, y)  # (shots,) or (members, shots)
+        return ((per_window * mask).sum(-1) / mask.sum().clamp(min=1)).sum()  # summed over members
 
     def _query_loss(self, adapted: dict, fixed: dict, x: torch.Tensor, y: torch.Tensor):
-        pred = functional_call(self.model, {**fixed, **adapted}, (x,))  # (query_shots, h)
-        return self.loss_fn(pred, y).mean()
+        pred = functional_call(self.model, {**fixed, **adapted}, (x,))  # ([members,] query_shots, h)
+        return self.loss_fn(pred, y).mean()  # averaged over members
 
     def _inner_loop(self, adapted, fixed, x_spt, y_spt, m_spt, first_order: bool, steps: int | None = None):
         """The adapted parameters before and after each inner step, for one task: a list of dicts."""
@@ -226,5 +230,7 @@ class GradientLearner(nn.Module):
         return out
 
     def forecast(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        """Forecasts ``(tasks, n, h)`` of ``x (tasks, n, input_size)`` with per-task ``params``."""
-        return vmap(lambda p, xi: functional_call(self.model, p, (xi,)))(params, x)
+        """Forecasts ``(tasks, n, h)`` of ``x (tasks, n, input_size)`` with per-task ``params`` (an
+        ensemble's: the mean of its members' forecasts)."""
+        pred = vmap(lambda p, xi: functional_call(self.model, p, (xi,)))(params, x)  # (tasks, [members,] n, h)
+        return pred.mean(1) if isinstance(self.model, Ensemble) else pred

@@ -1,0 +1,105 @@
+"""Tuning on meta-validation only: score settings on the validation series, never on the test horizon.
+
+For each setting it pre-trains and meta-trains the default learner, then forecasts each meta-validation
+series at ``--cuts`` forecast origins inside its visible part (the last h visible points, the h before
+them, ...), adapting on the windows before each origin. Prints sMAPE of the pre-trained network, plain
+fine-tuning and the adapted learner, and saves the forecasts (``--save``) so ensembles of settings can be
+scored offline.
+
+    .venv/bin/python benchmarks/tune.py --set input_size=24 --set shots=20 --save /tmp/tune/a.npz
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from fewcast.config import Settings
+from fewcast.experiment import Experiment, forecast, make_problems
+from fewcast.metrics import smape
+from fewcast.learners import MetaTrainer
+from fewcast.tasks import TaskSampler, WindowSampler
+from fewcast.windows import Windows
+
+
+def validation_problems(exp: Experiment, cuts: int, shots: int):
+    d, h = exp.data, exp.h
+    part = d.visible_part(d.visible.index_of(exp.split.val))
+    out = []
+    for c in range(1, cuts + 1):
+        keep = part.lengths - c * h
+        ok = keep >= h + 2
+        sub = part.take(np.flatnonzero(ok))
+        hist = sub.slice(0, keep[ok])
+        truth = sub.slice(keep[ok], keep[ok] + h).values.reshape(-1, h)
+        out.append(make_problems(hist, truth, exp.settings.data.input_size, h, shots, d.season_length))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--set", action="append", default=[], help="name=value of any setting")
+    ap.add_argument("--cuts", type=int, default=2)
+    ap.add_argument("--save", default="")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--trim", type=int, default=0, help="drop the last trim*h points of every meta-train series")
+    ap.add_argument("--valcut", type=int, default=0, help="meta-validation tasks end valcut*h before the visible end")
+    ap.add_argument("--score-cut", type=int, default=0, help="score this cut (default: the trim)")
+    ap.add_argument("--refit", type=int, default=0, help="after training, continue pre-training for N iterations "
+                    "on the data of trim-1 (no selection) and give the learner those weights")
+    ap.add_argument("--member", type=int, default=0, help="another model seed and sampling seed, same split")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    s = Settings()
+    sections = s.field_sections()
+    for item in args.set:
+        k, v = item.split("=", 1)
+        s.update("model" if k == "name_model" else sections[k], {("name" if k == "name_model" else k): v})
+    started = time.perf_counter()
+    exp = Experiment(s, log=lambda *_: None)
+    if args.member:
+        exp.rank_seed += 7919 * args.member
+        base = exp.new_model
+        exp.new_model = lambda seed_offset=0: base(seed_offset + 7919 * args.member)
+    full = exp.train_panel
+    if args.trim:
+        tp = exp.train_panel
+        exp.train_panel = tp.slice(0, np.maximum(tp.lengths - args.trim * exp.h, 0))
+        exp.windows = Windows(exp.train_panel, s.data.input_size, exp.h)
+    if args.valcut:
+        part = exp.data.visible_part(exp.data.visible.index_of(exp.split.val))
+        part = part.slice(0, np.maximum(part.lengths - args.valcut * exp.h, 0))
+        vw = Windows(part, s.data.input_size, exp.h)
+        exp.validation = TaskSampler(vw, s.learner.shots, 1, s.data.scaler, s.train.seed).latest()
+    pre, learners = exp.train(extra=False)
+    learner = learners[s.learner.name]
+    if args.refit:
+        part = full.slice(0, np.maximum(full.lengths - (args.trim - 1) * exp.h, 0))
+        sampler = WindowSampler(Windows(part, s.data.input_size, exp.h), s.data.scaler, exp.rank_seed + 1)
+        batch = s.train.pretrain_batch_size or s.train.meta_batch_size * (s.learner.shots + 1)
+        MetaTrainer(pre, sampler, None, outer_lr=s.train.pretrain_lr, meta_batch_size=batch, iterations=args.refit,
+                    val_every=10**9).fit()
+        learner.model.load_state_dict(pre.model.state_dict())
+    fine = exp.finetuner(pre.model)
+    res, saved = {}, {}
+    for c, prob in enumerate(validation_problems(exp, args.cuts, s.learner.shots)):
+        if (args.score_cut or args.trim) and c + 1 != (args.score_cut or args.trim):
+            continue  # leak-free: score only the cut whose origin is where training data ends
+        for label, lrn, steps in (("pretrained", pre, 0), ("finetune", fine, None), (s.learner.name, learner, None)):
+            yhat = forecast(lrn, prob, s.data.scaler, steps)[0]
+            saved[f"{label}_{c}"] = yhat
+            saved[f"truth_{c}"] = prob.truth
+            res.setdefault(label, []).append(smape(prob.truth, yhat))
+    line = " ".join(f"{k}={np.concatenate(v).mean():.3f}" for k, v in res.items())
+    print(f"{' '.join(args.set)} trim={args.trim} member={args.member} | {line} | "
+          f"{time.perf_counter() - started:.0f}s",
+          flush=True)
+    if args.save:
+        np.savez(args.save, **saved)
+
+
+if __name__ == "__main__":
+    main()
