@@ -19,8 +19,8 @@ import torch
 
 from fewcast.config import Settings
 from fewcast.experiment import Experiment, forecast, make_problems
-from fewcast.metrics import smape
 from fewcast.learners import MetaTrainer
+from fewcast.metrics import smape
 from fewcast.tasks import TaskSampler, WindowSampler
 from fewcast.windows import Windows
 
