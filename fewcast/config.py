@@ -204,7 +204,7 @@ def seed_preset() -> Settings:
     10 SGD steps of 0.01 on 1,000 held-out users."""
     return Settings.from_dict({
         "data": {"dataset": "game", "input_size": 30, "h": 1, "val_frac": 0.1, "test_frac": 0.2},
-        "model": {"name": "mlp", "hidden": 10, "depth": 2},
+        "model": {"name": "mlp", "hidden": 10, "depth": 2, "ensemble": 1},
         "learner": {"name": "maml", "inner_lr": 0.01, "inner_steps": 1, "first_order": False, "loss": "mse",
                     "adapt": "all",
                     "shots": 10, "query_shots": 1, "init": "random", "outer_params": "all"},

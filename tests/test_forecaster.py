@@ -91,3 +91,14 @@ def test_unfitted_and_unknown_settings():
         FewShotForecaster(h=3).predict(monthly_frame(2))
     with pytest.raises(InputError, match="unknown setting 'inner_rate'"):
         FewShotForecaster(h=3, inner_rate=0.1)
+
+
+def test_an_ensemble_forecaster_fits_saves_and_loads(tmp_path):
+    frame = monthly_frame()
+    fc = FewShotForecaster(model="mlp", learner="metasgd", **{**TINY, "ensemble": 3}).fit(frame, "store", "month",
+                                                                                          "sales")
+    assert fc.learner.model.net.head.weight.shape[0] == 3
+    out = fc.predict(frame)
+    fc.save(tmp_path / "ensemble")
+    again = FewShotForecaster.load(tmp_path / "ensemble")
+    pd.testing.assert_frame_equal(again.predict(frame), out)
