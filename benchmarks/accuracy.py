@@ -7,6 +7,7 @@ never on the test horizon.
 
     .venv/bin/python benchmarks/accuracy.py [--datasets m3-monthly,tourism-monthly,game]
                                             [--protocols holdout,all-series] [--out runs/accuracy]
+                                            [--set staleness=18 ...]
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def main() -> None:
     ap.add_argument("--datasets", default="m3-monthly,tourism-monthly,game")
     ap.add_argument("--protocols", default="holdout,all-series")
     ap.add_argument("--out", default="runs/accuracy")
+    ap.add_argument("--set", action="append", default=[], help="name=value: a setting other than the defaults")
     args = ap.parse_args()
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}")
     for dataset in args.datasets.split(","):
@@ -35,12 +37,19 @@ def main() -> None:
             settings = Settings()
             settings.update("data", {"dataset": dataset})
             settings.update("eval", {"protocol": protocol})
+            sections = settings.field_sections()
+            for item in args.set:
+                name, value = item.split("=", 1)
+                settings.update(sections[name], {name: value})
             started = time.perf_counter()
             results = Experiment(settings, log=lambda *_: None).run()
             seconds = time.perf_counter() - started
-            write_run(results, Path(args.out) / f"{dataset}-{protocol}")
+            suffix = "".join(f"-{item.replace('=', '')}" for item in args.set)
+            write_run(results, Path(args.out) / f"{dataset}-{protocol}{suffix}")
             table = results.table.sort_values("smape")
-            print(f"\n### {dataset}, {protocol} ({int(table['n_series'].iloc[0])} series, {seconds:.0f} s)\n")
+            extra = f", {' '.join(args.set)}" if args.set else ""
+            print(f"\n### {dataset}, {protocol}{extra} ({int(table['n_series'].iloc[0])} series, {seconds:.0f} s)\n",
+                  flush=True)
             print("| method | sMAPE | MASE |")
             print("| --- | --- | --- |")
             for row in table.itertuples():

@@ -30,7 +30,7 @@ class DataConfig:
     time_col: str = "ds"
     target_col: str = "y"
     fill: bool = False
-    input_size: int = 36
+    input_size: int = 24
     h: int = 0  # 0: the dataset's official horizon (user data: required)
     season_length: int = 0  # 0: the dataset's (user data: guessed from the frequency)
     scaler: str = "mean_abs"
@@ -49,7 +49,7 @@ class ModelConfig:
     hidden: int = 128
     depth: int = 2  # mlp: hidden layers; nbeats: layers per block
     blocks: int = 3  # nbeats only
-    ensemble: int = 1  # independently initialized members trained side by side; forecasts are their mean
+    ensemble: int = 3  # independently initialized members trained side by side; forecasts are their mean
 
 
 @dataclass
@@ -64,7 +64,7 @@ class LearnerConfig:
     learn_inner_lr: bool = False
     first_order_iterations: int = 0
     adapt: str = "all"  # "all" parameters or only the model's "head" (anil always adapts the head)
-    shots: int = 10
+    shots: int = 20
     query_shots: int = 1
     init: str = "pretrained"  # start meta-training from the pre-trained network, or from "random"
     outer_params: str = "rates"  # what meta-training updates: "all" (weights and learned rates) or "rates" only
@@ -74,8 +74,8 @@ class LearnerConfig:
 class TrainConfig:
     outer_lr: float = 0.001
     meta_batch_size: int = 128
-    iterations: int = 300
-    pretrain_iterations: int = 3000
+    iterations: int = 150
+    pretrain_iterations: int = 1000
     pretrain_lr: float = 0.001
     pretrain_batch_size: int = 0  # 0: meta_batch_size * (shots + query_shots) windows; -1: full batch
     clip: float = 10.0

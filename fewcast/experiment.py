@@ -165,20 +165,32 @@ def forecast(learner: GradientLearner, problems: Problems, scaler: str, steps: i
              device="cpu", chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
     """Adapt on each series' support and forecast its horizon: ``(series, h)`` forecasts and the
     per-series support loss after adaptation (in the learner's loss, on scaled windows)."""
+    preds, losses = forecast_curve(learner, problems, scaler, steps, device, chunk, every_step=False)
+    return preds[-1], losses[-1]
+
+
+def forecast_curve(learner: GradientLearner, problems: Problems, scaler: str, steps: int | None = None,
+                   device="cpu", chunk: int = 2048, every_step: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Forecasts ``(steps + 1, series, h)`` and support losses ``(steps + 1, series)`` after 0, 1, ...,
+    ``steps`` adaptation steps, in one pass (``every_step=False``: after the last step only, ``(1, ...)``)."""
     preds, losses = [], []
     learner.eval()
     for lo in range(0, problems.x_fc.shape[0], chunk):  # chunks of series bound the memory
         sl = slice(lo, lo + chunk)
         xs, ys, _ = scale(problems.x_spt[sl], problems.y_spt[sl], scaler)  # (n, slots, ...)
         xf, _, stats = scale(problems.x_fc[sl], None, scaler)  # (n, 1, input_size)
-        m = problems.m_spt[sl].to(device)
+        xs, ys, xf, m = xs.to(device), ys.to(device), xf.to(device), problems.m_spt[sl].to(device)
         with torch.no_grad():
-            params = learner.adapt(xs.to(device), ys.to(device), m, steps)
-            pred = learner.forecast(params, xf.to(device)).cpu()  # (n, 1, h)
-            spt = learner.loss_fn(learner.forecast(params, xs.to(device)), ys.to(device))  # (n, slots)
-            losses.append(((spt * m).sum(1) / m.sum(1).clamp(min=1)).cpu())
-        preds.append(unscale(pred, stats)[:, 0])
-    return torch.cat(preds).double().numpy(), torch.cat(losses).double().numpy()
+            if every_step:
+                pred, spt = learner.adapt_curve(xs, ys, xf, m, steps)  # (steps + 1, n, 1, h), (steps + 1, n)
+            else:
+                params = learner.adapt(xs, ys, m, steps)
+                pred = learner.forecast(params, xf)[None]  # (1, n, 1, h)
+                per_window = learner.loss_fn(learner.forecast(params, xs), ys)  # (n, slots)
+                spt = ((per_window * m).sum(1) / m.sum(1).clamp(min=1))[None]  # (1, n)
+        preds.append(torch.stack([unscale(p.cpu(), stats)[:, 0] for p in pred]))  # (steps + 1, n, h)
+        losses.append(spt.cpu())
+    return torch.cat(preds, 1).double().numpy(), torch.cat(losses, 1).double().numpy()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -405,12 +417,13 @@ class Experiment:
     def trajectory(self, problems: Problems, inits: dict[str, GradientLearner]) -> pd.DataFrame:
         """Average support loss and horizon sMAPE after 0, 1, ..., ``curve_steps`` adaptation steps."""
         rows = []
+        has_support = problems.shots_used > 0
         for label, learner in inits.items():
-            for k in range(self.settings.eval.curve_steps + 1):
-                yhat, loss = forecast(learner, problems, self.settings.data.scaler, k, self.device)
-                has_support = problems.shots_used > 0
-                rows.append({"init": label, "steps": k, "support_loss": float(loss[has_support].mean()),
-                             "smape": float(smape(problems.truth, yhat).mean())})
+            yhat, loss = forecast_curve(learner, problems, self.settings.data.scaler, self.settings.eval.curve_steps,
+                                        self.device)  # (steps + 1, series, h), (steps + 1, series)
+            for k in range(len(yhat)):
+                rows.append({"init": label, "steps": k, "support_loss": float(loss[k][has_support].mean()),
+                             "smape": float(smape(problems.truth, yhat[k]).mean())})
         return pd.DataFrame(rows)
 
     def shots_curve(self, learner: GradientLearner, finetune: MAML) -> pd.DataFrame:

@@ -365,3 +365,22 @@ def test_ensemble_from_config_names_the_head_and_saves_like_a_model():
     again.load_state_dict(model.state_dict())
     x = torch.randn(2, INPUT)
     torch.testing.assert_close(again(x), model(x))
+
+
+@pytest.mark.parametrize("case", ["maml-lslr", "metasgd"])
+def test_adapt_curve_equals_adapting_each_number_of_steps(case):
+    learner = LEARNER_CASES[case](Ensemble(lambda: build_model("mlp", INPUT, H, hidden=7).double(), 2)).double()
+    with torch.no_grad():
+        for p in (learner.lslr or {}).values():
+            p.mul_(torch.linspace(0.5, 1.5, p.numel(), dtype=p.dtype).view_as(p))
+    x_spt, y_spt, x_qry, _ = random_tasks(6)
+    m_spt = torch.ones(x_spt.shape[:2], dtype=x_spt.dtype)
+    m_spt[0, :2] = 0  # padding in one task
+    with torch.no_grad():
+        preds, losses = learner.adapt_curve(x_spt, y_spt, x_qry, m_spt, steps=4)
+        assert preds.shape == (5, T, QRY, H) and losses.shape == (5, T)
+        for k in range(5):
+            params = learner.adapt(x_spt, y_spt, m_spt, steps=k)
+            torch.testing.assert_close(preds[k], learner.forecast(params, x_qry))
+            per_window = learner.loss_fn(learner.forecast(params, x_spt), y_spt)
+            torch.testing.assert_close(losses[k], (per_window * m_spt).sum(1) / m_spt.sum(1))

@@ -128,17 +128,26 @@ class GradientLearner(nn.Module):
         pred = functional_call(self.model, {**fixed, **adapted}, (x,))  # ([members,] query_shots, h)
         return self.loss_fn(pred, y).mean()  # averaged over members
 
+    def _inner_step(self, adapted, fixed, x_spt, y_spt, m_spt, first_order: bool, step: int) -> dict:
+        """One SGD step on the support of one task, at inner step ``step`` (which picks learned rates)."""
+        grads = grad(self._support_loss)(adapted, fixed, x_spt, y_spt, m_spt)
+        if first_order:
+            grads = {n: g.detach() for n, g in grads.items()}
+        lr_step = min(step, max(self.inner_steps - 1, 0))  # extra steps reuse the last step's rate
+        return {n: p - self.inner_lr(n, lr_step) * grads[n] for n, p in adapted.items()}
+
     def _inner_loop(self, adapted, fixed, x_spt, y_spt, m_spt, first_order: bool, steps: int | None = None):
         """The adapted parameters before and after each inner step, for one task: a list of dicts."""
         trajectory = [adapted]
         for step in range(self.inner_steps if steps is None else steps):
-            grads = grad(self._support_loss)(adapted, fixed, x_spt, y_spt, m_spt)
-            if first_order:
-                grads = {n: g.detach() for n, g in grads.items()}
-            lr_step = min(step, max(self.inner_steps - 1, 0))  # extra steps reuse the last step's rate
-            adapted = {n: p - self.inner_lr(n, lr_step) * grads[n] for n, p in adapted.items()}
+            adapted = self._inner_step(adapted, fixed, x_spt, y_spt, m_spt, first_order, step)
             trajectory.append(adapted)
         return trajectory
+
+    def _predict(self, params: dict, x: torch.Tensor) -> torch.Tensor:
+        """One task's forecasts ``(n, h)`` of ``x (n, input_size)``; an ensemble's member mean."""
+        pred = functional_call(self.model, params, (x,))  # (n, h) or (members, n, h)
+        return pred.mean(0) if isinstance(self.model, Ensemble) else pred
 
     def _split(self) -> tuple[dict, dict]:
         params = dict(self.model.named_parameters())
@@ -232,5 +241,28 @@ class GradientLearner(nn.Module):
     def forecast(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         """Forecasts ``(tasks, n, h)`` of ``x (tasks, n, input_size)`` with per-task ``params`` (an
         ensemble's: the mean of its members' forecasts)."""
-        pred = vmap(lambda p, xi: functional_call(self.model, p, (xi,)))(params, x)  # (tasks, [members,] n, h)
-        return pred.mean(1) if isinstance(self.model, Ensemble) else pred
+        return vmap(self._predict)(params, x)
+
+    def adapt_curve(self, x_spt, y_spt, x, m_spt=None, steps: int | None = None):
+        """Forecasts of ``x (tasks, n, input_size)`` and mean support losses after 0, 1, ..., ``steps``
+        inner steps, in one pass over the steps: ``(steps + 1, tasks, n, h)`` and ``(steps + 1, tasks)``.
+        Equal to calling :meth:`adapt` with each number of steps, at the cost of the longest."""
+        if m_spt is None:
+            m_spt = x_spt.new_ones(x_spt.shape[:2])
+        adapted, fixed = self._split()
+        first_order = self.use_first_order()
+        n_steps = self.inner_steps if steps is None else steps
+
+        def task(xs, ys, ms, xi):
+            fast, preds, losses = adapted, [], []
+            for step in range(n_steps + 1):
+                params = {**fixed, **fast}
+                preds.append(self._predict(params, xi))  # (n, h)
+                per_window = self.loss_fn(self._predict(params, xs), ys)  # (shots,)
+                losses.append((per_window * ms).sum() / ms.sum().clamp(min=1))
+                if step < n_steps:
+                    fast = self._inner_step(fast, fixed, xs, ys, ms, first_order, step)
+            return torch.stack(preds), torch.stack(losses)  # (steps + 1, n, h), (steps + 1,)
+
+        preds, losses = vmap(task)(x_spt, y_spt, m_spt, x)  # (tasks, steps + 1, ...)
+        return preds.transpose(0, 1), losses.transpose(0, 1)
