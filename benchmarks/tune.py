@@ -50,6 +50,7 @@ def main() -> None:
     ap.add_argument("--score-cut", type=int, default=0, help="score this cut (default: the trim)")
     ap.add_argument("--refit", type=int, default=0, help="after training, continue pre-training for N iterations "
                     "on the data of trim-1 (no selection) and give the learner those weights")
+    ap.add_argument("--no-pretrain-select", action="store_true", help="pre-training ends on its last iterate")
     ap.add_argument("--member", type=int, default=0, help="another model seed and sampling seed, same split")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -74,6 +75,12 @@ def main() -> None:
         part = part.slice(0, np.maximum(part.lengths - args.valcut * exp.h, 0))
         vw = Windows(part, s.data.input_size, exp.h)
         exp.validation = TaskSampler(vw, s.learner.shots, 1, s.data.scaler, s.train.seed).latest()
+    if args.no_pretrain_select:
+        def last_iterate():
+            trainer = exp.pretrain_trainer()
+            trainer._val = None  # no validation: the last iterate
+            return exp.fit("pretrained", trainer)
+        exp.pretrain = last_iterate
     pre, learners = exp.train(extra=False)
     learner = learners[s.learner.name]
     if args.refit:

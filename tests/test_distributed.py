@@ -123,3 +123,58 @@ def test_torchrun_train_writes_one_run(tmp_path):
     assert len((run / "metrics.csv").read_text().splitlines()) == 1 + 6 + 6
     fc = FewShotForecaster.load(run / "checkpoint")
     assert len(fc.predict(seasonal_panel(3).to_frame())) == 3 * 6
+
+
+def test_torchrun_resume_after_sigterm_equals_uninterrupted(tmp_path):
+    """A 2-rank run stopped by SIGTERM (torchrun forwards it to both ranks, which agree to stop at the
+    same iteration and checkpoint) and resumed with ``--resume`` ends on the uninterrupted run's weights."""
+    import json
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from fewcast import checkpoint
+    from tests.test_experiment import seasonal_panel
+
+    data = tmp_path / "panel.csv"
+    seasonal_panel(30).to_frame().to_csv(data, index=False)
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def launch(run, *extra):
+        return [torchrun, "--nproc_per_node", "2", "--master_port", str(free_port()), "-m", "fewcast", "train",
+                str(data), "--out", str(run), "--h", "6", "--input-size", "12", "--season-length", "12",
+                "--hidden", "16", "--ensemble", "1", "--shots", "3", "--iterations", "150",
+                "--pretrain-iterations", "6", "--meta-batch-size", "8", "--val-every", "10", "--checkpoint-every",
+                "5", "--quiet", *extra]
+
+    straight = subprocess.run(launch(tmp_path / "straight"), capture_output=True, text=True, env=env, timeout=300)
+    assert straight.returncode == 0, straight.stderr[-2000:]
+
+    run = tmp_path / "stopped"
+    proc = subprocess.Popen(launch(run), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline, stopped_at = time.time() + 200, None
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            state = json.loads((run / "checkpoint" / "state.json").read_text())
+        except (OSError, ValueError):
+            time.sleep(0.01)
+            continue
+        if state["phase"] == "metasgd" and state.get("trainer", {}).get("iteration", 0) >= 20:
+            proc.send_signal(signal.SIGTERM)
+            stopped_at = state["trainer"]["iteration"]
+            break
+        time.sleep(0.005)
+    proc.wait(timeout=120)
+    assert stopped_at is not None, "the run finished before it could be stopped"
+    _, state, _ = checkpoint.load(run / "checkpoint")
+    assert state["phase"] == "metasgd" and state["trainer"]["iteration"] < 150
+    resumed = subprocess.run(launch(run, "--resume"), capture_output=True, text=True, env=env, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    want, _, _ = checkpoint.load(tmp_path / "straight" / "checkpoint")
+    got, state, _ = checkpoint.load(run / "checkpoint")
+    assert state["phase"] == "done" and set(got) == set(want)
+    for key in want:
+        assert torch.equal(got[key], want[key]), key
