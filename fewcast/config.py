@@ -50,6 +50,7 @@ class ModelConfig:
     depth: int = 2  # mlp: hidden layers; nbeats: layers per block
     blocks: int = 3  # nbeats only
     ensemble: int = 3  # independently initialized members trained side by side; forecasts are their mean
+    ensemble_inputs: list[int] = field(default_factory=list)  # member k sees its last [k % len] inputs; []: all
 
 
 @dataclass
@@ -132,14 +133,15 @@ class Settings:
         for key, value in values.items():
             if key not in known:
                 raise InputError(f"{where}: unknown setting {section}.{key}; known: {', '.join(known)}")
-            setattr(target, key, _coerce(value, getattr(target, key), f"{section}.{key}", where))
+            inner = int if known[key].type == "list[int]" else str  # what a list setting holds
+            setattr(target, key, _coerce(value, getattr(target, key), f"{section}.{key}", where, inner))
 
     def field_sections(self) -> dict[str, str]:
         """Which section each setting name belongs to (names are unique across sections)."""
         return {f.name: s for s in self.SECTIONS for f in fields(getattr(self, s)) if f.name != "name"}
 
 
-def _coerce(value: Any, current: Any, name: str, where: str) -> Any:
+def _coerce(value: Any, current: Any, name: str, where: str, inner: type = str) -> Any:
     kind = type(current)
     if isinstance(current, bool):
         if isinstance(value, bool):
@@ -149,7 +151,6 @@ def _coerce(value: Any, current: Any, name: str, where: str) -> Any:
     elif isinstance(current, list):
         items = value.split(",") if isinstance(value, str) else value
         if isinstance(items, list):
-            inner = type(current[0]) if current else str
             try:
                 return [inner(v.strip()) if isinstance(v, str) else inner(v) for v in items if v != ""]
             except ValueError:

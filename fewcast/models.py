@@ -9,7 +9,8 @@ forbids in-place buffer updates), so normalization, where used, is ``LayerNorm``
 - ``nbeats``: a small stack of fully connected residual blocks with backcast and forecast heads, generic
   basis (Oreshkin et al. 2020), without the ensembling.
 - ``Ensemble``: ``members`` independent copies of any of them, stored as stacked parameters and run in one
-  vectorized pass (``--ensemble N``).
+  vectorized pass (``--ensemble N``), optionally each looking at a different number of the most recent
+  inputs (``--ensemble-inputs 12,18,24``, N-BEATS' ensembling over lookbacks).
 - ``gru``: a one-layer GRU encoder over the input window with a linear head, written out step by step from
   linear maps so that it is vmap-able and twice differentiable on every device (cuDNN's fused RNN kernels
   have no double backward, so second-order MAML through ``nn.GRU`` fails on CUDA).
@@ -120,10 +121,18 @@ class Ensemble(nn.Module):
     losses in the inner loop and average member forecasts when forecasting).
     """
 
-    def __init__(self, make, members: int):
+    def __init__(self, make, members: int, inputs: list[int] | None = None, input_size: int = 0):
         super().__init__()
         if members < 1:
             raise InputError(f"an ensemble needs at least 1 member (got {members})")
+        mask = None  # (members, input_size): member k sees only its last inputs[k % len(inputs)] values
+        if inputs:
+            if any(not 1 <= n <= input_size for n in inputs):
+                raise InputError(f"ensemble_inputs {inputs} must each be between 1 and input_size={input_size}")
+            sizes = torch.tensor([inputs[k % len(inputs)] for k in range(members)])  # (members,)
+            steps = torch.arange(input_size)  # (input_size,)
+            mask = (steps[None, :] >= input_size - sizes[:, None]).float()
+        self.register_buffer("input_mask", mask)
         nets = [make() for _ in range(members)]  # consecutive draws of the random generator
         self.members = members
         self.net = nets[0]
@@ -139,7 +148,10 @@ class Ensemble(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., input_size) -> (members, ..., h)
         params = dict(self.net.named_parameters())  # (members, ...) each
-        return vmap(lambda p: functional_call(self.net, p, (x,)))(params)
+        if self.input_mask is None:
+            return vmap(lambda p: functional_call(self.net, p, (x,)))(params)
+        # a member with a shorter input sees zeros before it: its first layer's weights there get no gradient
+        return vmap(lambda p, m: functional_call(self.net, p, (x * m.to(x.dtype),)))(params, self.input_mask)
 
 
 MODELS = {"mlp": MLP, "nbeats": NBeats, "gru": GRU}
@@ -154,7 +166,7 @@ def build_model(name: str, input_size: int, h: int, **options) -> nn.Module:
 
 def build_from_config(cfg, input_size: int, h: int) -> nn.Module:
     """A built-in model from a :class:`~fewcast.config.ModelConfig` (``name``, ``hidden``, ``depth``,
-    ``blocks``, ``ensemble``): ``depth`` is the MLP's hidden layers and each N-BEATS block's layers; an
+    ``blocks``, ``ensemble``, ``ensemble_inputs``): ``depth`` is the MLP's hidden layers and each N-BEATS block's layers; an
     :class:`Ensemble` of ``ensemble`` members when it is above 1."""
     options = {"hidden": cfg.hidden}
     if cfg.name == "mlp":
@@ -162,7 +174,8 @@ def build_from_config(cfg, input_size: int, h: int) -> nn.Module:
     elif cfg.name == "nbeats":
         options.update(layers=cfg.depth, blocks=cfg.blocks)
     if cfg.ensemble > 1:
-        return Ensemble(lambda: build_model(cfg.name, input_size, h, **options), cfg.ensemble)
+        return Ensemble(lambda: build_model(cfg.name, input_size, h, **options), cfg.ensemble,
+                        cfg.ensemble_inputs, input_size)
     return build_model(cfg.name, input_size, h, **options)
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch.func import functional_call
 
+from fewcast.errors import InputError
 from fewcast.learners import ANIL, MAML, MetaSGD, MetaTrainer, Reptile, TrainingDiverged, window_loss
 from fewcast.learners.base import _key
 from fewcast.models import Ensemble, build_model, head_names
@@ -384,3 +385,22 @@ def test_adapt_curve_equals_adapting_each_number_of_steps(case):
             torch.testing.assert_close(preds[k], learner.forecast(params, x_qry))
             per_window = learner.loss_fn(learner.forecast(params, x_spt), y_spt)
             torch.testing.assert_close(losses[k], (per_window * m_spt).sum(1) / m_spt.sum(1))
+
+
+def test_ensemble_members_with_shorter_inputs_ignore_older_values():
+    from fewcast.config import Settings
+    from fewcast.models import build_from_config
+
+    settings = Settings()
+    settings.update("model", {"hidden": 5, "ensemble": 4, "ensemble_inputs": "3,5,8"})  # as the CLI passes it
+    assert settings.model.ensemble_inputs == [3, 5, 8]
+    model = build_from_config(settings.model, INPUT, H)
+    x = torch.randn(6, INPUT)
+    older = x.clone()
+    older[:, : INPUT - 5] = 1e3  # change only what members seeing 3 or 5 inputs must not see
+    change = (model(x) - model(older)).abs().amax(dim=(1, 2))  # (members,)
+    assert change[0] == 0 and change[1] == 0 and change[3] == 0  # inputs 3, 5, 3 (cycled)
+    assert change[2] > 0  # the member that sees all 8
+    with pytest.raises(InputError, match="ensemble_inputs"):
+        settings.update("model", {"ensemble_inputs": [3, 9]})
+        build_from_config(settings.model, INPUT, H)
