@@ -166,8 +166,8 @@ def build_model(name: str, input_size: int, h: int, **options) -> nn.Module:
 
 def build_from_config(cfg, input_size: int, h: int) -> nn.Module:
     """A built-in model from a :class:`~fewcast.config.ModelConfig` (``name``, ``hidden``, ``depth``,
-    ``blocks``, ``ensemble``, ``ensemble_inputs``): ``depth`` is the MLP's hidden layers and each N-BEATS block's layers; an
-    :class:`Ensemble` of ``ensemble`` members when it is above 1."""
+    ``blocks``, ``ensemble``, ``ensemble_inputs``): ``depth`` is the MLP's hidden layers and each N-BEATS
+    block's layers; an :class:`Ensemble` of ``ensemble`` members when it is above 1."""
     options = {"hidden": cfg.hidden}
     if cfg.name == "mlp":
         options["depth"] = cfg.depth
