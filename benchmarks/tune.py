@@ -17,10 +17,12 @@ import time
 import numpy as np
 import torch
 
+from fewcast import datasets
 from fewcast.config import Settings
 from fewcast.experiment import Experiment, forecast, make_problems
 from fewcast.learners import MetaTrainer
 from fewcast.metrics import smape
+from fewcast.panel import Panel
 from fewcast.tasks import TaskSampler, WindowSampler
 from fewcast.windows import Windows
 
@@ -51,6 +53,7 @@ def main() -> None:
     ap.add_argument("--refit", type=int, default=0, help="after training, continue pre-training for N iterations "
                     "on the data of trim-1 (no selection) and give the learner those weights")
     ap.add_argument("--no-pretrain-select", action="store_true", help="pre-training ends on its last iterate")
+    ap.add_argument("--extra", default="", help="other embedded panels whose training parts join pre-training")
     ap.add_argument("--member", type=int, default=0, help="another model seed and sampling seed, same split")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -69,6 +72,15 @@ def main() -> None:
     if args.trim:
         tp = exp.train_panel
         exp.train_panel = tp.slice(0, np.maximum(tp.lengths - args.trim * exp.h, 0))
+        exp.windows = Windows(exp.train_panel, s.data.input_size, exp.h)
+    if args.extra:  # cross-panel pre-training: other panels' series (trimmed alike) join the training windows
+        parts = [exp.train_panel]
+        for name in args.extra.split(","):
+            other = datasets.load(name).train
+            parts.append(other.slice(0, np.maximum(other.lengths - args.trim * exp.h, 0)))
+        ids = np.concatenate([[f"{k}:{i}" for i in p.ids] for k, p in enumerate(parts)])
+        series = [p.series(i) for p in parts for i in range(p.n_series)]
+        exp.train_panel = Panel.from_arrays(ids, series)
         exp.windows = Windows(exp.train_panel, s.data.input_size, exp.h)
     if args.valcut:
         part = exp.data.visible_part(exp.data.visible.index_of(exp.split.val))
