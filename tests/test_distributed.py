@@ -146,7 +146,7 @@ def test_torchrun_resume_after_sigterm_equals_uninterrupted(tmp_path):
     def launch(run, *extra):
         return [torchrun, "--nproc_per_node", "2", "--master_port", str(free_port()), "-m", "fewcast", "train",
                 str(data), "--out", str(run), "--h", "6", "--input-size", "12", "--season-length", "12",
-                "--hidden", "16", "--ensemble", "1", "--shots", "3", "--iterations", "150",
+                "--hidden", "16", "--ensemble", "1", "--shots", "3", "--iterations", "100",
                 "--pretrain-iterations", "6", "--meta-batch-size", "8", "--val-every", "10", "--checkpoint-every",
                 "5", "--quiet", *extra]
 
@@ -170,7 +170,7 @@ def test_torchrun_resume_after_sigterm_equals_uninterrupted(tmp_path):
     proc.wait(timeout=120)
     assert stopped_at is not None, "the run finished before it could be stopped"
     _, state, _ = checkpoint.load(run / "checkpoint")
-    assert state["phase"] == "metasgd" and state["trainer"]["iteration"] < 150
+    assert state["phase"] == "metasgd" and state["trainer"]["iteration"] < 100
     resumed = subprocess.run(launch(run, "--resume"), capture_output=True, text=True, env=env, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     want, _, _ = checkpoint.load(tmp_path / "straight" / "checkpoint")
