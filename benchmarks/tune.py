@@ -107,7 +107,9 @@ def main() -> None:
     for c, prob in enumerate(validation_problems(exp, args.cuts, s.learner.shots)):
         if (args.score_cut or args.trim) and c + 1 != (args.score_cut or args.trim):
             continue  # leak-free: score only the cut whose origin is where training data ends
-        for label, lrn, steps in (("pretrained", pre, 0), ("finetune", fine, None), (s.learner.name, learner, None)):
+        steps_at_test = s.eval.adapt_steps or None
+        for label, lrn, steps in (("pretrained", pre, 0), ("finetune", fine, steps_at_test),
+                                  (s.learner.name, learner, steps_at_test)):
             yhat = forecast(lrn, prob, s.data.scaler, steps)[0]
             saved[f"{label}_{c}"] = yhat
             saved[f"truth_{c}"] = prob.truth
