@@ -78,9 +78,11 @@ def main() -> None:
         for name in args.extra.split(","):
             other = datasets.load(name).train
             parts.append(other.slice(0, np.maximum(other.lengths - args.trim * exp.h, 0)))
-        ids = np.concatenate([[f"{k}:{i}" for i in p.ids] for k, p in enumerate(parts)])
-        series = [p.series(i) for p in parts for i in range(p.n_series)]
-        exp.train_panel = Panel.from_arrays(ids, series)
+        ids = np.concatenate([np.char.add(f"{k}:", p.ids.astype(str)) for k, p in enumerate(parts)])
+        lengths = np.concatenate([p.lengths for p in parts])  # (series,)
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        exp.train_panel = Panel(ids, np.concatenate([p.values for p in parts]),
+                                np.concatenate([p.ds.astype(np.int64) for p in parts]), offsets, freq=1)
         exp.windows = Windows(exp.train_panel, s.data.input_size, exp.h)
     if args.valcut:
         part = exp.data.visible_part(exp.data.visible.index_of(exp.split.val))

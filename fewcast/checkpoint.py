@@ -80,6 +80,11 @@ def save(directory: str | Path, tensors: dict[str, torch.Tensor], state: dict, s
     return directory
 
 
+def section(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors whose names start with ``prefix``, with the prefix removed (``"learner."`` -> a state dict)."""
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
 def _json_default(value):
     if hasattr(value, "item"):
         return value.item()

@@ -181,13 +181,7 @@ def forecast_curve(learner: GradientLearner, problems: Problems, scaler: str, st
         xf, _, stats = scale(problems.x_fc[sl], None, scaler)  # (n, 1, input_size)
         xs, ys, xf, m = xs.to(device), ys.to(device), xf.to(device), problems.m_spt[sl].to(device)
         with torch.no_grad():
-            if every_step:
-                pred, spt = learner.adapt_curve(xs, ys, xf, m, steps)  # (steps + 1, n, 1, h), (steps + 1, n)
-            else:
-                params = learner.adapt(xs, ys, m, steps)
-                pred = learner.forecast(params, xf)[None]  # (1, n, 1, h)
-                per_window = learner.loss_fn(learner.forecast(params, xs), ys)  # (n, slots)
-                spt = ((per_window * m).sum(1) / m.sum(1).clamp(min=1))[None]  # (1, n)
+            pred, spt = learner.adapt_curve(xs, ys, xf, m, steps, every_step)  # (curve, n, 1, h), (curve, n)
         preds.append(torch.stack([unscale(p.cpu(), stats)[:, 0] for p in pred]))  # (steps + 1, n, h)
         losses.append(spt.cpu())
     return torch.cat(preds, 1).double().numpy(), torch.cat(losses, 1).double().numpy()

@@ -56,6 +56,7 @@ class FewShotForecaster:
         self.learner = None
         self.pretrained: Pretrain | None = None
         self.state: dict = {}
+        self.logs: dict[str, list[dict]] = {}  # training curves of fit (or of the run it was loaded from)
 
     # -- training -----------------------------------------------------------------------------------
     def _panel_data(self, df: pd.DataFrame, id_col: str, time_col: str, target_col: str) -> PanelData:
@@ -133,7 +134,7 @@ class FewShotForecaster:
         data = self._panel_data(df, id_col or s.data.id_col, time_col or s.data.time_col,
                                 target_col or s.data.target_col)
         experiment = Experiment(s, data, log=lambda *_: None)
-        experiment.logs = getattr(self, "logs", {})
+        experiment.logs = self.logs
         return experiment.evaluate(self.pretrained, {s.learner.name: self.learner})
 
     # -- persistence --------------------------------------------------------------------------------
@@ -158,9 +159,8 @@ class FewShotForecaster:
         fc.pretrained = Pretrain(experiment_model(), loss=settings.learner.loss)
         fc.learner = build_learner(settings.learner.name, experiment_model(), **learner_options(settings.learner))
         for prefix, module in (("learner.", fc.learner), ("pretrained.", fc.pretrained)):
-            part = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
             try:
-                module.load_state_dict(part, strict=True)
+                module.load_state_dict(checkpoint.section(tensors, prefix), strict=True)
             except RuntimeError as exc:
                 first = str(exc).splitlines()[0]
                 raise InputError(f"checkpoint {path} does not fit its own settings: {first}") from None

@@ -147,18 +147,18 @@ class TrainingRun:
                 trainer = exp.pretrain_trainer(on_iteration=self._row("pretrained"), should_interrupt=stop,
                                                on_checkpoint=lambda t: self._save("pretrained", t, None))
                 if "trainer" in state:
-                    trainer.load_state_dict(_part(tensors, "trainer."), state["trainer"])
+                    trainer.load_state_dict(checkpoint.section(tensors, "trainer."), state["trainer"])
                     self.log(f"resuming pre-training at iteration {trainer.iteration}")
                 pretrained = exp.fit("pretrained", trainer)
                 state, tensors = {"phase": name}, {}
                 self._save(name, None, pretrained)
             else:
                 pretrained = exp.pretrain_trainer().learner
-                pretrained.load_state_dict(_part(tensors, "pretrained."), strict=True)
+                pretrained.load_state_dict(checkpoint.section(tensors, "pretrained."), strict=True)
             trainer = exp.meta_trainer(name, pretrained, on_iteration=self._row(name), should_interrupt=stop,
                                        on_checkpoint=lambda t: self._save(name, t, pretrained))
             if "trainer" in state:
-                trainer.load_state_dict(_part(tensors, "trainer."), state["trainer"])
+                trainer.load_state_dict(checkpoint.section(tensors, "trainer."), state["trainer"])
                 self.log(f"resuming meta-training at iteration {trainer.iteration}")
             learner = exp.fit(name, trainer)
             self._save("done", None, pretrained, learner)
@@ -167,7 +167,3 @@ class TrainingRun:
                 self._metrics.close()
             if self.tb is not None:
                 self.tb.close()
-
-
-def _part(tensors: dict, prefix: str) -> dict:
-    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}

@@ -243,10 +243,11 @@ class GradientLearner(nn.Module):
         ensemble's: the mean of its members' forecasts)."""
         return vmap(self._predict)(params, x)
 
-    def adapt_curve(self, x_spt, y_spt, x, m_spt=None, steps: int | None = None):
+    def adapt_curve(self, x_spt, y_spt, x, m_spt=None, steps: int | None = None, every_step: bool = True):
         """Forecasts of ``x (tasks, n, input_size)`` and mean support losses after 0, 1, ..., ``steps``
         inner steps, in one pass over the steps: ``(steps + 1, tasks, n, h)`` and ``(steps + 1, tasks)``.
-        Equal to calling :meth:`adapt` with each number of steps, at the cost of the longest."""
+        Equal to calling :meth:`adapt` with each number of steps, at the cost of the longest.
+        ``every_step=False``: after the last step only, ``(1, tasks, n, h)`` and ``(1, tasks)``."""
         if m_spt is None:
             m_spt = x_spt.new_ones(x_spt.shape[:2])
         adapted, fixed = self._split()
@@ -256,10 +257,11 @@ class GradientLearner(nn.Module):
         def task(xs, ys, ms, xi):
             fast, preds, losses = adapted, [], []
             for step in range(n_steps + 1):
-                params = {**fixed, **fast}
-                preds.append(self._predict(params, xi))  # (n, h)
-                per_window = self.loss_fn(self._predict(params, xs), ys)  # (shots,)
-                losses.append((per_window * ms).sum() / ms.sum().clamp(min=1))
+                if every_step or step == n_steps:
+                    params = {**fixed, **fast}
+                    preds.append(self._predict(params, xi))  # (n, h)
+                    per_window = self.loss_fn(self._predict(params, xs), ys)  # (shots,)
+                    losses.append((per_window * ms).sum() / ms.sum().clamp(min=1))
                 if step < n_steps:
                     fast = self._inner_step(fast, fixed, xs, ys, ms, first_order, step)
             return torch.stack(preds), torch.stack(losses)  # (steps + 1, n, h), (steps + 1,)

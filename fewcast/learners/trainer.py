@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import torch
 
 from fewcast import distributed
+from fewcast.checkpoint import section
 from fewcast.learners.base import GradientLearner
 from fewcast.tasks import Tasks, TaskSampler
 
@@ -201,12 +202,9 @@ class MetaTrainer:
         return tensors, state
 
     def load_state_dict(self, tensors: dict[str, torch.Tensor], state: dict) -> None:
-        def part(prefix: str) -> dict[str, torch.Tensor]:
-            return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-
-        self.learner.load_state_dict(part("learner."), strict=True)
+        self.learner.load_state_dict(section(tensors, "learner."), strict=True)
         opt_state: dict = {}
-        for key, value in part("optimizer.").items():
+        for key, value in section(tensors, "optimizer.").items():
             idx, name = key.split(".", 1)
             opt_state.setdefault(int(idx), {})[name] = value
         for key, value in state["optimizer_scalars"].items():
@@ -215,7 +213,7 @@ class MetaTrainer:
         self.optimizer.load_state_dict({"state": opt_state, "param_groups": state["optimizer_groups"]})
         if self.scheduler is not None and state.get("scheduler"):
             self.scheduler.load_state_dict(state["scheduler"])
-        best = part("best.")
+        best = section(tensors, "best.")
         self.best_state = best or None
         self.best_val = state["best_val"] if state["best_val"] is not None else math.inf
         self.bad_validations = state["bad_validations"]
