@@ -37,7 +37,8 @@ def validation_problems(exp: Experiment, cuts: int, shots: int):
         sub = part.take(np.flatnonzero(ok))
         hist = sub.slice(0, keep[ok])
         truth = sub.slice(keep[ok], keep[ok] + h).values.reshape(-1, h)
-        out.append(make_problems(hist, truth, exp.settings.data.input_size, h, shots, d.season_length))
+        out.append(make_problems(hist, truth, exp.settings.data.input_size, h, shots, d.season_length,
+                                 exp.settings.data.deseasonalize))
     return out
 
 

@@ -34,6 +34,7 @@ class DataConfig:
     h: int = 0  # 0: the dataset's official horizon (user data: required)
     season_length: int = 0  # 0: the dataset's (user data: guessed from the frequency)
     scaler: str = "mean_abs"
+    deseasonalize: bool = False  # divide each series by its classical seasonal indices (fewcast.seasonal)
     drop_zero_target: bool = False
     history: int = 0  # 0: all; T: meta-test series are cut to their last T observations
     staleness: int = 0  # training data ends this many points before each series' visible end (a model

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fewcast import datasets, distributed
+from fewcast import datasets, distributed, seasonal
 from fewcast.baselines import classical_forecasts
 from fewcast.config import Settings
 from fewcast.errors import InputError, describe_ids
@@ -131,6 +131,7 @@ class Problems:
     m_spt: torch.Tensor  # (series, slots): 1 for a real support window, 0 for padding
     x_fc: torch.Tensor  # (series, 1, input_size)
     mase_scale: np.ndarray  # (series,)
+    factor: np.ndarray | None = None  # (series, h) seasonal indices the forecasts are multiplied by
 
     @property
     def shots_used(self) -> np.ndarray:
@@ -138,8 +139,15 @@ class Problems:
 
 
 def make_problems(history: Panel, truth: np.ndarray, input_size: int, h: int, shots: int,
-                  season_length: int) -> Problems:
-    """Support = the last ``shots`` windows inside ``history``; forecast input = its last ``input_size``."""
+                  season_length: int, deseasonalize: bool = False) -> Problems:
+    """Support = the last ``shots`` windows inside ``history``; forecast input = its last ``input_size``.
+
+    ``deseasonalize``: windows and forecast input come from the history divided by its own seasonal
+    indices (:mod:`fewcast.seasonal`), and the forecasts are multiplied back by them."""
+    raw, factor = history, None
+    if deseasonalize:
+        history, indices = seasonal.adjust(history, season_length)  # indices: (series, season_length)
+        factor = seasonal.horizon_factors(indices, h)
     w = Windows(history, input_size, h)
     slots = max(shots, 1)
     real = np.minimum(w.counts, shots)  # (series,)
@@ -156,9 +164,9 @@ def make_problems(history: Panel, truth: np.ndarray, input_size: int, h: int, sh
     fpos = history.offsets[1:, None] - input_size + np.arange(input_size)[None, :]  # (series, input_size)
     fpos = np.maximum(fpos, history.offsets[:-1, None])  # left-pad with the first observation
     x_fc = history.values[fpos][:, None, :]  # (series, 1, input_size)
-    return Problems(history, np.asarray(truth, dtype=np.float64), torch.from_numpy(x_spt), torch.from_numpy(y_spt),
+    return Problems(raw, np.asarray(truth, dtype=np.float64), torch.from_numpy(x_spt), torch.from_numpy(y_spt),
                     torch.from_numpy(valid.astype(np.float32)), torch.from_numpy(np.ascontiguousarray(x_fc)),
-                    seasonal_scale(history, season_length))
+                    seasonal_scale(raw, season_length), factor)
 
 
 def forecast(learner: GradientLearner, problems: Problems, scaler: str, steps: int | None = None,
@@ -184,7 +192,10 @@ def forecast_curve(learner: GradientLearner, problems: Problems, scaler: str, st
             pred, spt = learner.adapt_curve(xs, ys, xf, m, steps, every_step)  # (curve, n, 1, h), (curve, n)
         preds.append(torch.stack([unscale(p.cpu(), stats)[:, 0] for p in pred]))  # (steps + 1, n, h)
         losses.append(spt.cpu())
-    return torch.cat(preds, 1).double().numpy(), torch.cat(losses, 1).double().numpy()
+    preds = torch.cat(preds, 1).double().numpy()  # (curve, series, h)
+    if problems.factor is not None:
+        preds = preds * problems.factor[None]
+    return preds, torch.cat(losses, 1).double().numpy()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -270,6 +281,10 @@ class Experiment:
             keep[val_pos] = visible.lengths[val_pos] - max(stale, h)
             train_panel = visible.slice(0, np.maximum(keep, 0))
             test_pos = np.arange(visible.n_series)
+        if s.data.deseasonalize:  # each training series by its own indices, from its training part only
+            if d.cut is not None:
+                raise InputError("--deseasonalize needs data in memory; it does not work with --memmap")
+            train_panel = seasonal.adjust(train_panel, d.season_length)[0]
         self.train_panel = train_panel
         self.windows = Windows(train_panel, input_size, h, drop_zero_target=s.data.drop_zero_target, stop=stop)
         if len(self.windows) == 0:
@@ -277,7 +292,10 @@ class Experiment:
                              f"lower --input-size")
         self.validation: Tasks | None = None
         if len(val_pos):
-            val_windows = Windows(d.visible_part(val_pos), input_size, h)
+            val_part = d.visible_part(val_pos)
+            if s.data.deseasonalize:
+                val_part = seasonal.adjust(val_part, d.season_length)[0]
+            val_windows = Windows(val_part, input_size, h)
             try:
                 vs = TaskSampler(val_windows, s.learner.shots, 1, s.data.scaler, s.train.seed)
                 self.validation = vs.latest()
@@ -292,7 +310,7 @@ class Experiment:
     def problems(self, shots: int | None = None) -> Problems:
         s = self.settings
         return make_problems(self.test_history, self.test_truth, s.data.input_size, self.h,
-                             s.learner.shots if shots is None else shots, self.data.season_length)
+                             s.learner.shots if shots is None else shots, self.data.season_length, s.data.deseasonalize)
 
     # -- training -----------------------------------------------------------------------------------
     def new_model(self, seed_offset: int = 0) -> torch.nn.Module:

@@ -40,10 +40,13 @@ def panel_data(poison: bool) -> PanelData:
     return PanelData("synthetic", visible, horizon, 6, 12)
 
 
-@pytest.mark.parametrize("protocol", ["holdout", "all-series"])
-def test_poisoned_horizon_changes_no_forecast(protocol):
-    clean = Experiment(tiny_settings(protocol), panel_data(poison=False), log=lambda *_: None).run()
-    poisoned = Experiment(tiny_settings(protocol), panel_data(poison=True), log=lambda *_: None).run()
+@pytest.mark.parametrize("protocol,deseasonalize", [("holdout", False), ("all-series", False), ("holdout", True),
+                                                    ("all-series", True)])
+def test_poisoned_horizon_changes_no_forecast(protocol, deseasonalize):
+    settings = tiny_settings(protocol)
+    settings.update("data", {"deseasonalize": deseasonalize})
+    clean = Experiment(settings, panel_data(poison=False), log=lambda *_: None).run()
+    poisoned = Experiment(settings, panel_data(poison=True), log=lambda *_: None).run()
     assert set(clean.forecasts) == set(poisoned.forecasts)
     assert {"metasgd", "metasgd_zeroshot", "maml", "maml_zeroshot", "pretrained", "pretrained_finetune",
             "scratch", "naive", "seasonal_naive", "theta"} == set(clean.forecasts)
