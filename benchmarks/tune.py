@@ -55,6 +55,7 @@ def main() -> None:
                     "on the data of trim-1 (no selection) and give the learner those weights")
     ap.add_argument("--no-pretrain-select", action="store_true", help="pre-training ends on its last iterate")
     ap.add_argument("--extra", default="", help="other embedded panels whose training parts join pre-training")
+    ap.add_argument("--recent", type=int, default=0, help="train on each series' last N windows only")
     ap.add_argument("--member", type=int, default=0, help="another model seed and sampling seed, same split")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -73,6 +74,9 @@ def main() -> None:
     if args.trim:
         tp = exp.train_panel
         exp.train_panel = tp.slice(0, np.maximum(tp.lengths - args.trim * exp.h, 0))
+        exp.windows = Windows(exp.train_panel, s.data.input_size, exp.h)
+    if args.recent:
+        exp.train_panel = exp.train_panel.tail(args.recent + s.data.input_size + exp.h - 1)
         exp.windows = Windows(exp.train_panel, s.data.input_size, exp.h)
     if args.extra:  # cross-panel pre-training: other panels' series (trimmed alike) join the training windows
         parts = [exp.train_panel]

@@ -61,8 +61,7 @@ def test_short_series_are_padded_and_forecast_zero_shot(fitted):
     assert out["month"].iloc[0] == pd.Timestamp("2020-06-01")
 
 
-def test_predict_matches_evaluate_forecasts(fitted):
-    fc, frame = fitted
+def assert_predict_matches_evaluate(fc, frame):
     run = fc.evaluate_run(frame)
     assert "metasgd" in set(run.table["method"]) and set(run.table["n_series"]) == {9}
     test_ids = run.test_ids
@@ -75,6 +74,20 @@ def test_predict_matches_evaluate_forecasts(fitted):
     np.testing.assert_allclose(got, run.forecasts["metasgd"], rtol=1e-5, atol=1e-4)
     assert set(test_ids) == set(fc.state["split"]["test"])
     assert not set(test_ids) & set(fc.state["split"]["train"])
+
+
+def test_predict_matches_evaluate_forecasts(fitted):
+    assert_predict_matches_evaluate(*fitted)
+
+
+def test_a_deseasonalizing_forecaster_predicts_as_it_evaluates_and_reloads(tmp_path):
+    frame = monthly_frame()
+    fc = FewShotForecaster(**{**TINY, "deseasonalize": True}).fit(frame, "store", "month", "sales")
+    assert_predict_matches_evaluate(fc, frame)
+    fc.save(tmp_path / "deseasonalized")
+    again = FewShotForecaster.load(tmp_path / "deseasonalized")
+    assert again.settings.data.deseasonalize
+    pd.testing.assert_frame_equal(again.predict(frame), fc.predict(frame))
 
 
 def test_save_and_load_give_identical_forecasts(fitted, tmp_path):
