@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from fewcast import datasets
+from fewcast.baselines import classical_forecasts
 from fewcast.config import Settings
 from fewcast.experiment import Experiment, forecast, make_problems
 from fewcast.learners import MetaTrainer
@@ -56,6 +57,8 @@ def main() -> None:
     ap.add_argument("--no-pretrain-select", action="store_true", help="pre-training ends on its last iterate")
     ap.add_argument("--extra", default="", help="other embedded panels whose training parts join pre-training")
     ap.add_argument("--recent", type=int, default=0, help="train on each series' last N windows only")
+    ap.add_argument("--classical", default="", help="also score these classical methods (theta,autoets) and "
+                    "each one's plain average with the adapted learner")
     ap.add_argument("--member", type=int, default=0, help="another model seed and sampling seed, same split")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -121,6 +124,12 @@ def main() -> None:
             saved[f"{label}_{c}"] = yhat
             saved[f"truth_{c}"] = prob.truth
             res.setdefault(label, []).append(smape(prob.truth, yhat))
+        if args.classical:
+            methods = args.classical.split(",")
+            for name, yhat in classical_forecasts(prob.history, exp.h, exp.data.season_length, methods).items():
+                res.setdefault(name, []).append(smape(prob.truth, yhat))
+                mean = (yhat + saved[f"{s.learner.name}_{c}"]) / 2
+                res.setdefault(f"{s.learner.name}+{name}", []).append(smape(prob.truth, mean))
     line = " ".join(f"{k}={np.concatenate(v).mean():.3f}" for k, v in res.items())
     print(f"{' '.join(args.set)} trim={args.trim} member={args.member} | {line} | "
           f"{time.perf_counter() - started:.0f}s",

@@ -1,0 +1,50 @@
+"""Benchmark: cold start with little history. How each method's accuracy on held-out series changes
+when those series show only their last T observations (``--history T``), with the networks trained once.
+
+Everything is as in ``fewcast demo`` (default settings, holdout protocol); only the meta-test series'
+visible history is cut, for the networks (support windows and forecast input) and for the classical
+methods alike. A series with fewer than ``input_size + h`` points has no support window: the networks
+forecast it zero-shot (its input left-padded with its first observation).
+
+    .venv/bin/python benchmarks/history.py [--dataset m3-monthly] [--histories 30,42,48,60,84,0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from fewcast.config import Settings
+from fewcast.experiment import Experiment
+
+METHODS = ["metasgd", "pretrained_finetune", "pretrained", "theta", "autoets", "seasonal_naive"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dataset", default="m3-monthly")
+    ap.add_argument("--histories", default="30,42,48,60,84,0", help="0: the whole visible history")
+    args = ap.parse_args()
+    s = Settings()
+    s.update("data", {"dataset": args.dataset})
+    s.update("eval", {"classical": ["seasonal_naive", "autoets", "theta"], "curve_steps": 1, "shots_curve": [],
+                      "plot_series": 0})
+    started = time.perf_counter()
+    exp = Experiment(s, log=lambda *_: None)
+    pretrained, learners = exp.train(extra=False)
+    print(f"trained in {time.perf_counter() - started:.0f} s; {exp.test_history.n_series} held-out series")
+    full = exp.test_history
+    print("\n| history T | support windows (mean) | " + " | ".join(METHODS) + " |")
+    print("| --- | --- | " + " | ".join("---" for _ in METHODS) + " |")
+    for t in (int(x) for x in args.histories.split(",")):
+        exp.test_history = full.tail(t) if t else full
+        res = exp.evaluate(pretrained, learners)
+        smape = res.table.set_index("method")["smape"]
+        shots = exp.problems().shots_used.mean()
+        best = min(smape[m] for m in METHODS)
+        cells = [f"**{smape[m]:.2f}**" if smape[m] == best else f"{smape[m]:.2f}" for m in METHODS]
+        print(f"| {t or 'all'} | {shots:.1f} | " + " | ".join(cells) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
