@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from fewcast.errors import InputError
 from fewcast.panel import Panel
 
 CLASSICAL = ("naive", "seasonal_naive", "autoets", "theta")
@@ -53,8 +54,16 @@ def statistical(history: Panel, h: int, season_length: int, models=("autoets", "
     return {m: out[m].to_numpy(np.float64).reshape(history.n_series, h) for m in models}
 
 
+def check_methods(methods) -> None:
+    """An InputError naming any method that is not one of :data:`CLASSICAL`."""
+    unknown = [m for m in methods if m not in CLASSICAL]
+    if unknown:
+        raise InputError(f"unknown classical method {', '.join(unknown)}; choose from {', '.join(CLASSICAL)}")
+
+
 def classical_forecasts(history: Panel, h: int, season_length: int, methods=CLASSICAL) -> dict[str, np.ndarray]:
     """Every requested classical method's ``(series, h)`` forecasts from ``history``."""
+    check_methods(methods)
     out: dict[str, np.ndarray] = {}
     if "naive" in methods:
         out["naive"] = naive(history, h)

@@ -229,7 +229,8 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     frame = read_frame(args.data, id_col)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PanelWarning)
-        out = fc.predict(frame, h=args.h, id_col=id_col, time_col=time_col, target_col=target_col)
+        out = fc.predict(frame, h=args.h, id_col=id_col, time_col=time_col, target_col=target_col,
+                         combine=[m for m in args.combine.split(",") if m])
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     write_frame(out, args.out)
@@ -255,7 +256,8 @@ EXAMPLES = {
     "evaluate": "examples:\n  fewcast evaluate runs/m3\n  fewcast evaluate runs/sales --data sales.csv",
     "forecast": (
         "examples:\n  fewcast forecast runs/sales --data new_stores.csv --out forecasts.csv\n"
-        "  fewcast forecast runs/m3 --data new.parquet --h 6 --out next6.parquet"
+        "  fewcast forecast runs/m3 --data new.parquet --h 6 --out next6.parquet\n"
+        "  fewcast forecast runs/m3 --data new.csv --out f.csv --combine autoets   # and its average with AutoETS"
     ),
     "validate": (
         "examples:\n  fewcast validate sales.csv\n"
@@ -315,6 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id-col", help="default: the trained one")
     p.add_argument("--time-col", help="default: the trained one")
     p.add_argument("--target-col", help="default: the trained one")
+    p.add_argument("--combine", default="", help="classical methods (autoets, theta, naive, seasonal_naive) to "
+                   "average with: one more column fewcast+METHOD each")
     p.set_defaults(func=cmd_forecast)
 
     p = sub.add_parser("demo", help="meta-train, score every method on unseen series, write a report",

@@ -84,7 +84,7 @@ class TrainConfig:
     val_every: int = 25
     val_tasks: int = 512
     patience: int = 0  # validations without improvement before stopping; 0: never stop early
-    cosine: bool = False
+    cosine: bool = False  # both training phases anneal their learning rate to 0 along a cosine
     seed: int = 0
     device: str = "auto"
     compile: bool = False  # torch.compile the meta-step (falls back to eager when it does not compile)
@@ -96,6 +96,8 @@ class EvalConfig:
     protocol: str = "holdout"
     learners: list[str] = field(default_factory=list)  # extra learners to score beside maml and the default
     classical: list[str] = field(default_factory=lambda: ["naive", "seasonal_naive", "autoets", "theta"])
+    combine: list[str] = field(default_factory=lambda: ["autoets"])  # classical methods each averaged with the
+    # adapted learner's forecast, scored as "<learner>+<method>" (each must be in classical)
     adapt_steps: int = 0  # adaptation steps at test time; 0: the learner's inner_steps
     curve_steps: int = 10  # adaptation steps in the learning-trajectory plot
     shots_curve: list[int] = field(default_factory=lambda: [0, 1, 2, 5, 10, 20])

@@ -35,7 +35,7 @@ import pandas as pd
 import torch
 
 from fewcast import datasets, distributed, seasonal
-from fewcast.baselines import classical_forecasts
+from fewcast.baselines import check_methods, classical_forecasts
 from fewcast.config import Settings
 from fewcast.errors import InputError, describe_ids
 from fewcast.learners import MAML, GradientLearner, MetaTrainer, Pretrain, build_learner
@@ -242,6 +242,11 @@ class Experiment:
         self.log = log
         if settings.eval.protocol not in PROTOCOLS:
             raise InputError(f"unknown protocol {settings.eval.protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+        check_methods(settings.eval.classical)  # before any training: a typo must not cost a run
+        missing = [m for m in settings.eval.combine if m not in settings.eval.classical]
+        if missing:
+            raise InputError(f"--combine {','.join(missing)} needs the same method in --classical "
+                             f"(or pass --combine '')")
         self.data = data or load_panel_data(settings)
         self.device = resolve_device(settings.train.device)
         self.dist = distributed.from_env(self.device)  # None unless launched by torchrun with several ranks
@@ -412,6 +417,8 @@ class Experiment:
         started = time.perf_counter()
         forecasts.update(classical_forecasts(self.test_history, self.h, self.data.season_length, s.eval.classical))
         self.timings["classical baselines"] = time.perf_counter() - started
+        for method in s.eval.combine:  # a forecast combination: the adapted learner and a classical method
+            forecasts[f"{s.learner.name}+{method}"] = (forecasts[s.learner.name] + forecasts[method]) / 2
         for method, yhat in forecasts.items():
             rows.append({"protocol": protocol, "method": method,
                          **score(problems.truth, yhat, problems.mase_scale)})
@@ -434,7 +441,8 @@ class Experiment:
             yhat, loss = forecast_curve(learner, problems, self.settings.data.scaler, self.settings.eval.curve_steps,
                                         self.device)  # (steps + 1, series, h), (steps + 1, series)
             for k in range(len(yhat)):
-                rows.append({"init": label, "steps": k, "support_loss": float(loss[k][has_support].mean()),
+                spt = float(loss[k][has_support].mean()) if has_support.any() else np.nan  # nan: no series has one
+                rows.append({"init": label, "steps": k, "support_loss": spt,
                              "smape": float(smape(problems.truth, yhat[k]).mean())})
         return pd.DataFrame(rows)
 

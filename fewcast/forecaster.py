@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from fewcast import checkpoint
+from fewcast.baselines import check_methods, classical_forecasts
 from fewcast.config import Settings
 from fewcast.errors import InputError, PanelWarning
 from fewcast.experiment import (
@@ -90,11 +91,13 @@ class FewShotForecaster:
 
     # -- forecasting --------------------------------------------------------------------------------
     def predict(self, df: pd.DataFrame, h: int | None = None, adapt_steps: int | None = None,
-                id_col: str | None = None, time_col: str | None = None, target_col: str | None = None) -> pd.DataFrame:
+                id_col: str | None = None, time_col: str | None = None, target_col: str | None = None,
+                combine: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
         """Forecast the next ``h`` values of every series of ``df`` after adapting to its own history.
 
         Returns a long frame (id, time, ``fewcast``) under the input's column names, future times
-        continuing each series' frequency.
+        continuing each series' frequency. ``combine=["autoets"]`` adds a column ``fewcast+autoets``: the
+        average of the adapted forecast and that classical method fitted to the same history.
         """
         self._check_fitted()
         s = self.settings
@@ -104,11 +107,14 @@ class FewShotForecaster:
         if h > s.data.h:
             raise InputError(f"h={h} is longer than the trained horizon {s.data.h}: the model forecasts "
                              f"{s.data.h} steps directly; retrain with a longer h")
+        check_methods(combine)
         panel = from_frame(df, id_col, time_col, target_col, fill=s.data.fill)
         yhat = self.forecast_panel(panel, adapt_steps)[:, :h]  # (series, h)
         future = future_times(panel, h, self.state.get("freq"))
-        return pd.DataFrame({id_col: np.repeat(panel.ids, h), time_col: future.reshape(-1),
-                             "fewcast": yhat.reshape(-1)})
+        out = pd.DataFrame({id_col: np.repeat(panel.ids, h), time_col: future.reshape(-1), "fewcast": yhat.reshape(-1)})
+        for method, other in classical_forecasts(panel, h, s.data.season_length or 1, list(combine)).items():
+            out[f"fewcast+{method}"] = ((yhat + other) / 2).reshape(-1)  # (series, h) flattened like the rows
+        return out
 
     def forecast_panel(self, panel: Panel, adapt_steps: int | None = None) -> np.ndarray:
         """``(series, h)`` adapted forecasts of the ``h`` points after each series of ``panel``."""

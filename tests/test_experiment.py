@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from fewcast.config import Settings, load_toml
+from fewcast.errors import InputError
 from fewcast.experiment import Experiment, PanelData, make_problems
 from fewcast.panel import Panel
 
@@ -28,7 +29,8 @@ def tiny_settings(protocol: str = "holdout") -> Settings:
         "model": {"hidden": 16},
         "learner": {"name": "metasgd", "inner_steps": 1, "shots": 3, "inner_lr": 0.01},
         "train": {"iterations": 6, "pretrain_iterations": 6, "meta_batch_size": 8, "val_every": 3},
-        "eval": {"protocol": protocol, "classical": ["naive", "seasonal_naive", "theta"], "curve_steps": 2,
+        "eval": {"protocol": protocol, "classical": ["naive", "seasonal_naive", "theta"], "combine": ["theta"],
+                 "curve_steps": 2,
                  "shots_curve": [0, 2], "plot_series": 2},
     })
 
@@ -49,7 +51,7 @@ def test_poisoned_horizon_changes_no_forecast(protocol, deseasonalize):
     poisoned = Experiment(settings, panel_data(poison=True), log=lambda *_: None).run()
     assert set(clean.forecasts) == set(poisoned.forecasts)
     assert {"metasgd", "metasgd_zeroshot", "maml", "maml_zeroshot", "pretrained", "pretrained_finetune",
-            "scratch", "naive", "seasonal_naive", "theta"} == set(clean.forecasts)
+            "scratch", "naive", "seasonal_naive", "theta", "metasgd+theta"} == set(clean.forecasts)
     for method, yhat in clean.forecasts.items():
         np.testing.assert_array_equal(yhat, poisoned.forecasts[method], err_msg=method)
     for name in clean.logs:  # training and validation never touched the horizon either
@@ -119,7 +121,8 @@ def tiny_run(tmp_path_factory):
         "demo", "--dataset", data, "--id-col", "id", "--target-col", "sales", "--out", out, "--quiet",
         "--h", 6, "--input-size", 12, "--season-length", 12, "--hidden", 16, "--inner-steps", 1, "--shots", 3,
         "--iterations", 6, "--pretrain-iterations", 6, "--meta-batch-size", 8, "--val-every", 3,
-        "--classical", "naive,seasonal_naive", "--curve-steps", 2, "--shots-curve", "0,2", "--plot-series", 2,
+        "--classical", "naive,seasonal_naive", "--combine", "seasonal_naive",
+        "--curve-steps", 2, "--shots-curve", "0,2", "--plot-series", 2,
     )
     assert code == 0, err
     return data, out, stdout
@@ -133,6 +136,7 @@ def test_demo_writes_every_artifact(tiny_run):
     table = pd.read_csv(out / "results.csv")
     assert list(table.columns) == ["protocol", "method", "smape", "mase", "mae", "rmse", "n_series"]
     assert set(table["n_series"]) == {9} and "| protocol | method |" in stdout
+    assert "metasgd+seasonal_naive" in set(table["method"])
     saved = load_toml(out / "config.toml")
     assert saved.data.dataset == str(data) and saved.data.id_col == "id" and saved.train.iterations == 6
     assert saved.learner.name == tiny_settings().learner.name
@@ -150,3 +154,23 @@ def test_report_renders_in_chromium(tiny_run):
     table = pd.read_csv(out / "results.csv")
     assert result["images"] == 4 and result["rendered"] == 4
     assert result["rows"] == len(table) and result["methods"] == list(table["method"])
+
+
+def test_a_combination_is_the_mean_of_the_learner_and_the_classical_forecast():
+    exp = Experiment(tiny_settings(), panel_data(poison=False), log=lambda *_: None)
+    res = exp.run()
+    yhat = res.forecasts["metasgd+theta"]
+    np.testing.assert_allclose(yhat, (res.forecasts["metasgd"] + res.forecasts["theta"]) / 2)
+    by_hand = np.mean(200 * np.abs(exp.test_truth - yhat) / (np.abs(exp.test_truth) + np.abs(yhat)))
+    assert res.table.set_index("method").loc["metasgd+theta", "smape"] == pytest.approx(by_hand)
+
+
+@pytest.mark.parametrize("eval_settings,message", [
+    ({"classical": ["theta", "arima"]}, "unknown classical method arima"),
+    ({"classical": ["naive"], "combine": ["autoets"]}, "--combine autoets needs the same method in --classical"),
+])
+def test_classical_and_combine_are_checked_before_training(eval_settings, message):
+    settings = tiny_settings()
+    settings.update("eval", eval_settings)
+    with pytest.raises(InputError, match=message):
+        Experiment(settings, panel_data(poison=False), log=lambda *_: None)

@@ -10,7 +10,7 @@ from fewcast import FewShotForecaster
 from fewcast.errors import InputError, PanelWarning
 
 TINY = dict(input_size=12, h=6, season_length=12, hidden=16, shots=3, iterations=6, pretrain_iterations=6,
-            meta_batch_size=8, val_every=3, val_frac=0.2, test_frac=0.3, classical=["naive"], curve_steps=1,
+            meta_batch_size=8, val_every=3, val_frac=0.2, test_frac=0.3, classical=["naive"], combine=[], curve_steps=1,
             shots_curve=[0, 2], plot_series=2)
 
 
@@ -97,6 +97,16 @@ def test_save_and_load_give_identical_forecasts(fitted, tmp_path):
     new = monthly_frame(n=4, seed=3)
     pd.testing.assert_frame_equal(fc.predict(new), again.predict(new))
     assert again.settings.to_dict() == fc.settings.to_dict()
+
+
+def test_predict_combines_with_a_classical_method(fitted):
+    fc, _frame = fitted
+    new = monthly_frame(n=3, seed=5)
+    out = fc.predict(new, h=4, combine=["naive"])
+    last = new.sort_values(["store", "month"]).groupby("store")["sales"].last()  # naive repeats the last value
+    np.testing.assert_allclose(out["fewcast+naive"], (out["fewcast"] + out["store"].map(last)) / 2, rtol=1e-6)
+    with pytest.raises(InputError, match="unknown classical method arima"):
+        fc.predict(new, combine=["arima"])
 
 
 def test_unfitted_and_unknown_settings():

@@ -90,7 +90,7 @@ def test_training_on_the_mapped_panel_equals_training_in_memory(tmp_path):
     for memmap in (False, True):
         settings = tiny_settings()
         settings.update("data", {"dataset": str(path), "memmap": memmap})
-        settings.update("eval", {"classical": ["naive"]})
+        settings.update("eval", {"classical": ["naive"], "combine": ["naive"]})
         exp = Experiment(settings, log=lambda *_: None)
         if memmap:
             assert isinstance(exp.train_panel.values, np.memmap) or exp.train_panel.values.base is not None
