@@ -21,6 +21,10 @@ A forecast adapts on the last ``shots`` windows that lie inside what the model s
 series, down to none: a zero-shot forecast) and predicts the ``h`` values after the last ``input_size``
 observations (left-padded with the first observation when the history is shorter). Nothing of the
 horizon is ever passed to a model or a baseline: ``Problems`` holds it apart, used only for scoring.
+
+Methods scored: the meta-learners adapted and zero-shot, the pre-trained network zero-shot and
+fine-tuned, the network from scratch, the classical baselines, and each ``combine`` method averaged with
+the adapted default learner (``metasgd+autoets``: a forecast combination, reported beside its parts).
 """
 
 from __future__ import annotations
