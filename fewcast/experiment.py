@@ -249,8 +249,8 @@ class Experiment:
         check_methods(settings.eval.classical)  # before any training: a typo must not cost a run
         missing = [m for m in settings.eval.combine if m not in settings.eval.classical]
         if missing:
-            raise InputError(f"--combine {','.join(missing)} needs the same method in --classical "
-                             f"(or pass --combine '')")
+            raise InputError(f"combine lists {', '.join(missing)}, which classical does not compute: add it to "
+                             f"classical (--classical) or drop it from combine (--combine '')")
         self.data = data or load_panel_data(settings)
         self.device = resolve_device(settings.train.device)
         self.dist = distributed.from_env(self.device)  # None unless launched by torchrun with several ranks

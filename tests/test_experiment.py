@@ -167,7 +167,7 @@ def test_a_combination_is_the_mean_of_the_learner_and_the_classical_forecast():
 
 @pytest.mark.parametrize("eval_settings,message", [
     ({"classical": ["theta", "arima"]}, "unknown classical method arima"),
-    ({"classical": ["naive"], "combine": ["autoets"]}, "--combine autoets needs the same method in --classical"),
+    ({"classical": ["naive"], "combine": ["autoets"]}, "combine lists autoets, which classical does not compute"),
 ])
 def test_classical_and_combine_are_checked_before_training(eval_settings, message):
     settings = tiny_settings()
