@@ -91,6 +91,9 @@ def render_html(results: Results, table: pd.DataFrame, pictures: dict[str, Path]
     )
     timing = "".join(f"<li>{html.escape(k)}: {v:.1f} s</li>" for k, v in results.timings.items())
     settings = html.escape(dumps_toml(s))
+    combined = "".join(f" <b>{html.escape(s.learner.name)}+{html.escape(m)}</b> is the average of the adapted "
+                       f"{html.escape(s.learner.name)} and {html.escape(m)} forecasts (a combination)."
+                       for m in s.eval.combine)
     captions = {
         "training_curves.png": "Meta-training: meta-train loss per iteration and meta-validation loss.",
         "trajectory.png": "Support loss and horizon sMAPE after 0..N adaptation steps, per initialization.",
@@ -110,7 +113,7 @@ td:nth-child(-n+2) {{ text-align: left; }} img {{ max-width: 100%; }} pre {{ bac
 </style></head><body>
 <h1>fewcast: {html.escape(results.dataset)}, {html.escape(s.eval.protocol)} protocol</h1>
 <p>Meta-learner <b>{html.escape(s.learner.name)}</b> on {html.escape(s.model.name)}; forecasts of series the
-networks never saw (holdout) or of every series' official horizon (all-series). Lower is better.</p>
+networks never saw (holdout) or of every series' official horizon (all-series). Lower is better.{combined}</p>
 <h2>Results</h2>
 <table id="results"><thead><tr>{"".join(f"<th>{c}</th>" for c in COLUMNS)}</tr></thead>
 <tbody>

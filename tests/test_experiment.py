@@ -137,6 +137,7 @@ def test_demo_writes_every_artifact(tiny_run):
     assert list(table.columns) == ["protocol", "method", "smape", "mase", "mae", "rmse", "n_series"]
     assert set(table["n_series"]) == {9} and "| protocol | method |" in stdout
     assert "metasgd+seasonal_naive" in set(table["method"])
+    assert "<b>metasgd+seasonal_naive</b> is the average of" in (out / "report.html").read_text()
     saved = load_toml(out / "config.toml")
     assert saved.data.dataset == str(data) and saved.data.id_col == "id" and saved.train.iterations == 6
     assert saved.learner.name == tiny_settings().learner.name
