@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -151,3 +152,17 @@ def test_tensorboard_option(data, tmp_path):
     else:
         assert proc.returncode == 0, proc.stderr
         assert list((tmp_path / "tb" / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_forecast_combine_adds_a_column_and_rejects_unknown_methods(data, uninterrupted, tmp_path):
+    out = tmp_path / "f.csv"
+    proc = fewcast("forecast", uninterrupted, "--data", data, "--out", out, "--combine", "naive")
+    assert proc.returncode == 0, proc.stderr
+    frame = pd.read_csv(out)
+    last = pd.read_csv(data).sort_values(["unique_id", "ds"]).groupby("unique_id")["y"].last()
+    assert list(frame.columns) == ["unique_id", "ds", "fewcast", "fewcast+naive"]
+    np.testing.assert_allclose(frame["fewcast+naive"], (frame["fewcast"] + frame["unique_id"].map(last)) / 2,
+                               rtol=1e-5)
+    bad = fewcast("forecast", uninterrupted, "--data", data, "--out", out, "--combine", "arima")
+    assert bad.returncode == 2 and "unknown classical method arima" in bad.stderr
+    assert "Traceback" not in bad.stderr
