@@ -128,6 +128,7 @@ def main() -> None:
             methods = args.classical.split(",")
             for name, yhat in classical_forecasts(prob.history, exp.h, exp.data.season_length, methods).items():
                 res.setdefault(name, []).append(smape(prob.truth, yhat))
+                saved[f"{name}_{c}"] = yhat
                 mean = (yhat + saved[f"{s.learner.name}_{c}"]) / 2
                 res.setdefault(f"{s.learner.name}+{name}", []).append(smape(prob.truth, mean))
     line = " ".join(f"{k}={np.concatenate(v).mean():.3f}" for k, v in res.items())
