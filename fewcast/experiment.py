@@ -290,10 +290,9 @@ class Experiment:
             keep[val_pos] = visible.lengths[val_pos] - max(stale, h)
             train_panel = visible.slice(0, np.maximum(keep, 0))
             test_pos = np.arange(visible.n_series)
-        if s.data.deseasonalize:  # each training series by its own indices, from its training part only
-            if d.cut is not None:
-                raise InputError("--deseasonalize needs data in memory; it does not work with --memmap")
-            train_panel = seasonal.adjust(train_panel, d.season_length)[0]
+        if s.data.deseasonalize and d.cut is not None:
+            raise InputError("--deseasonalize needs data in memory; it does not work with --memmap")
+        train_panel = self._adjusted(train_panel)  # indices from the training part only
         self.train_panel = train_panel
         self.windows = Windows(train_panel, input_size, h, drop_zero_target=s.data.drop_zero_target, stop=stop)
         if len(self.windows) == 0:
@@ -301,10 +300,7 @@ class Experiment:
                              f"lower --input-size")
         self.validation: Tasks | None = None
         if len(val_pos):
-            val_part = d.visible_part(val_pos)
-            if s.data.deseasonalize:
-                val_part = seasonal.adjust(val_part, d.season_length)[0]
-            val_windows = Windows(val_part, input_size, h)
+            val_windows = Windows(self._adjusted(d.visible_part(val_pos)), input_size, h)
             try:
                 vs = TaskSampler(val_windows, s.learner.shots, 1, s.data.scaler, s.train.seed)
                 self.validation = vs.latest()
@@ -315,6 +311,12 @@ class Experiment:
             history = history.tail(s.data.history)
         self.test_history = history
         self.test_truth = d.horizon_values(test_pos)
+
+    def _adjusted(self, panel: Panel) -> Panel:
+        """``panel`` deseasonalized series by series when ``data.deseasonalize`` is on, else as it is."""
+        if not self.settings.data.deseasonalize:
+            return panel
+        return seasonal.adjust(panel, self.data.season_length)[0]
 
     def problems(self, shots: int | None = None) -> Problems:
         s = self.settings

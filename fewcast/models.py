@@ -134,7 +134,6 @@ class Ensemble(nn.Module):
             mask = (steps[None, :] >= input_size - sizes[:, None]).float()
         self.register_buffer("input_mask", mask)
         nets = [make() for _ in range(members)]  # consecutive draws of the random generator
-        self.members = members
         self.net = nets[0]
         stacked, buffers = stack_module_state(nets)  # name -> (members, ...)
         if buffers:
