@@ -28,9 +28,9 @@ from fewcast.tasks import TaskSampler, WindowSampler
 from fewcast.windows import Windows
 
 
-def validation_problems(exp: Experiment, cuts: int, shots: int):
+def validation_problems(exp: Experiment, cuts: int, shots: int, part: Panel | None = None):
     d, h = exp.data, exp.h
-    part = d.visible_part(d.visible.index_of(exp.split.val))
+    part = d.visible_part(d.visible.index_of(exp.split.val)) if part is None else part
     out = []
     for c in range(1, cuts + 1):
         keep = part.lengths - c * h
@@ -60,6 +60,8 @@ def main() -> None:
     ap.add_argument("--classical", default="", help="also score these classical methods (theta,autoets) and "
                     "each one's plain average with the adapted learner")
     ap.add_argument("--member", type=int, default=0, help="another model seed and sampling seed, same split")
+    ap.add_argument("--score-train", action="store_true", help="also score the meta-train series at the trim cut "
+                    "(their last trim*h points were never trained on): about 7 times more series")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     s = Settings()
@@ -114,23 +116,30 @@ def main() -> None:
         learner.model.load_state_dict(pre.model.state_dict())
     fine = exp.finetuner(pre.model)
     res, saved = {}, {}
-    for c, prob in enumerate(validation_problems(exp, args.cuts, s.learner.shots)):
-        if (args.score_cut or args.trim) and c + 1 != (args.score_cut or args.trim):
+    problems = list(enumerate(validation_problems(exp, args.cuts, s.learner.shots)))
+    if args.score_train:
+        if not args.trim:
+            raise SystemExit("--score-train needs --trim")
+        problems += [(c + args.cuts, p) for c, p in
+                     enumerate(validation_problems(exp, args.trim, s.learner.shots, full)) if c + 1 == args.trim]
+    for c, prob in problems:
+        if c < args.cuts and (args.score_cut or args.trim) and c + 1 != (args.score_cut or args.trim):
             continue  # leak-free: score only the cut whose origin is where training data ends
+        tag = "" if c < args.cuts else "@train"
         steps_at_test = s.eval.adapt_steps or None
         for label, lrn, steps in (("pretrained", pre, 0), ("finetune", fine, steps_at_test),
                                   (s.learner.name, learner, steps_at_test)):
             yhat = forecast(lrn, prob, s.data.scaler, steps)[0]
             saved[f"{label}_{c}"] = yhat
             saved[f"truth_{c}"] = prob.truth
-            res.setdefault(label, []).append(smape(prob.truth, yhat))
+            res.setdefault(label + tag, []).append(smape(prob.truth, yhat))
         if args.classical:
             methods = args.classical.split(",")
             for name, yhat in classical_forecasts(prob.history, exp.h, exp.data.season_length, methods).items():
-                res.setdefault(name, []).append(smape(prob.truth, yhat))
+                res.setdefault(name + tag, []).append(smape(prob.truth, yhat))
                 saved[f"{name}_{c}"] = yhat
                 mean = (yhat + saved[f"{s.learner.name}_{c}"]) / 2
-                res.setdefault(f"{s.learner.name}+{name}", []).append(smape(prob.truth, mean))
+                res.setdefault(f"{s.learner.name}+{name}{tag}", []).append(smape(prob.truth, mean))
     line = " ".join(f"{k}={np.concatenate(v).mean():.3f}" for k, v in res.items())
     print(f"{' '.join(args.set)} trim={args.trim} member={args.member} | {line} | "
           f"{time.perf_counter() - started:.0f}s",

@@ -52,6 +52,8 @@ class ModelConfig:
     blocks: int = 3  # nbeats only
     ensemble: int = 3  # independently initialized members trained side by side; forecasts are their mean
     ensemble_inputs: list[int] = field(default_factory=list)  # member k sees its last [k % len] inputs; []: all
+    ensemble_transforms: list[str] = field(default_factory=list)  # member k works on "identity" or "log"
+    # scaled values, cycling through the list; []: all identity
 
 
 @dataclass

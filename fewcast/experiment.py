@@ -251,6 +251,9 @@ class Experiment:
         if missing:
             raise InputError(f"combine lists {', '.join(missing)}, which classical does not compute: add it to "
                              f"classical (--classical) or drop it from combine (--combine '')")
+        if "log" in settings.model.ensemble_transforms and settings.data.scaler == "standard":
+            raise InputError("ensemble_transforms 'log' takes the log of scaled values, which the 'standard' scaler "
+                             "makes negative: use --scaler mean_abs (or none) with it")
         self.data = data or load_panel_data(settings)
         self.device = resolve_device(settings.train.device)
         self.dist = distributed.from_env(self.device)  # None unless launched by torchrun with several ranks

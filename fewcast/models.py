@@ -10,7 +10,9 @@ forbids in-place buffer updates), so normalization, where used, is ``LayerNorm``
   basis (Oreshkin et al. 2020), without the ensembling.
 - ``Ensemble``: ``members`` independent copies of any of them, stored as stacked parameters and run in one
   vectorized pass (``--ensemble N``), optionally each looking at a different number of the most recent
-  inputs (``--ensemble-inputs 12,18,24``, N-BEATS' ensembling over lookbacks).
+  inputs (``--ensemble-inputs 12,18,24``, N-BEATS' ensembling over lookbacks) or working in a different
+  space (``--ensemble-transforms identity,log``: a ``log`` member sees and forecasts the logarithm of the
+  scaled values, so its loss is on relative errors).
 - ``gru``: a one-layer GRU encoder over the input window with a linear head, written out step by step from
   linear maps so that it is vmap-able and twice differentiable on every device (cuDNN's fused RNN kernels
   have no double backward, so second-order MAML through ``nn.GRU`` fails on CUDA).
@@ -23,6 +25,9 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from fewcast.errors import InputError
+
+TRANSFORMS = ("identity", "log")
+LOG_FLOOR = 1e-3  # a log member reads scaled values below this (zeros) as this: log(1e-3) = -6.9
 
 
 def relu_stack(width: int, hidden: int, depth: int) -> nn.Sequential:
@@ -121,10 +126,18 @@ class Ensemble(nn.Module):
     losses in the inner loop and average member forecasts when forecasting).
     """
 
-    def __init__(self, make, members: int, inputs: list[int] | None = None, input_size: int = 0):
+    def __init__(self, make, members: int, inputs: list[int] | None = None, input_size: int = 0,
+                 transforms: list[str] | None = None):
         super().__init__()
         if members < 1:
             raise InputError(f"an ensemble needs at least 1 member (got {members})")
+        unknown = sorted(set(transforms or []) - set(TRANSFORMS))
+        if unknown:
+            raise InputError(f"unknown ensemble_transforms {', '.join(unknown)}; choose from {', '.join(TRANSFORMS)}")
+        logs = None  # (members,): 1 for a member that works on log values, cycling through transforms
+        if transforms and "log" in transforms:
+            logs = torch.tensor([float(transforms[k % len(transforms)] == "log") for k in range(members)])
+        self.register_buffer("log_members", logs)
         mask = None  # (members, input_size): member k sees only its last inputs[k % len(inputs)] values
         if inputs:
             if any(not 1 <= n <= input_size for n in inputs):
@@ -146,11 +159,32 @@ class Ensemble(nn.Module):
             self.head_prefixes = tuple(f"net.{p}" for p in prefixes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., input_size) -> (members, ..., h)
+        """Each member's output in its own space (a ``log`` member's is a log value: see :meth:`values`)."""
         params = dict(self.net.named_parameters())  # (members, ...) each
-        if self.input_mask is None:
+        if self.input_mask is None and self.log_members is None:
             return vmap(lambda p: functional_call(self.net, p, (x,)))(params)
-        # a member with a shorter input sees zeros before it: its first layer's weights there get no gradient
-        return vmap(lambda p, m: functional_call(self.net, p, (x * m.to(x.dtype),)))(params, self.input_mask)
+        members = self.input_mask.shape[0] if self.log_members is None else self.log_members.shape[0]
+        # (members, ..., input_size): what each member sees
+        xs = self.targets(x) if self.log_members is not None else x.expand(members, *x.shape)
+        if self.input_mask is not None:
+            # a member with a shorter input sees zeros before it: its first layer's weights there get no gradient
+            xs = xs * self.input_mask.to(x.dtype).view(members, *([1] * (x.dim() - 1)), -1)
+        return vmap(lambda p, xm: functional_call(self.net, p, (xm,)))(params, xs)
+
+    def targets(self, y: torch.Tensor) -> torch.Tensor:
+        """Scaled values ``(..., n)`` in each member's space, ``(members, ..., n)``: the learners' losses
+        compare a member's output with these. ``y`` itself when no member works on logs."""
+        if self.log_members is None:
+            return y
+        pick = self.log_members.to(torch.bool).view(-1, *([1] * y.dim()))  # (members, 1, ..., 1)
+        return torch.where(pick, torch.log(torch.clamp(y, min=LOG_FLOOR)), y)
+
+    def values(self, out: torch.Tensor) -> torch.Tensor:
+        """Members' outputs ``(members, ..., h)`` back to scaled values (``exp`` for the log members)."""
+        if self.log_members is None:
+            return out
+        pick = self.log_members.to(torch.bool).view(-1, *([1] * (out.dim() - 1)))  # (members, 1, ..., 1)
+        return torch.where(pick, torch.exp(torch.where(pick, out, torch.zeros_like(out))), out)
 
 
 MODELS = {"mlp": MLP, "nbeats": NBeats, "gru": GRU}
@@ -165,16 +199,17 @@ def build_model(name: str, input_size: int, h: int, **options) -> nn.Module:
 
 def build_from_config(cfg, input_size: int, h: int) -> nn.Module:
     """A built-in model from a :class:`~fewcast.config.ModelConfig` (``name``, ``hidden``, ``depth``,
-    ``blocks``, ``ensemble``, ``ensemble_inputs``): ``depth`` is the MLP's hidden layers and each N-BEATS
-    block's layers; an :class:`Ensemble` of ``ensemble`` members when it is above 1."""
+    ``blocks``, ``ensemble``, ``ensemble_inputs``, ``ensemble_transforms``): ``depth`` is the MLP's hidden
+    layers and each N-BEATS block's layers; an :class:`Ensemble` of ``ensemble`` members when it is above 1
+    or ``ensemble_transforms`` is given."""
     options = {"hidden": cfg.hidden}
     if cfg.name == "mlp":
         options["depth"] = cfg.depth
     elif cfg.name == "nbeats":
         options.update(layers=cfg.depth, blocks=cfg.blocks)
-    if cfg.ensemble > 1:
+    if cfg.ensemble > 1 or cfg.ensemble_transforms:
         return Ensemble(lambda: build_model(cfg.name, input_size, h, **options), cfg.ensemble,
-                        cfg.ensemble_inputs, input_size)
+                        cfg.ensemble_inputs, input_size, cfg.ensemble_transforms)
     return build_model(cfg.name, input_size, h, **options)
 
 

@@ -166,12 +166,15 @@ def test_a_combination_is_the_mean_of_the_learner_and_the_classical_forecast():
     assert res.table.set_index("method").loc["metasgd+theta", "smape"] == pytest.approx(by_hand)
 
 
-@pytest.mark.parametrize("eval_settings,message", [
-    ({"classical": ["theta", "arima"]}, "unknown classical method arima"),
-    ({"classical": ["naive"], "combine": ["autoets"]}, "combine lists autoets, which classical does not compute"),
+@pytest.mark.parametrize("section,values,message", [
+    ("eval", {"classical": ["theta", "arima"]}, "unknown classical method arima"),
+    ("eval", {"classical": ["naive"], "combine": ["autoets"]},
+     "combine lists autoets, which classical does not compute"),
+    ("data", {"scaler": "standard"}, "ensemble_transforms 'log' .* 'standard' scaler"),
 ])
-def test_classical_and_combine_are_checked_before_training(eval_settings, message):
+def test_settings_that_cannot_work_are_refused_before_training(section, values, message):
     settings = tiny_settings()
-    settings.update("eval", eval_settings)
+    settings.update("model", {"ensemble_transforms": ["identity", "log"]})
+    settings.update(section, values)
     with pytest.raises(InputError, match=message):
         Experiment(settings, panel_data(poison=False), log=lambda *_: None)

@@ -404,3 +404,56 @@ def test_ensemble_members_with_shorter_inputs_ignore_older_values():
     with pytest.raises(InputError, match="ensemble_inputs"):
         settings.update("model", {"ensemble_inputs": [3, 9]})
         build_from_config(settings.model, INPUT, H)
+
+
+@pytest.mark.parametrize("case", ["maml", "metasgd"])
+def test_log_members_learn_on_logs_and_forecast_values(case):
+    """With ``ensemble_transforms`` identity, log: the identity member's meta-gradient is that of the
+    member alone on the scaled windows, the log member's that of the member alone on the windows' logs
+    (over the number of members), and the forecast is the mean of the first's output and exp of the second's."""
+    members = 2
+    torch.manual_seed(7)
+    ensemble = LEARNER_CASES[case](Ensemble(lambda: build_model("mlp", INPUT, H, hidden=7).double(), members,
+                                            transforms=["identity", "log"])).double()
+    torch.manual_seed(7)
+    alone = [LEARNER_CASES[case](build_model("mlp", INPUT, H, hidden=7).double()) for _ in range(members)]
+    g = torch.Generator().manual_seed(3)
+    tasks = [torch.rand(T, n, d, generator=g, dtype=torch.float64) * 2 + 0.2  # positive, as scaled values are
+             for n, d in ((SHOTS, INPUT), (SHOTS, H), (QRY, INPUT), (QRY, H))]
+    own = [tasks, [t.log() for t in tasks]]  # what each member sees alone: the windows, their logs
+    grads = dict(zip([n for n, _ in ensemble.named_parameters()], vectorized_meta_grad(ensemble, tasks)))
+    for k, learner in enumerate(alone):
+        for name, g_alone in zip([n for n, _ in learner.named_parameters()], vectorized_meta_grad(learner, own[k])):
+            key = f"model.net.{name[len('model.'):]}" if name.startswith("model.") else f"lrs.net__{name[len('lrs.'):]}"
+            torch.testing.assert_close(grads[key][k], g_alone / members, atol=1e-10, rtol=1e-7)
+    x_spt, y_spt, x_qry, _ = tasks
+    with torch.no_grad():
+        got = ensemble.forecast(ensemble.adapt(x_spt, y_spt), x_qry)  # (tasks, query_shots, h)
+        first = alone[0].forecast(alone[0].adapt(x_spt, y_spt), x_qry)
+        second = alone[1].forecast(alone[1].adapt(own[1][0], own[1][1]), own[1][2]).exp()
+    torch.testing.assert_close(got, (first + second) / 2)
+
+
+def test_log_members_from_config_floor_zeros_and_refuse_unknown_transforms():
+    from fewcast.config import Settings
+    from fewcast.models import LOG_FLOOR, build_from_config
+
+    settings = Settings()
+    settings.update("model", {"hidden": 5, "ensemble": 3, "ensemble_transforms": "identity,log"})  # as the CLI
+    assert settings.model.ensemble_transforms == ["identity", "log"]
+    model = build_from_config(settings.model, INPUT, H)
+    assert model.log_members.tolist() == [0.0, 1.0, 0.0]  # cycled over the members
+    y = torch.tensor([[0.0, 2.0]])  # (1, h): a zero and a positive scaled value
+    want_log = torch.tensor([[np.log(LOG_FLOOR), np.log(2.0)]], dtype=torch.float32)
+    torch.testing.assert_close(model.targets(y), torch.stack([y, want_log, y]))
+    torch.testing.assert_close(model.values(torch.stack([y, want_log, y])), torch.stack([y, y.clamp(min=LOG_FLOOR), y]))
+    x = torch.rand(4, INPUT) + 0.5
+    out = model(x)  # (members, 4, h); the log member's output is a log value
+    single = build_model("mlp", INPUT, H, hidden=5)
+    single.load_state_dict({n[len("net."):]: p[1] for n, p in model.state_dict().items() if n.startswith("net.")})
+    torch.testing.assert_close(out[1], single(x.log()))
+    settings.update("model", {"ensemble": 1, "ensemble_transforms": "log"})
+    assert isinstance(build_from_config(settings.model, INPUT, H), Ensemble)  # one log member is still one
+    settings.update("model", {"ensemble_transforms": "identity,sqrt"})
+    with pytest.raises(InputError, match="unknown ensemble_transforms sqrt"):
+        build_from_config(settings.model, INPUT, H)

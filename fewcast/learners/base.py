@@ -17,7 +17,8 @@ Options shared by MAML, ANIL and Meta-SGD (MAML++, Antoniou et al. 2019):
 
 With an :class:`~fewcast.models.Ensemble` model, predictions carry a leading member axis: the inner loop
 sums the members' support losses (each member's gradient is its own, so each adapts as if alone), the
-meta-loss averages them, and :meth:`GradientLearner.forecast` returns the members' mean forecast.
+meta-loss averages them, and :meth:`GradientLearner.forecast` returns the members' mean forecast. A member
+that works on logs (``ensemble_transforms``) is scored against the log of the scaled targets.
 
 The outer learning-rate schedule (cosine annealing) belongs to :class:`~fewcast.learners.MetaTrainer`.
 """
@@ -119,14 +120,21 @@ class GradientLearner(nn.Module):
         return self.inner_lr_init
 
     # -- the per-task pieces (run under vmap) -------------------------------------------------------
+    def window_losses(self, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-window losses of the model's outputs ``pred`` against scaled targets ``y``: ``(n,)``, or
+        ``(members, n)`` for an ensemble, each member scored in its own space (see ``Ensemble.targets``)."""
+        if isinstance(self.model, Ensemble):
+            y = self.model.targets(y)  # (members, n, h) when a member works on logs
+        return self.loss_fn(pred, y)
+
     def _support_loss(self, adapted: dict, fixed: dict, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor):
         pred = functional_call(self.model, {**fixed, **adapted}, (x,))  # (shots, h) or (members, shots, h)
-        per_window = self.loss_fn(pred, y)  # (shots,) or (members, shots)
+        per_window = self.window_losses(pred, y)  # (shots,) or (members, shots)
         return ((per_window * mask).sum(-1) / mask.sum().clamp(min=1)).sum()  # summed over members
 
     def _query_loss(self, adapted: dict, fixed: dict, x: torch.Tensor, y: torch.Tensor):
         pred = functional_call(self.model, {**fixed, **adapted}, (x,))  # ([members,] query_shots, h)
-        return self.loss_fn(pred, y).mean()  # averaged over members
+        return self.window_losses(pred, y).mean()  # averaged over members
 
     def _inner_step(self, adapted, fixed, x_spt, y_spt, m_spt, first_order: bool, step: int) -> dict:
         """One SGD step on the support of one task, at inner step ``step`` (which picks learned rates)."""
@@ -145,9 +153,10 @@ class GradientLearner(nn.Module):
         return trajectory
 
     def _predict(self, params: dict, x: torch.Tensor) -> torch.Tensor:
-        """One task's forecasts ``(n, h)`` of ``x (n, input_size)``; an ensemble's member mean."""
+        """One task's forecasts ``(n, h)`` of ``x (n, input_size)``; an ensemble's member mean (of scaled
+        values, whatever space each member works in)."""
         pred = functional_call(self.model, params, (x,))  # (n, h) or (members, n, h)
-        return pred.mean(0) if isinstance(self.model, Ensemble) else pred
+        return self.model.values(pred).mean(0) if isinstance(self.model, Ensemble) else pred
 
     def _split(self) -> tuple[dict, dict]:
         params = dict(self.model.named_parameters())
