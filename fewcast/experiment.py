@@ -44,7 +44,7 @@ from fewcast.config import Settings
 from fewcast.errors import InputError, describe_ids
 from fewcast.learners import MAML, GradientLearner, MetaTrainer, Pretrain, build_learner
 from fewcast.metrics import score, seasonal_scale, smape
-from fewcast.models import build_from_config
+from fewcast.models import build_from_config, log_members
 from fewcast.panel import Panel, read_panel
 from fewcast.tasks import Split, Tasks, TaskSampler, WindowSampler, split_series
 from fewcast.windows import Windows, scale, unscale
@@ -173,6 +173,20 @@ def make_problems(history: Panel, truth: np.ndarray, input_size: int, h: int, sh
                     seasonal_scale(raw, season_length), factor)
 
 
+def check_log_values(panel: Panel, settings: Settings) -> None:
+    """Refuse negative values when an ensemble member works on logs (zeros are fine: they are floored)."""
+    if not log_members(settings.model.ensemble_transforms, settings.model.ensemble) or panel.n_series == 0:
+        return
+    lengths = np.diff(panel.offsets)  # (series,)
+    nonempty = np.flatnonzero(lengths > 0)
+    lowest = np.minimum.reduceat(panel.values, panel.offsets[nonempty])  # (nonempty series,)
+    negative = nonempty[lowest < 0]
+    if len(negative):
+        raise InputError(f"column '{settings.data.target_col}': negative values in series "
+                         f"{describe_ids(panel.ids[negative])}, which a log ensemble member cannot take: pass "
+                         f"--ensemble-transforms identity (or shift those series above zero)")
+
+
 def forecast(learner: GradientLearner, problems: Problems, scaler: str, steps: int | None = None,
              device="cpu", chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
     """Adapt on each series' support and forecast its horizon: ``(series, h)`` forecasts and the
@@ -251,7 +265,8 @@ class Experiment:
         if missing:
             raise InputError(f"combine lists {', '.join(missing)}, which classical does not compute: add it to "
                              f"classical (--classical) or drop it from combine (--combine '')")
-        if "log" in settings.model.ensemble_transforms and settings.data.scaler == "standard":
+        uses_log = log_members(settings.model.ensemble_transforms, settings.model.ensemble)
+        if uses_log and settings.data.scaler == "standard":
             raise InputError("ensemble_transforms 'log' takes the log of scaled values, which the 'standard' scaler "
                              "makes negative: use --scaler mean_abs (or none) with it")
         self.data = data or load_panel_data(settings)
@@ -267,6 +282,7 @@ class Experiment:
     def _prepare(self) -> None:
         s, d = self.settings, self.data
         input_size, h = s.data.input_size, self.h
+        check_log_values(d.visible, s)
         split = split_series(d.visible.ids, s.data.val_frac, s.data.test_frac if s.eval.protocol == "holdout" else 0.0,
                              s.train.seed)
         self.split: Split = split

@@ -28,6 +28,7 @@ from fewcast.experiment import (
     Experiment,
     PanelData,
     Results,
+    check_log_values,
     forecast,
     learner_options,
     make_problems,
@@ -119,6 +120,7 @@ class FewShotForecaster:
     def forecast_panel(self, panel: Panel, adapt_steps: int | None = None) -> np.ndarray:
         """``(series, h)`` adapted forecasts of the ``h`` points after each series of ``panel``."""
         s = self.settings
+        check_log_values(panel, s)
         problems = make_problems(panel, np.zeros((panel.n_series, s.data.h)), s.data.input_size, s.data.h,
                                  s.learner.shots, s.data.season_length or 1, s.data.deseasonalize)
         zero_shot = int((problems.shots_used == 0).sum())

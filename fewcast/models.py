@@ -135,7 +135,7 @@ class Ensemble(nn.Module):
         if unknown:
             raise InputError(f"unknown ensemble_transforms {', '.join(unknown)}; choose from {', '.join(TRANSFORMS)}")
         logs = None  # (members,): 1 for a member that works on log values, cycling through transforms
-        if transforms and "log" in transforms:
+        if log_members(transforms, members):
             logs = torch.tensor([float(transforms[k % len(transforms)] == "log") for k in range(members)])
         self.register_buffer("log_members", logs)
         mask = None  # (members, input_size): member k sees only its last inputs[k % len(inputs)] values
@@ -185,6 +185,11 @@ class Ensemble(nn.Module):
             return out
         pick = self.log_members.to(torch.bool).view(-1, *([1] * (out.dim() - 1)))  # (members, 1, ..., 1)
         return torch.where(pick, torch.exp(torch.where(pick, out, torch.zeros_like(out))), out)
+
+
+def log_members(transforms: list[str] | None, members: int) -> bool:
+    """Whether any of ``members`` members works on logs (member ``k`` takes ``transforms[k % len]``)."""
+    return bool(transforms) and any(transforms[k % len(transforms)] == "log" for k in range(members))
 
 
 MODELS = {"mlp": MLP, "nbeats": NBeats, "gru": GRU}

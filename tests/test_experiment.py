@@ -178,3 +178,20 @@ def test_settings_that_cannot_work_are_refused_before_training(section, values, 
     settings.update(section, values)
     with pytest.raises(InputError, match=message):
         Experiment(settings, panel_data(poison=False), log=lambda *_: None)
+
+
+def test_negative_values_are_refused_when_a_member_works_on_logs():
+    data = panel_data(poison=False)
+    values = data.visible.values.copy()
+    second = slice(data.visible.offsets[1], data.visible.offsets[2])
+    values[second] -= values[second].max() + 1  # the second series entirely below zero
+    visible = Panel(data.visible.ids, values, data.visible.ds, data.visible.offsets)
+    negative = PanelData("synthetic", visible, data.horizon, 6, 12)
+    settings = tiny_settings()
+    settings.update("model", {"ensemble_transforms": ["identity", "log"]})
+    name = repr(str(visible.ids[1]))
+    with pytest.raises(InputError, match=rf"column 'y': negative values in series {name} \(1 series\).*"
+                                         r"--ensemble-transforms identity"):
+        Experiment(settings, negative, log=lambda *_: None)
+    settings.update("model", {"ensemble_transforms": ["identity"]})
+    Experiment(settings, negative, log=lambda *_: None)  # identity members take any value
