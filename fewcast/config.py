@@ -52,8 +52,8 @@ class ModelConfig:
     blocks: int = 3  # nbeats only
     ensemble: int = 3  # independently initialized members trained side by side; forecasts are their mean
     ensemble_inputs: list[int] = field(default_factory=list)  # member k sees its last [k % len] inputs; []: all
-    ensemble_transforms: list[str] = field(default_factory=list)  # member k works on "identity" or "log"
-    # scaled values, cycling through the list; []: all identity
+    ensemble_transforms: list[str] = field(default_factory=lambda: ["identity", "log"])  # member k works on
+    # "identity" or "log" scaled values, cycling through the list ([]: all identity); log needs values >= 0
 
 
 @dataclass
@@ -210,7 +210,7 @@ def seed_preset() -> Settings:
     10 SGD steps of 0.01 on 1,000 held-out users."""
     return Settings.from_dict({
         "data": {"dataset": "game", "input_size": 30, "h": 1, "val_frac": 0.1, "test_frac": 0.2},
-        "model": {"name": "mlp", "hidden": 10, "depth": 2, "ensemble": 1},
+        "model": {"name": "mlp", "hidden": 10, "depth": 2, "ensemble": 1, "ensemble_transforms": []},
         "learner": {"name": "maml", "inner_lr": 0.01, "inner_steps": 1, "first_order": False, "loss": "mse",
                     "adapt": "all",
                     "shots": 10, "query_shots": 1, "init": "random", "outer_params": "all"},

@@ -173,8 +173,9 @@ def make_problems(history: Panel, truth: np.ndarray, input_size: int, h: int, sh
                     seasonal_scale(raw, season_length), factor)
 
 
-def check_log_values(panel: Panel, settings: Settings) -> None:
-    """Refuse negative values when an ensemble member works on logs (zeros are fine: they are floored)."""
+def check_log_values(panel: Panel, settings: Settings, column: str | None = None) -> None:
+    """Refuse negative values when an ensemble member works on logs (zeros are fine: they are floored);
+    the error names ``column`` (default: the settings' target column) and the series."""
     if not log_members(settings.model.ensemble_transforms, settings.model.ensemble) or panel.n_series == 0:
         return
     lengths = np.diff(panel.offsets)  # (series,)
@@ -182,7 +183,7 @@ def check_log_values(panel: Panel, settings: Settings) -> None:
     lowest = np.minimum.reduceat(panel.values, panel.offsets[nonempty])  # (nonempty series,)
     negative = nonempty[lowest < 0]
     if len(negative):
-        raise InputError(f"column '{settings.data.target_col}': negative values in series "
+        raise InputError(f"column '{column or settings.data.target_col}': negative values in series "
                          f"{describe_ids(panel.ids[negative])}, which a log ensemble member cannot take: pass "
                          f"--ensemble-transforms identity (or shift those series above zero)")
 

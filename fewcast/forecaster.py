@@ -110,6 +110,7 @@ class FewShotForecaster:
                              f"{s.data.h} steps directly; retrain with a longer h")
         check_methods(combine)
         panel = from_frame(df, id_col, time_col, target_col, fill=s.data.fill)
+        check_log_values(panel, s, target_col)
         yhat = self.forecast_panel(panel, adapt_steps)[:, :h]  # (series, h)
         future = future_times(panel, h, self.state.get("freq"))
         out = pd.DataFrame({id_col: np.repeat(panel.ids, h), time_col: future.reshape(-1), "fewcast": yhat.reshape(-1)})
@@ -120,7 +121,6 @@ class FewShotForecaster:
     def forecast_panel(self, panel: Panel, adapt_steps: int | None = None) -> np.ndarray:
         """``(series, h)`` adapted forecasts of the ``h`` points after each series of ``panel``."""
         s = self.settings
-        check_log_values(panel, s)
         problems = make_problems(panel, np.zeros((panel.n_series, s.data.h)), s.data.input_size, s.data.h,
                                  s.learner.shots, s.data.season_length or 1, s.data.deseasonalize)
         zero_shot = int((problems.shots_used == 0).sum())

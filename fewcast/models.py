@@ -131,9 +131,7 @@ class Ensemble(nn.Module):
         super().__init__()
         if members < 1:
             raise InputError(f"an ensemble needs at least 1 member (got {members})")
-        unknown = sorted(set(transforms or []) - set(TRANSFORMS))
-        if unknown:
-            raise InputError(f"unknown ensemble_transforms {', '.join(unknown)}; choose from {', '.join(TRANSFORMS)}")
+        check_transforms(transforms)
         logs = None  # (members,): 1 for a member that works on log values, cycling through transforms
         if log_members(transforms, members):
             logs = torch.tensor([float(transforms[k % len(transforms)] == "log") for k in range(members)])
@@ -187,6 +185,12 @@ class Ensemble(nn.Module):
         return torch.where(pick, torch.exp(torch.where(pick, out, torch.zeros_like(out))), out)
 
 
+def check_transforms(transforms: list[str] | None) -> None:
+    unknown = sorted(set(transforms or []) - set(TRANSFORMS))
+    if unknown:
+        raise InputError(f"unknown ensemble_transforms {', '.join(unknown)}; choose from {', '.join(TRANSFORMS)}")
+
+
 def log_members(transforms: list[str] | None, members: int) -> bool:
     """Whether any of ``members`` members works on logs (member ``k`` takes ``transforms[k % len]``)."""
     return bool(transforms) and any(transforms[k % len(transforms)] == "log" for k in range(members))
@@ -206,13 +210,14 @@ def build_from_config(cfg, input_size: int, h: int) -> nn.Module:
     """A built-in model from a :class:`~fewcast.config.ModelConfig` (``name``, ``hidden``, ``depth``,
     ``blocks``, ``ensemble``, ``ensemble_inputs``, ``ensemble_transforms``): ``depth`` is the MLP's hidden
     layers and each N-BEATS block's layers; an :class:`Ensemble` of ``ensemble`` members when it is above 1
-    or ``ensemble_transforms`` is given."""
+    or its one member works on logs."""
     options = {"hidden": cfg.hidden}
     if cfg.name == "mlp":
         options["depth"] = cfg.depth
     elif cfg.name == "nbeats":
         options.update(layers=cfg.depth, blocks=cfg.blocks)
-    if cfg.ensemble > 1 or cfg.ensemble_transforms:
+    check_transforms(cfg.ensemble_transforms)
+    if cfg.ensemble > 1 or log_members(cfg.ensemble_transforms, cfg.ensemble):
         return Ensemble(lambda: build_model(cfg.name, input_size, h, **options), cfg.ensemble,
                         cfg.ensemble_inputs, input_size, cfg.ensemble_transforms)
     return build_model(cfg.name, input_size, h, **options)

@@ -51,6 +51,17 @@ def test_predict_ids_future_timestamps_and_lengths(fitted):
         fc.predict(new, h=7)
 
 
+def test_predict_refuses_negative_values_for_the_log_member(fitted):
+    fc, _ = fitted
+    assert fc.settings.model.ensemble_transforms == ["identity", "log"]  # the default: member 1 works on logs
+    new = monthly_frame(n=2, seed=3)
+    new.loc[new.store == "s01", "sales"] -= 1000
+    with pytest.raises(InputError, match=r"column 'sales': negative values in series 's01' \(1 series\)"):
+        fc.predict(new)
+    zeros = new.assign(sales=np.where(new.store == "s01", 0.0, new.sales))  # zeros are fine: floored on logs
+    assert np.isfinite(fc.predict(zeros)["fewcast"]).all()
+
+
 def test_short_series_are_padded_and_forecast_zero_shot(fitted):
     fc, _ = fitted
     short = pd.DataFrame({"store": ["x"] * 5, "month": pd.date_range("2020-01-01", periods=5, freq="MS"),

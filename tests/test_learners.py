@@ -454,6 +454,8 @@ def test_log_members_from_config_floor_zeros_and_refuse_unknown_transforms():
     torch.testing.assert_close(out[1], single(x.log()))
     settings.update("model", {"ensemble": 1, "ensemble_transforms": "log"})
     assert isinstance(build_from_config(settings.model, INPUT, H), Ensemble)  # one log member is still one
+    settings.update("model", {"ensemble_transforms": "identity,log"})
+    assert not isinstance(build_from_config(settings.model, INPUT, H), Ensemble)  # one identity member: a model
     settings.update("model", {"ensemble_transforms": "identity,sqrt"})
     with pytest.raises(InputError, match="unknown ensemble_transforms sqrt"):
         build_from_config(settings.model, INPUT, H)
