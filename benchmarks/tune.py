@@ -59,7 +59,8 @@ def main() -> None:
     ap.add_argument("--recent", type=int, default=0, help="train on each series' last N windows only")
     ap.add_argument("--classical", default="", help="also score these classical methods (theta,autoets) and "
                     "each one's plain average with the adapted learner")
-    ap.add_argument("--member", type=int, default=0, help="another model seed and sampling seed, same split")
+    ap.add_argument("--member", type=int, default=0, help="another model and sampling seed, same split "
+                    "(train.model_seed)")
     ap.add_argument("--score-train", action="store_true", help="also score the meta-train series at the trim cut "
                     "(their last trim*h points were never trained on): about 7 times more series")
     args = ap.parse_args()
@@ -69,12 +70,9 @@ def main() -> None:
     for item in args.set:
         k, v = item.split("=", 1)
         s.update("model" if k == "name_model" else sections[k], {("name" if k == "name_model" else k): v})
+    s.train.model_seed = args.member
     started = time.perf_counter()
     exp = Experiment(s, log=lambda *_: None)
-    if args.member:
-        exp.rank_seed += 7919 * args.member
-        base = exp.new_model
-        exp.new_model = lambda seed_offset=0: base(seed_offset + 7919 * args.member)
     full = exp.train_panel
     if args.trim:
         tp = exp.train_panel

@@ -87,7 +87,8 @@ class TrainConfig:
     val_tasks: int = 512
     patience: int = 0  # validations without improvement before stopping; 0: never stop early
     cosine: bool = False  # both training phases anneal their learning rate to 0 along a cosine
-    seed: int = 0
+    seed: int = 0  # the split of series, the initial weights and the sampled tasks
+    model_seed: int = 0  # another draw of initial weights and sampled tasks on the same split (same seed)
     device: str = "auto"
     compile: bool = False  # torch.compile the meta-step (falls back to eager when it does not compile)
     checkpoint_every: int = 0

@@ -273,7 +273,8 @@ class Experiment:
         self.data = data or load_panel_data(settings)
         self.device = resolve_device(settings.train.device)
         self.dist = distributed.from_env(self.device)  # None unless launched by torchrun with several ranks
-        self.rank_seed = settings.train.seed + 1009 * (self.dist.rank if self.dist else 0)
+        self.rank_seed = (settings.train.seed + 7919 * settings.train.model_seed
+                          + 1009 * (self.dist.rank if self.dist else 0))
         self.h = self.data.h
         self.timings: dict[str, float] = {}
         self.logs: dict[str, list[dict]] = {}
@@ -346,7 +347,7 @@ class Experiment:
     # -- training -----------------------------------------------------------------------------------
     def new_model(self, seed_offset: int = 0) -> torch.nn.Module:
         s = self.settings
-        torch.manual_seed(s.train.seed + seed_offset)
+        torch.manual_seed(s.train.seed + 7919 * s.train.model_seed + seed_offset)
         return build_from_config(s.model, s.data.input_size, self.h)
 
     def trainer(self, label: str, learner: GradientLearner, sampler, iterations: int, lr: float,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from fewcast.config import Settings, load_toml
 from fewcast.errors import InputError
@@ -195,3 +196,15 @@ def test_negative_values_are_refused_when_a_member_works_on_logs():
         Experiment(settings, negative, log=lambda *_: None)
     settings.update("model", {"ensemble_transforms": ["identity"]})
     Experiment(settings, negative, log=lambda *_: None)  # identity members take any value
+
+
+def test_model_seed_redraws_the_weights_on_the_same_split():
+    base = Experiment(tiny_settings(), panel_data(poison=False), log=lambda *_: None)
+    settings = tiny_settings()
+    settings.update("train", {"model_seed": 1})
+    other = Experiment(settings, panel_data(poison=False), log=lambda *_: None)
+    for part in ("train", "val", "test"):
+        np.testing.assert_array_equal(getattr(base.split, part), getattr(other.split, part))
+    first, second = base.new_model().state_dict(), other.new_model().state_dict()
+    assert all(not torch.equal(first[k], second[k]) for k in first if k.endswith("weight"))
+    assert base.rank_seed != other.rank_seed  # the sampled tasks differ too
