@@ -53,7 +53,8 @@ class ModelConfig:
     ensemble: int = 3  # independently initialized members trained side by side; forecasts are their mean
     ensemble_inputs: list[int] = field(default_factory=list)  # member k sees its last [k % len] inputs; []: all
     ensemble_transforms: list[str] = field(default_factory=lambda: ["identity", "log"])  # member k works on
-    # "identity" or "log" scaled values, cycling through the list ([]: all identity); log needs values >= 0
+    # "identity", "log" or "last" (minus the last input) scaled values, cycling through the list ([]: all
+    # identity); log needs values >= 0
 
 
 @dataclass

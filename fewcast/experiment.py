@@ -44,7 +44,7 @@ from fewcast.config import Settings
 from fewcast.errors import InputError, describe_ids
 from fewcast.learners import MAML, GradientLearner, MetaTrainer, Pretrain, build_learner
 from fewcast.metrics import score, seasonal_scale, smape
-from fewcast.models import build_from_config, log_members
+from fewcast.models import build_from_config, uses_transform
 from fewcast.panel import Panel, read_panel
 from fewcast.tasks import Split, Tasks, TaskSampler, WindowSampler, split_series
 from fewcast.windows import Windows, scale, unscale
@@ -176,7 +176,7 @@ def make_problems(history: Panel, truth: np.ndarray, input_size: int, h: int, sh
 def check_log_values(panel: Panel, settings: Settings, column: str | None = None) -> None:
     """Refuse negative values when an ensemble member works on logs (zeros are fine: they are floored);
     the error names ``column`` (default: the settings' target column) and the series."""
-    if not log_members(settings.model.ensemble_transforms, settings.model.ensemble) or panel.n_series == 0:
+    if not uses_transform(settings.model.ensemble_transforms, settings.model.ensemble) or panel.n_series == 0:
         return
     lengths = np.diff(panel.offsets)  # (series,)
     nonempty = np.flatnonzero(lengths > 0)
@@ -266,7 +266,7 @@ class Experiment:
         if missing:
             raise InputError(f"combine lists {', '.join(missing)}, which classical does not compute: add it to "
                              f"classical (--classical) or drop it from combine (--combine '')")
-        uses_log = log_members(settings.model.ensemble_transforms, settings.model.ensemble)
+        uses_log = uses_transform(settings.model.ensemble_transforms, settings.model.ensemble)
         if uses_log and settings.data.scaler == "standard":
             raise InputError("ensemble_transforms 'log' takes the log of scaled values, which the 'standard' scaler "
                              "makes negative: use --scaler mean_abs (or none) with it")

@@ -11,8 +11,9 @@ forbids in-place buffer updates), so normalization, where used, is ``LayerNorm``
 - ``Ensemble``: ``members`` independent copies of any of them, stored as stacked parameters and run in one
   vectorized pass (``--ensemble N``), optionally each looking at a different number of the most recent
   inputs (``--ensemble-inputs 12,18,24``, N-BEATS' ensembling over lookbacks) or working in a different
-  space (``--ensemble-transforms identity,log``: a ``log`` member sees and forecasts the logarithm of the
-  scaled values, so its loss is on relative errors).
+  space (``--ensemble-transforms identity,log,last``: a ``log`` member sees and forecasts the logarithm of
+  the scaled values, so its loss is on relative errors; a ``last`` member sees its window minus its last
+  value and forecasts the change from it).
 - ``gru``: a one-layer GRU encoder over the input window with a linear head, written out step by step from
   linear maps so that it is vmap-able and twice differentiable on every device (cuDNN's fused RNN kernels
   have no double backward, so second-order MAML through ``nn.GRU`` fails on CUDA).
@@ -26,7 +27,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from fewcast.errors import InputError
 
-TRANSFORMS = ("identity", "log")
+TRANSFORMS = ("identity", "log", "last")
 LOG_FLOOR = 1e-3  # a log member reads scaled values below this (zeros) as this: log(1e-3) = -6.9
 
 
@@ -132,10 +133,15 @@ class Ensemble(nn.Module):
         if members < 1:
             raise InputError(f"an ensemble needs at least 1 member (got {members})")
         check_transforms(transforms)
+        kinds = [transforms[k % len(transforms)] for k in range(members)] if transforms else []
         logs = None  # (members,): 1 for a member that works on log values, cycling through transforms
-        if log_members(transforms, members):
-            logs = torch.tensor([float(transforms[k % len(transforms)] == "log") for k in range(members)])
+        if "log" in kinds:
+            logs = torch.tensor([float(kind == "log") for kind in kinds])
         self.register_buffer("log_members", logs)
+        last = None  # (members,): 1 for a member that works on values minus the window's last input
+        if "last" in kinds:
+            last = torch.tensor([float(kind == "last") for kind in kinds])
+        self.register_buffer("last_members", last)
         mask = None  # (members, input_size): member k sees only its last inputs[k % len(inputs)] values
         if inputs:
             if any(not 1 <= n <= input_size for n in inputs):
@@ -159,30 +165,39 @@ class Ensemble(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., input_size) -> (members, ..., h)
         """Each member's output in its own space (a ``log`` member's is a log value: see :meth:`values`)."""
         params = dict(self.net.named_parameters())  # (members, ...) each
-        if self.input_mask is None and self.log_members is None:
+        if self.input_mask is None and self.log_members is None and self.last_members is None:
             return vmap(lambda p: functional_call(self.net, p, (x,)))(params)
-        members = self.input_mask.shape[0] if self.log_members is None else self.log_members.shape[0]
-        # (members, ..., input_size): what each member sees
-        xs = self.targets(x) if self.log_members is not None else x.expand(members, *x.shape)
+        members = next(iter(params.values())).shape[0]
+        xs = self.targets(x, x).expand(members, *x.shape)  # (members, ..., input_size): what each member sees
         if self.input_mask is not None:
             # a member with a shorter input sees zeros before it: its first layer's weights there get no gradient
             xs = xs * self.input_mask.to(x.dtype).view(members, *([1] * (x.dim() - 1)), -1)
         return vmap(lambda p, xm: functional_call(self.net, p, (xm,)))(params, xs)
 
-    def targets(self, y: torch.Tensor) -> torch.Tensor:
-        """Scaled values ``(..., n)`` in each member's space, ``(members, ..., n)``: the learners' losses
-        compare a member's output with these. ``y`` itself when no member works on logs."""
-        if self.log_members is None:
-            return y
-        pick = self.log_members.to(torch.bool).view(-1, *([1] * y.dim()))  # (members, 1, ..., 1)
-        return torch.where(pick, torch.log(torch.clamp(y, min=LOG_FLOOR)), y)
+    def targets(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Scaled values ``y (..., n)`` in each member's space, ``(members, ..., n)``, for windows whose
+        scaled inputs are ``x (..., input_size)``: the learners' losses compare a member's output with
+        these. ``y`` itself when every member works on the values as they are."""
+        out = y
+        if self.log_members is not None:
+            pick = self.log_members.to(torch.bool).view(-1, *([1] * y.dim()))  # (members, 1, ..., 1)
+            out = torch.where(pick, torch.log(torch.clamp(y, min=LOG_FLOOR)), out)
+        if self.last_members is not None:
+            pick = self.last_members.to(torch.bool).view(-1, *([1] * y.dim()))  # (members, 1, ..., 1)
+            out = torch.where(pick, y - x[..., -1:], out)
+        return out
 
-    def values(self, out: torch.Tensor) -> torch.Tensor:
-        """Members' outputs ``(members, ..., h)`` back to scaled values (``exp`` for the log members)."""
-        if self.log_members is None:
-            return out
-        pick = self.log_members.to(torch.bool).view(-1, *([1] * (out.dim() - 1)))  # (members, 1, ..., 1)
-        return torch.where(pick, torch.exp(torch.where(pick, out, torch.zeros_like(out))), out)
+    def values(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Members' outputs ``(members, ..., h)`` for inputs ``x (..., input_size)`` back to scaled values
+        (``exp`` for the log members, plus the last input for the last members)."""
+        res = out
+        if self.log_members is not None:
+            pick = self.log_members.to(torch.bool).view(-1, *([1] * (out.dim() - 1)))  # (members, 1, ..., 1)
+            res = torch.where(pick, torch.exp(torch.where(pick, out, torch.zeros_like(out))), res)
+        if self.last_members is not None:
+            pick = self.last_members.to(torch.bool).view(-1, *([1] * (out.dim() - 1)))  # (members, 1, ..., 1)
+            res = torch.where(pick, out + x[..., -1:], res)
+        return res
 
 
 def check_transforms(transforms: list[str] | None) -> None:
@@ -191,9 +206,9 @@ def check_transforms(transforms: list[str] | None) -> None:
         raise InputError(f"unknown ensemble_transforms {', '.join(unknown)}; choose from {', '.join(TRANSFORMS)}")
 
 
-def log_members(transforms: list[str] | None, members: int) -> bool:
-    """Whether any of ``members`` members works on logs (member ``k`` takes ``transforms[k % len]``)."""
-    return bool(transforms) and any(transforms[k % len(transforms)] == "log" for k in range(members))
+def uses_transform(transforms: list[str] | None, members: int, kind: str = "log") -> bool:
+    """Whether any of ``members`` members works in space ``kind`` (member ``k`` takes ``transforms[k % len]``)."""
+    return bool(transforms) and any(transforms[k % len(transforms)] == kind for k in range(members))
 
 
 MODELS = {"mlp": MLP, "nbeats": NBeats, "gru": GRU}
@@ -217,7 +232,7 @@ def build_from_config(cfg, input_size: int, h: int) -> nn.Module:
     elif cfg.name == "nbeats":
         options.update(layers=cfg.depth, blocks=cfg.blocks)
     check_transforms(cfg.ensemble_transforms)
-    if cfg.ensemble > 1 or log_members(cfg.ensemble_transforms, cfg.ensemble):
+    if cfg.ensemble > 1 or any(uses_transform(cfg.ensemble_transforms, 1, kind) for kind in ("log", "last")):
         return Ensemble(lambda: build_model(cfg.name, input_size, h, **options), cfg.ensemble,
                         cfg.ensemble_inputs, input_size, cfg.ensemble_transforms)
     return build_model(cfg.name, input_size, h, **options)

@@ -406,21 +406,37 @@ def test_ensemble_members_with_shorter_inputs_ignore_older_values():
         build_from_config(settings.model, INPUT, H)
 
 
+def _in_space(kind: str, tasks):
+    """Windows ``(x_spt, y_spt, x_qry, y_qry)`` as a member of ``kind`` sees them alone."""
+    x_spt, y_spt, x_qry, y_qry = tasks
+    if kind == "log":
+        return [t.log() for t in tasks]
+    if kind == "last":  # each window minus its own last input
+        return [x_spt - x_spt[..., -1:], y_spt - x_spt[..., -1:], x_qry - x_qry[..., -1:], y_qry - x_qry[..., -1:]]
+    return list(tasks)
+
+
+def _back(kind: str, forecast, x):
+    return forecast.exp() if kind == "log" else forecast + x[..., -1:] if kind == "last" else forecast
+
+
 @pytest.mark.parametrize("case", ["maml", "metasgd"])
-def test_log_members_learn_on_logs_and_forecast_values(case):
-    """With ``ensemble_transforms`` identity, log: the identity member's meta-gradient is that of the
-    member alone on the scaled windows, the log member's that of the member alone on the windows' logs
-    (over the number of members), and the forecast is the mean of the first's output and exp of the second's."""
-    members = 2
+@pytest.mark.parametrize("transforms", [["identity", "log"], ["log", "last", "identity"]])
+def test_members_learn_in_their_own_space_and_forecast_values(case, transforms):
+    """With ``ensemble_transforms``, each member's meta-gradient is that of the member alone on the
+    windows as its space shows them (the scaled windows, their logs, or each window minus its last input;
+    over the number of members), and the forecast is the mean of the members' forecasts brought back
+    (exp of the log member's, the last input added to the last member's)."""
+    members = len(transforms)
     torch.manual_seed(7)
     ensemble = LEARNER_CASES[case](Ensemble(lambda: build_model("mlp", INPUT, H, hidden=7).double(), members,
-                                            transforms=["identity", "log"])).double()
+                                            transforms=transforms)).double()
     torch.manual_seed(7)
     alone = [LEARNER_CASES[case](build_model("mlp", INPUT, H, hidden=7).double()) for _ in range(members)]
     g = torch.Generator().manual_seed(3)
     tasks = [torch.rand(T, n, d, generator=g, dtype=torch.float64) * 2 + 0.2  # positive, as scaled values are
              for n, d in ((SHOTS, INPUT), (SHOTS, H), (QRY, INPUT), (QRY, H))]
-    own = [tasks, [t.log() for t in tasks]]  # what each member sees alone: the windows, their logs
+    own = [_in_space(kind, tasks) for kind in transforms]  # what each member sees alone
     grads = dict(zip([n for n, _ in ensemble.named_parameters()], vectorized_meta_grad(ensemble, tasks)))
     for k, learner in enumerate(alone):
         for name, g_alone in zip([n for n, _ in learner.named_parameters()], vectorized_meta_grad(learner, own[k])):
@@ -429,9 +445,9 @@ def test_log_members_learn_on_logs_and_forecast_values(case):
     x_spt, y_spt, x_qry, _ = tasks
     with torch.no_grad():
         got = ensemble.forecast(ensemble.adapt(x_spt, y_spt), x_qry)  # (tasks, query_shots, h)
-        first = alone[0].forecast(alone[0].adapt(x_spt, y_spt), x_qry)
-        second = alone[1].forecast(alone[1].adapt(own[1][0], own[1][1]), own[1][2]).exp()
-    torch.testing.assert_close(got, (first + second) / 2)
+        want = [_back(kind, lrn.forecast(lrn.adapt(o[0], o[1]), o[2]), x_qry)
+                for kind, lrn, o in zip(transforms, alone, own)]
+    torch.testing.assert_close(got, torch.stack(want).mean(0))
 
 
 def test_log_members_from_config_floor_zeros_and_refuse_unknown_transforms():
@@ -445,8 +461,10 @@ def test_log_members_from_config_floor_zeros_and_refuse_unknown_transforms():
     assert model.log_members.tolist() == [0.0, 1.0, 0.0]  # cycled over the members
     y = torch.tensor([[0.0, 2.0]])  # (1, h): a zero and a positive scaled value
     want_log = torch.tensor([[np.log(LOG_FLOOR), np.log(2.0)]], dtype=torch.float32)
-    torch.testing.assert_close(model.targets(y), torch.stack([y, want_log, y]))
-    torch.testing.assert_close(model.values(torch.stack([y, want_log, y])), torch.stack([y, y.clamp(min=LOG_FLOOR), y]))
+    x = torch.ones(1, INPUT)  # (1, input_size): identity and log members do not look at it
+    torch.testing.assert_close(model.targets(y, x), torch.stack([y, want_log, y]))
+    torch.testing.assert_close(model.values(torch.stack([y, want_log, y]), x),
+                               torch.stack([y, y.clamp(min=LOG_FLOOR), y]))
     x = torch.rand(4, INPUT) + 0.5
     out = model(x)  # (members, 4, h); the log member's output is a log value
     single = build_model("mlp", INPUT, H, hidden=5)

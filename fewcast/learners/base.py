@@ -18,7 +18,8 @@ Options shared by MAML, ANIL and Meta-SGD (MAML++, Antoniou et al. 2019):
 With an :class:`~fewcast.models.Ensemble` model, predictions carry a leading member axis: the inner loop
 sums the members' support losses (each member's gradient is its own, so each adapts as if alone), the
 meta-loss averages them, and :meth:`GradientLearner.forecast` returns the members' mean forecast. A member
-that works on logs (``ensemble_transforms``) is scored against the log of the scaled targets.
+that works on logs (``ensemble_transforms``) is scored against the log of the scaled targets, a ``last``
+member against the targets minus the window's last input.
 
 The outer learning-rate schedule (cosine annealing) belongs to :class:`~fewcast.learners.MetaTrainer`.
 """
@@ -120,21 +121,22 @@ class GradientLearner(nn.Module):
         return self.inner_lr_init
 
     # -- the per-task pieces (run under vmap) -------------------------------------------------------
-    def window_losses(self, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Per-window losses of the model's outputs ``pred`` against scaled targets ``y``: ``(n,)``, or
-        ``(members, n)`` for an ensemble, each member scored in its own space (see ``Ensemble.targets``)."""
+    def window_losses(self, pred: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Per-window losses of the model's outputs ``pred`` for inputs ``x`` against scaled targets ``y``:
+        ``(n,)``, or ``(members, n)`` for an ensemble, each member scored in its own space (see
+        ``Ensemble.targets``)."""
         if isinstance(self.model, Ensemble):
-            y = self.model.targets(y)  # (members, n, h) when a member works on logs
+            y = self.model.targets(y, x)  # (members, n, h) when a member works on logs or changes
         return self.loss_fn(pred, y)
 
     def _support_loss(self, adapted: dict, fixed: dict, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor):
         pred = functional_call(self.model, {**fixed, **adapted}, (x,))  # (shots, h) or (members, shots, h)
-        per_window = self.window_losses(pred, y)  # (shots,) or (members, shots)
+        per_window = self.window_losses(pred, y, x)  # (shots,) or (members, shots)
         return ((per_window * mask).sum(-1) / mask.sum().clamp(min=1)).sum()  # summed over members
 
     def _query_loss(self, adapted: dict, fixed: dict, x: torch.Tensor, y: torch.Tensor):
         pred = functional_call(self.model, {**fixed, **adapted}, (x,))  # ([members,] query_shots, h)
-        return self.window_losses(pred, y).mean()  # averaged over members
+        return self.window_losses(pred, y, x).mean()  # averaged over members
 
     def _inner_step(self, adapted, fixed, x_spt, y_spt, m_spt, first_order: bool, step: int) -> dict:
         """One SGD step on the support of one task, at inner step ``step`` (which picks learned rates)."""
@@ -156,7 +158,7 @@ class GradientLearner(nn.Module):
         """One task's forecasts ``(n, h)`` of ``x (n, input_size)``; an ensemble's member mean (of scaled
         values, whatever space each member works in)."""
         pred = functional_call(self.model, params, (x,))  # (n, h) or (members, n, h)
-        return self.model.values(pred).mean(0) if isinstance(self.model, Ensemble) else pred
+        return self.model.values(pred, x).mean(0) if isinstance(self.model, Ensemble) else pred
 
     def _split(self) -> tuple[dict, dict]:
         params = dict(self.model.named_parameters())

@@ -25,7 +25,7 @@ class Pretrain(GradientLearner):
         if m_spt is None:
             m_spt = x_spt.new_ones(x_spt.shape[:2])
         weight = torch.cat([m_spt.flatten(), x_qry.new_ones(x_qry.shape[0] * x_qry.shape[1])])  # (windows,)
-        per_window = self.window_losses(self.model(x), y)  # (windows,) or (members, windows)
+        per_window = self.window_losses(self.model(x), y, x)  # (windows,) or (members, windows)
         loss = ((per_window * weight).sum(-1) / weight.sum().clamp(min=1)).mean()  # averaged over members
         loss.backward()
         return loss.detach()
