@@ -25,7 +25,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from fewcast.config import Settings, dumps_toml, load_toml
+from fewcast.config import Settings, dumps_toml, load_toml, tomllib
 from fewcast.errors import InputError
 
 FILES = ("model.safetensors", "state.json", "config.toml")
@@ -128,4 +128,7 @@ def load(directory: str | Path) -> tuple[dict[str, torch.Tensor], dict, Settings
         raise InputError(f"checkpoint {directory}: unreadable ({exc}); refusing to load it") from None
     if state.get("format") != FORMAT:
         raise InputError(f"checkpoint {directory}: unknown format {state.get('format')!r} (expected {FORMAT})")
-    return tensors, state, load_toml(directory / "config.toml")
+    settings = load_toml(directory / "config.toml")
+    if "ensemble_transforms" not in tomllib.loads((directory / "config.toml").read_text()).get("model", {}):
+        settings.model.ensemble_transforms = []  # written before members had spaces: every member is identity
+    return tensors, state, settings

@@ -178,8 +178,7 @@ def check_log_values(panel: Panel, settings: Settings, column: str | None = None
     the error names ``column`` (default: the settings' target column) and the series."""
     if not uses_transform(settings.model.ensemble_transforms, settings.model.ensemble) or panel.n_series == 0:
         return
-    lengths = np.diff(panel.offsets)  # (series,)
-    nonempty = np.flatnonzero(lengths > 0)
+    nonempty = np.flatnonzero(panel.lengths > 0)
     lowest = np.minimum.reduceat(panel.values, panel.offsets[nonempty])  # (nonempty series,)
     negative = nonempty[lowest < 0]
     if len(negative):

@@ -133,15 +133,10 @@ class Ensemble(nn.Module):
         if members < 1:
             raise InputError(f"an ensemble needs at least 1 member (got {members})")
         check_transforms(transforms)
-        kinds = [transforms[k % len(transforms)] for k in range(members)] if transforms else []
-        logs = None  # (members,): 1 for a member that works on log values, cycling through transforms
-        if "log" in kinds:
-            logs = torch.tensor([float(kind == "log") for kind in kinds])
-        self.register_buffer("log_members", logs)
-        last = None  # (members,): 1 for a member that works on values minus the window's last input
-        if "last" in kinds:
-            last = torch.tensor([float(kind == "last") for kind in kinds])
-        self.register_buffer("last_members", last)
+        kinds = member_kinds(transforms, members)
+        for kind in ("log", "last"):  # log_members, last_members: (members,) 1 for a member of that kind, or None
+            flags = torch.tensor([float(k == kind) for k in kinds]) if kind in kinds else None
+            self.register_buffer(f"{kind}_members", flags)
         mask = None  # (members, input_size): member k sees only its last inputs[k % len(inputs)] values
         if inputs:
             if any(not 1 <= n <= input_size for n in inputs):
@@ -180,11 +175,9 @@ class Ensemble(nn.Module):
         these. ``y`` itself when every member works on the values as they are."""
         out = y
         if self.log_members is not None:
-            pick = self.log_members.to(torch.bool).view(-1, *([1] * y.dim()))  # (members, 1, ..., 1)
-            out = torch.where(pick, torch.log(torch.clamp(y, min=LOG_FLOOR)), out)
+            out = torch.where(_pick(self.log_members, y.dim()), torch.log(torch.clamp(y, min=LOG_FLOOR)), out)
         if self.last_members is not None:
-            pick = self.last_members.to(torch.bool).view(-1, *([1] * y.dim()))  # (members, 1, ..., 1)
-            out = torch.where(pick, y - x[..., -1:], out)
+            out = torch.where(_pick(self.last_members, y.dim()), y - x[..., -1:], out)
         return out
 
     def values(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -192,12 +185,16 @@ class Ensemble(nn.Module):
         (``exp`` for the log members, plus the last input for the last members)."""
         res = out
         if self.log_members is not None:
-            pick = self.log_members.to(torch.bool).view(-1, *([1] * (out.dim() - 1)))  # (members, 1, ..., 1)
-            res = torch.where(pick, torch.exp(torch.where(pick, out, torch.zeros_like(out))), res)
+            pick = _pick(self.log_members, out.dim() - 1)
+            res = torch.where(pick, torch.exp(torch.where(pick, out, torch.zeros_like(out))), res)  # no inf elsewhere
         if self.last_members is not None:
-            pick = self.last_members.to(torch.bool).view(-1, *([1] * (out.dim() - 1)))  # (members, 1, ..., 1)
-            res = torch.where(pick, out + x[..., -1:], res)
+            res = torch.where(_pick(self.last_members, out.dim() - 1), out + x[..., -1:], res)
         return res
+
+
+def _pick(flags: torch.Tensor, dims: int) -> torch.Tensor:
+    """``(members,)`` 0/1 flags as a boolean ``(members, 1, ..., 1)`` with ``dims`` trailing axes."""
+    return flags.to(torch.bool).view(-1, *([1] * dims))
 
 
 def check_transforms(transforms: list[str] | None) -> None:
@@ -206,9 +203,14 @@ def check_transforms(transforms: list[str] | None) -> None:
         raise InputError(f"unknown ensemble_transforms {', '.join(unknown)}; choose from {', '.join(TRANSFORMS)}")
 
 
+def member_kinds(transforms: list[str] | None, members: int) -> list[str]:
+    """Each member's space: member ``k`` takes ``transforms[k % len]`` (``[]`` without transforms)."""
+    return [transforms[k % len(transforms)] for k in range(members)] if transforms else []
+
+
 def uses_transform(transforms: list[str] | None, members: int, kind: str = "log") -> bool:
-    """Whether any of ``members`` members works in space ``kind`` (member ``k`` takes ``transforms[k % len]``)."""
-    return bool(transforms) and any(transforms[k % len(transforms)] == kind for k in range(members))
+    """Whether any of ``members`` members works in space ``kind``."""
+    return kind in member_kinds(transforms, members)
 
 
 MODELS = {"mlp": MLP, "nbeats": NBeats, "gru": GRU}
@@ -225,14 +227,14 @@ def build_from_config(cfg, input_size: int, h: int) -> nn.Module:
     """A built-in model from a :class:`~fewcast.config.ModelConfig` (``name``, ``hidden``, ``depth``,
     ``blocks``, ``ensemble``, ``ensemble_inputs``, ``ensemble_transforms``): ``depth`` is the MLP's hidden
     layers and each N-BEATS block's layers; an :class:`Ensemble` of ``ensemble`` members when it is above 1
-    or its one member works on logs."""
+    or its one member works in another space than the identity."""
     options = {"hidden": cfg.hidden}
     if cfg.name == "mlp":
         options["depth"] = cfg.depth
     elif cfg.name == "nbeats":
         options.update(layers=cfg.depth, blocks=cfg.blocks)
     check_transforms(cfg.ensemble_transforms)
-    if cfg.ensemble > 1 or any(uses_transform(cfg.ensemble_transforms, 1, kind) for kind in ("log", "last")):
+    if cfg.ensemble > 1 or set(member_kinds(cfg.ensemble_transforms, 1)) - {"identity"}:
         return Ensemble(lambda: build_model(cfg.name, input_size, h, **options), cfg.ensemble,
                         cfg.ensemble_inputs, input_size, cfg.ensemble_transforms)
     return build_model(cfg.name, input_size, h, **options)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 
 import pytest
@@ -26,6 +27,20 @@ def test_round_trip(tmp_path):
     assert state["iteration"] == 7 and settings.to_dict() == Settings().to_dict()
     assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == sorted([*checkpoint.FILES, checkpoint.MANIFEST])
     assert not list(tmp_path.glob(".ck.*"))  # no temporary directory left behind
+
+
+def test_a_checkpoint_from_before_member_spaces_loads_with_identity_members(tmp_path):
+    """Checkpoints written before ``ensemble_transforms`` existed hold identity members only: loading one
+    must not give it the new default (a log member), whose weights it never trained."""
+    write(tmp_path / "ck")
+    config = tmp_path / "ck" / "config.toml"
+    config.write_text("".join(line for line in config.read_text().splitlines(keepends=True)
+                              if not line.startswith("ensemble_transforms")))
+    manifest = {name: checkpoint._sha256(tmp_path / "ck" / name) for name in checkpoint.FILES}
+    (tmp_path / "ck" / checkpoint.MANIFEST).write_text(json.dumps(manifest))
+    _, _, settings = checkpoint.load(tmp_path / "ck")
+    assert settings.model.ensemble_transforms == []
+    assert checkpoint.load_toml(config).model.ensemble_transforms == ["identity", "log"]  # a config: today's default
 
 
 class Bomb:
