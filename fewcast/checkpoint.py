@@ -31,6 +31,9 @@ from fewcast.errors import InputError
 FILES = ("model.safetensors", "state.json", "config.toml")
 MANIFEST = "manifest.json"
 FORMAT = "fewcast-checkpoint-1"
+# settings added after checkpoints were first written, each with the value that reproduces a checkpoint whose
+# config.toml lacks it (a new default must not rebuild or resume an old run as something it never was)
+BEFORE = {("model", "ensemble_transforms"): [], ("train", "pretrain_ema"): 0.0}
 
 
 def _sha256(path: Path) -> str:
@@ -129,6 +132,8 @@ def load(directory: str | Path) -> tuple[dict[str, torch.Tensor], dict, Settings
     if state.get("format") != FORMAT:
         raise InputError(f"checkpoint {directory}: unknown format {state.get('format')!r} (expected {FORMAT})")
     settings = load_toml(directory / "config.toml")
-    if "ensemble_transforms" not in tomllib.loads((directory / "config.toml").read_text()).get("model", {}):
-        settings.model.ensemble_transforms = []  # written before members had spaces: every member is identity
+    written = tomllib.loads((directory / "config.toml").read_text())
+    for (part, name), value in BEFORE.items():
+        if name not in written.get(part, {}):  # written before the setting existed: what the run really used
+            setattr(getattr(settings, part), name, value)
     return tensors, state, settings

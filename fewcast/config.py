@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 if sys.version_info >= (3, 11):
@@ -83,9 +84,10 @@ class TrainConfig:
     pretrain_iterations: int = 1000
     pretrain_lr: float = 0.001
     pretrain_batch_size: int = 0  # 0: meta_batch_size * (shots + query_shots) windows; -1: full batch
+    pretrain_ema: float = 0.0  # pre-training validates and keeps a moving average of its weights with this decay
+    # (0: the raw weights)
     clip: float = 10.0
     val_every: int = 25
-    val_tasks: int = 512
     patience: int = 0  # validations without improvement before stopping; 0: never stop early
     cosine: bool = False  # both training phases anneal their learning rate to 0 along a cosine
     seed: int = 0  # the split of series, the initial weights and the sampled tasks
@@ -118,6 +120,9 @@ class Settings:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     SECTIONS = ("data", "model", "learner", "train", "eval")
+    # settings that never changed a run (the validation set is every validation series' latest task); older
+    # config files still hold them, so they are read and ignored
+    RETIRED = MappingProxyType({"train": frozenset({"val_tasks"})})
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return {s: asdict(getattr(self, s)) for s in self.SECTIONS}
@@ -138,6 +143,8 @@ class Settings:
         target = getattr(self, section)
         known = {f.name: f for f in fields(target)}
         for key, value in values.items():
+            if key in self.RETIRED.get(section, ()):
+                continue
             if key not in known:
                 raise InputError(f"{where}: unknown setting {section}.{key}; known: {', '.join(known)}")
             inner = int if known[key].type == "list[int]" else str  # what a list setting holds

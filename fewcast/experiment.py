@@ -374,7 +374,7 @@ class Experiment:
         batch = s.train.pretrain_batch_size or s.train.meta_batch_size * (s.learner.shots + s.learner.query_shots)
         sampler = WindowSampler(self.windows, s.data.scaler, self.rank_seed, series=self.train_series, full_batch=full)
         return self.trainer("pretrained", learner, sampler, s.train.pretrain_iterations, s.train.pretrain_lr,
-                            batch, **hooks)
+                            batch, ema=s.train.pretrain_ema, **hooks)
 
     def pretrain(self) -> Pretrain:
         return self.fit("pretrained", self.pretrain_trainer())

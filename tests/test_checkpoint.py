@@ -29,18 +29,32 @@ def test_round_trip(tmp_path):
     assert not list(tmp_path.glob(".ck.*"))  # no temporary directory left behind
 
 
-def test_a_checkpoint_from_before_member_spaces_loads_with_identity_members(tmp_path):
-    """Checkpoints written before ``ensemble_transforms`` existed hold identity members only: loading one
-    must not give it the new default (a log member), whose weights it never trained."""
+@pytest.mark.parametrize("part, name, before", [("model", "ensemble_transforms", []),
+                                               ("train", "pretrain_ema", 0.0)])
+def test_a_checkpoint_from_before_a_setting_existed_loads_as_it_was_written(tmp_path, part, name, before):
+    """Checkpoints written before ``ensemble_transforms`` existed hold identity members only, and those
+    written before ``pretrain_ema`` pre-trained without an average: loading one must not give it today's
+    default (a log member whose weights it never trained, an average its state lacks)."""
     write(tmp_path / "ck")
     config = tmp_path / "ck" / "config.toml"
     config.write_text("".join(line for line in config.read_text().splitlines(keepends=True)
-                              if not line.startswith("ensemble_transforms")))
-    manifest = {name: checkpoint._sha256(tmp_path / "ck" / name) for name in checkpoint.FILES}
+                              if not line.startswith(name)))
+    manifest = {n: checkpoint._sha256(tmp_path / "ck" / n) for n in checkpoint.FILES}
     (tmp_path / "ck" / checkpoint.MANIFEST).write_text(json.dumps(manifest))
     _, _, settings = checkpoint.load(tmp_path / "ck")
-    assert settings.model.ensemble_transforms == []
-    assert checkpoint.load_toml(config).model.ensemble_transforms == ["identity", "log"]  # a config: today's default
+    assert getattr(getattr(settings, part), name) == before
+    today = getattr(getattr(Settings(), part), name)
+    assert getattr(getattr(checkpoint.load_toml(config), part), name) == today  # a config: today's default
+
+
+def test_a_retired_setting_in_an_old_config_is_ignored(tmp_path):
+    """``train.val_tasks`` never changed a run; config files written with it still load, a typo still fails."""
+    config = tmp_path / "config.toml"
+    config.write_text("[train]\nval_tasks = 512\niterations = 7\n")
+    assert checkpoint.load_toml(config).train.iterations == 7
+    config.write_text("[train]\nval_taks = 512\n")
+    with pytest.raises(InputError, match=r"unknown setting train\.val_taks"):
+        checkpoint.load_toml(config)
 
 
 class Bomb:

@@ -10,7 +10,16 @@ import torch
 from torch.func import functional_call
 
 from fewcast.errors import InputError
-from fewcast.learners import ANIL, MAML, MetaSGD, MetaTrainer, Reptile, TrainingDiverged, window_loss
+from fewcast.learners import (
+    ANIL,
+    MAML,
+    MetaSGD,
+    MetaTrainer,
+    Reptile,
+    TrainingDiverged,
+    TrainingInterrupted,
+    window_loss,
+)
 from fewcast.learners.base import _key
 from fewcast.models import Ensemble, build_model, head_names
 from fewcast.panel import Panel
@@ -295,6 +304,64 @@ def test_trainer_early_stopping():
     # the starting weights are validated first and stay the best (outer_lr 0): two validations without
     # improvement, at iterations 5 and 10, stop it
     assert len(history) == 10
+
+
+def test_moving_average_of_weights_is_its_recursion_and_is_what_validates():
+    """``ema``: after every step avg = d * avg + (1 - d) * w with d = min(ema, (1 + n) / (10 + n)); the
+    validation scores the average, keep-the-best stores it, and training ends on it."""
+    torch.manual_seed(0)
+    learner = MAML(build_model("mlp", 12, 3, hidden=16), inner_lr=0.01)
+    val = _seasonal_sampler(1).latest()
+    trainer = MetaTrainer(learner, _seasonal_sampler(0), val, outer_lr=1e-2, meta_batch_size=8, iterations=12,
+                          val_every=4, ema=0.9)
+    avg = {k: v.clone() for k, v in learner.state_dict().items()}
+    trainer.best_val = trainer.validate()
+    for n in range(1, 13):
+        row = trainer.step()
+        d = min(0.9, (1 + n) / (10 + n))
+        raw = learner.state_dict()
+        avg = {k: d * avg[k] + (1 - d) * raw[k] for k in avg}
+        for k in avg:
+            torch.testing.assert_close(trainer.averaged[k], avg[k])
+        if n % 4 == 0:  # validated on the average, not on the raw weights it trains
+            with torch.no_grad():
+                raw_copy = {k: v.clone() for k, v in raw.items()}
+                learner.load_state_dict(avg)
+                expected = trainer.validate()
+                learner.load_state_dict(raw_copy)
+            assert row["val_loss"] == pytest.approx(expected, rel=1e-6)
+            assert trainer.validate() != pytest.approx(expected, rel=1e-6)  # the raw weights score otherwise
+    assert not torch.equal(trainer.averaged["model.head.weight"], learner.state_dict()["model.head.weight"])
+    trainer.iteration = trainer.iterations  # nothing left to do: fit() only ends on the kept weights
+    trainer.fit()
+    for k, v in learner.state_dict().items():
+        assert torch.equal(v, trainer.best_state[k])
+    with pytest.raises(ValueError, match="ema must be a decay"):
+        MetaTrainer(learner, _seasonal_sampler(0), ema=1.0)
+
+
+def test_moving_average_resumes_exactly():
+    def make(**hooks):
+        torch.manual_seed(0)
+        learner = MAML(build_model("mlp", 12, 3, hidden=16), inner_lr=0.01)
+        return MetaTrainer(learner, _seasonal_sampler(0), _seasonal_sampler(1).latest(), outer_lr=1e-2,
+                           meta_batch_size=8, iterations=10, val_every=3, ema=0.8, **hooks)
+
+    straight = make()
+    straight.fit()
+    saved = []
+    first = make(on_checkpoint=lambda t: saved.append(t.state_dict()), should_interrupt=lambda: first.iteration == 5)
+    with pytest.raises(TrainingInterrupted):
+        first.fit()
+    second = make()
+    second.load_state_dict(*saved[0])
+    second.fit()
+    for k, v in straight.learner.state_dict().items():
+        assert torch.equal(v, second.learner.state_dict()[k]), k
+    plain = make()
+    plain.ema, plain.averaged = 0.0, None
+    with pytest.raises(ValueError, match="no moving average"):
+        make().load_state_dict(*plain.state_dict())
 
 
 def test_compiled_meta_gradient_equals_eager():

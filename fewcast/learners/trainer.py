@@ -6,10 +6,16 @@ cosine-annealed). Every ``val_every`` iterations it scores a fixed set of meta-v
 (``validation``: adapt on their support, score their query);
 with ``patience`` it stops when that score has not improved for that many validations, and it always ends
 on the best-validating weights. Every iteration appends a row to ``history``.
+
+With ``ema`` (a decay in (0, 1)) the trainer also keeps an exponential moving average of the weights,
+``avg = d * avg + (1 - d) * w`` after every step with ``d = min(ema, (1 + n) / (10 + n))`` at step ``n``
+(short memory at first, so the average does not hold on to the initialization); validation, keep-the-best
+and the result use the averaged weights, the optimizer goes on from the raw ones.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -51,6 +57,7 @@ class MetaTrainer:
     should_interrupt: Callable[[], bool] | None = None
     dist: distributed.Dist | None = None
     compile: bool = False
+    ema: float = 0.0
     history: list[dict] = field(default_factory=list)
 
     def __post_init__(self):
@@ -67,6 +74,13 @@ class MetaTrainer:
             torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=max(self.iterations, 1))
             if self.cosine
             else None
+        )
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema must be a decay in [0, 1) (got {self.ema}); 0 turns the average off")
+        # the weights' moving average (floating-point state only: buffers such as integer flags are not averaged)
+        self.averaged: dict[str, torch.Tensor] | None = (
+            {k: v.detach().clone() for k, v in self.learner.state_dict().items() if v.is_floating_point()}
+            if self.ema else None
         )
         self.iteration = 0
         self.best_val = math.inf
@@ -105,22 +119,46 @@ class MetaTrainer:
         if self.scheduler is not None:
             self.scheduler.step()
         self.iteration += 1
+        self._update_average()
         row = {"iteration": self.iteration, "train_loss": loss, "val_loss": math.nan,
                "outer_lr": self.optimizer.param_groups[0]["lr"]}
         if self._val is not None and (self.iteration % self.val_every == 0 or self.iteration == self.iterations):
-            row["val_loss"] = self.validate()
-            if row["val_loss"] < self.best_val:
-                self.best_val = row["val_loss"]
-                self.best_state = copy.deepcopy(self.learner.state_dict())
-                self.bad_validations = 0
-            else:
-                self.bad_validations += 1
+            with self.averaged_weights():
+                row["val_loss"] = self.validate()
+                if row["val_loss"] < self.best_val:
+                    self.best_val = row["val_loss"]
+                    self.best_state = copy.deepcopy(self.learner.state_dict())
+                    self.bad_validations = 0
+                else:
+                    self.bad_validations += 1
         row["seconds"] = time.perf_counter() - started
         row["tasks_per_second"] = self.meta_batch_size / row["seconds"]
         self.history.append(row)
         if self.on_iteration is not None and self.is_main:
             self.on_iteration(row)
         return row
+
+    def _update_average(self) -> None:
+        if self.averaged is None:
+            return
+        decay = min(self.ema, (1 + self.iteration) / (10 + self.iteration))
+        with torch.no_grad():
+            current = self.learner.state_dict()
+            for key, avg in self.averaged.items():
+                avg.lerp_(current[key], 1 - decay)  # avg = decay * avg + (1 - decay) * w
+
+    @contextlib.contextmanager
+    def averaged_weights(self):
+        """Inside the block the learner holds the averaged weights (no-op without ``ema``)."""
+        if self.averaged is None:
+            yield
+            return
+        raw = {k: v.detach().clone() for k, v in self.learner.state_dict().items() if k in self.averaged}
+        self.learner.load_state_dict(self.averaged, strict=False)
+        try:
+            yield
+        finally:
+            self.learner.load_state_dict(raw, strict=False)
 
     @property
     def is_main(self) -> bool:
@@ -173,6 +211,8 @@ class MetaTrainer:
                 bar.close()
         if self.best_state is not None:
             self.learner.load_state_dict(self.best_state)
+        elif self.averaged is not None:  # no validation: end on the average
+            self.learner.load_state_dict(self.averaged, strict=False)
         return self.history
 
     # -- resumable state (tensors for safetensors, the rest JSON-able) ------------------------------
@@ -189,6 +229,8 @@ class MetaTrainer:
                     scalars[f"{idx}.{key}"] = value
         if self.best_state is not None:
             tensors.update({f"best.{k}": v for k, v in self.best_state.items()})
+        if self.averaged is not None:
+            tensors.update({f"averaged.{k}": v for k, v in self.averaged.items()})
         tensors["rng.torch"] = torch.get_rng_state()
         state = {
             "iteration": self.iteration,
@@ -215,6 +257,12 @@ class MetaTrainer:
             self.scheduler.load_state_dict(state["scheduler"])
         best = section(tensors, "best.")
         self.best_state = best or None
+        if self.averaged is not None:
+            averaged = section(tensors, "averaged.")
+            if set(averaged) != set(self.averaged):
+                raise ValueError("this checkpoint holds no moving average of the weights; resume it with the ema "
+                                 "setting it was written with")
+            self.averaged = {k: v.clone() for k, v in averaged.items()}
         self.best_val = state["best_val"] if state["best_val"] is not None else math.inf
         self.bad_validations = state["bad_validations"]
         self.iteration = state["iteration"]
