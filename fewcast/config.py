@@ -53,7 +53,7 @@ class ModelConfig:
     blocks: int = 3  # nbeats only
     ensemble: int = 3  # independently initialized members trained side by side; forecasts are their mean
     ensemble_inputs: list[int] = field(default_factory=list)  # member k sees its last [k % len] inputs; []: all
-    ensemble_transforms: list[str] = field(default_factory=lambda: ["identity", "log"])  # member k works on
+    ensemble_transforms: list[str] = field(default_factory=lambda: ["identity", "log", "last"])  # member k works on
     # "identity", "log" or "last" (minus the last input) scaled values, cycling through the list ([]: all
     # identity); log needs values >= 0
 
@@ -84,8 +84,8 @@ class TrainConfig:
     pretrain_iterations: int = 1000
     pretrain_lr: float = 0.001
     pretrain_batch_size: int = 0  # 0: meta_batch_size * (shots + query_shots) windows; -1: full batch
-    pretrain_ema: float = 0.0  # pre-training validates and keeps a moving average of its weights with this decay
-    # (0: the raw weights)
+    pretrain_ema: float = 0.995  # pre-training validates and keeps a moving average of its weights with this
+    # decay (0: the raw weights)
     clip: float = 10.0
     val_every: int = 25
     patience: int = 0  # validations without improvement before stopping; 0: never stop early
@@ -224,7 +224,8 @@ def seed_preset() -> Settings:
                     "adapt": "all",
                     "shots": 10, "query_shots": 1, "init": "random", "outer_params": "all"},
         "train": {"outer_lr": 0.001, "meta_batch_size": 1000, "iterations": 500, "pretrain_iterations": 500,
-                  "pretrain_lr": 0.01, "pretrain_batch_size": -1, "val_every": 25},
+                  "pretrain_lr": 0.01, "pretrain_batch_size": -1, "pretrain_ema": 0.0,
+                  "val_every": 25},
         "eval": {"adapt_steps": 10, "curve_steps": 10,
                  "trajectory_title": "Average learning trajectory for K=10, starting from initial weights"},
     }, "the seed preset")

@@ -53,7 +53,7 @@ def test_predict_ids_future_timestamps_and_lengths(fitted):
 
 def test_predict_refuses_negative_values_for_the_log_member(fitted):
     fc, _ = fitted
-    assert fc.settings.model.ensemble_transforms == ["identity", "log"]  # the default: member 1 works on logs
+    assert fc.settings.model.ensemble_transforms == ["identity", "log", "last"]  # the default: member 1 on logs
     new = monthly_frame(n=2, seed=3)
     new.loc[new.store == "s01", "sales"] -= 1000
     with pytest.raises(InputError, match=r"column 'sales': negative values in series 's01' \(1 series\)"):
