@@ -184,7 +184,7 @@ def check_log_values(panel: Panel, settings: Settings, column: str | None = None
     if len(negative):
         raise InputError(f"column '{column or settings.data.target_col}': negative values in series "
                          f"{describe_ids(panel.ids[negative])}, which a log ensemble member cannot take: pass "
-                         f"--ensemble-transforms identity (or shift those series above zero)")
+                         f"--ensemble-transforms identity,last (or shift those series above zero)")
 
 
 def forecast(learner: GradientLearner, problems: Problems, scaler: str, steps: int | None = None,

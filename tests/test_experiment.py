@@ -192,10 +192,10 @@ def test_negative_values_are_refused_when_a_member_works_on_logs():
     settings.update("model", {"ensemble_transforms": ["identity", "log"]})
     name = repr(str(visible.ids[1]))
     with pytest.raises(InputError, match=rf"column 'y': negative values in series {name} \(1 series\).*"
-                                         r"--ensemble-transforms identity"):
+                                         r"--ensemble-transforms identity,last \("):
         Experiment(settings, negative, log=lambda *_: None)
-    settings.update("model", {"ensemble_transforms": ["identity"]})
-    Experiment(settings, negative, log=lambda *_: None)  # identity members take any value
+    settings.update("model", {"ensemble_transforms": ["identity", "last"]})
+    Experiment(settings, negative, log=lambda *_: None)  # identity and last members take any value
 
 
 def test_model_seed_redraws_the_weights_on_the_same_split():
