@@ -85,7 +85,7 @@ class TrainConfig:
     pretrain_lr: float = 0.001
     pretrain_batch_size: int = 0  # 0: meta_batch_size * (shots + query_shots) windows; -1: full batch
     pretrain_ema: float = 0.995  # pre-training validates and keeps a moving average of its weights with this
-    # decay (0: the raw weights)
+    # decay, warmed up as min(decay, (1 + n) / (10 + n)) at step n (0: the raw weights)
     clip: float = 10.0
     val_every: int = 25
     patience: int = 0  # validations without improvement before stopping; 0: never stop early
