@@ -114,16 +114,17 @@ def main() -> None:
         learner.model.load_state_dict(pre.model.state_dict())
     fine = exp.finetuner(pre.model)
     res, saved = {}, {}
-    problems = list(enumerate(validation_problems(exp, args.cuts, s.learner.shots)))
+    # (key, tag, problem): key numbers the saved forecasts; leak-free, only the cut whose origin is where
+    # training data ends is scored
+    scored = args.score_cut or args.trim
+    problems = [(c, "", p) for c, p in enumerate(validation_problems(exp, args.cuts, s.learner.shots))
+                if not scored or c + 1 == scored]
     if args.score_train:
         if not args.trim:
             raise SystemExit("--score-train needs --trim")
-        problems += [(c + args.cuts, p) for c, p in
-                     enumerate(validation_problems(exp, args.trim, s.learner.shots, full)) if c + 1 == args.trim]
-    for c, prob in problems:
-        if c < args.cuts and (args.score_cut or args.trim) and c + 1 != (args.score_cut or args.trim):
-            continue  # leak-free: score only the cut whose origin is where training data ends
-        tag = "" if c < args.cuts else "@train"
+        at_trim = validation_problems(exp, args.trim, s.learner.shots, full)[-1]  # the meta-train series' cut
+        problems.append((args.cuts + args.trim - 1, "@train", at_trim))
+    for c, tag, prob in problems:
         steps_at_test = s.eval.adapt_steps or None
         for label, lrn, steps in (("pretrained", pre, 0), ("finetune", fine, steps_at_test),
                                   (s.learner.name, learner, steps_at_test)):

@@ -26,6 +26,7 @@ import torch
 
 from fewcast import distributed
 from fewcast.checkpoint import section
+from fewcast.errors import InputError
 from fewcast.learners.base import GradientLearner
 from fewcast.tasks import Tasks, TaskSampler
 
@@ -76,7 +77,8 @@ class MetaTrainer:
             else None
         )
         if not 0.0 <= self.ema < 1.0:
-            raise ValueError(f"ema must be a decay in [0, 1) (got {self.ema}); 0 turns the average off")
+            raise InputError(f"ema must be a decay in [0, 1) (got {self.ema}; --pretrain-ema at the command line); "
+                             f"0 turns the average off")
         # the weights' moving average (floating-point state only: buffers such as integer flags are not averaged)
         self.averaged: dict[str, torch.Tensor] | None = (
             {k: v.detach().clone() for k, v in self.learner.state_dict().items() if v.is_floating_point()}
@@ -260,7 +262,7 @@ class MetaTrainer:
         if self.averaged is not None:
             averaged = section(tensors, "averaged.")
             if set(averaged) != set(self.averaged):
-                raise ValueError("this checkpoint holds no moving average of the weights; resume it with the ema "
+                raise InputError("this checkpoint holds no moving average of the weights; resume it with the ema "
                                  "setting it was written with")
             self.averaged = {k: v.clone() for k, v in averaged.items()}
         self.best_val = state["best_val"] if state["best_val"] is not None else math.inf
