@@ -27,7 +27,8 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--id-col", default="unique_id", help="series id column (default: unique_id)")
     g.add_argument("--time-col", default="ds", help="time column, dates or integer steps (default: ds)")
     g.add_argument("--target-col", default="y", help="value column (default: y)")
-    g.add_argument("--fill", action="store_true", help="interpolate NaN or infinite values instead of failing")
+    g.add_argument("--fill", action="store_true",
+                   help="interpolate NaN or infinite values and insert missing time stamps instead of failing")
 
 
 def load_data(source: str, args: argparse.Namespace, min_length: int = 1) -> tuple[Panel, str]:

@@ -30,7 +30,7 @@ class DataConfig:
     id_col: str = "unique_id"
     time_col: str = "ds"
     target_col: str = "y"
-    fill: bool = False
+    fill: bool = False  # interpolate NaN or infinite targets and insert missing time stamps instead of failing
     input_size: int = 24
     h: int = 0  # 0: the dataset's official horizon (user data: required)
     season_length: int = 0  # 0: the dataset's (user data: guessed from the frequency)

@@ -215,7 +215,9 @@ def from_frame(
 
     Raises :class:`InputError` for missing columns, a non-numeric or boolean target, NaN or infinite
     targets (unless ``fill``, which interpolates linearly inside each series), duplicate
-    (``id``, ``time``) rows, unparseable or mixed-type timestamps and an empty frame. Series shorter than
+    (``id``, ``time``) rows, gaps in a series' time stamps at the panel's frequency (:func:`time_gaps`;
+    ``fill`` inserts the missing stamps and interpolates their targets), unparseable or mixed-type
+    timestamps and an empty frame. Series shorter than
     ``min_length`` are dropped with a :class:`PanelWarning` that counts them, or an error if none is left.
     """
     cols = Columns(id_col, time_col, target_col)
@@ -261,9 +263,103 @@ def from_frame(
 
     lengths = np.bincount(codes, minlength=len(uniques))
     offsets = np.concatenate([[0], np.cumsum(lengths)])
+    freq = infer_freq(ds, offsets)
+    gap = time_gaps(ds, offsets, freq) & (lengths[codes[:-1]] >= min_length)  # (rows - 1,): a step skips time
+    if gap.any():
+        if not fill:
+            i = np.flatnonzero(gap)
+            bad = uniques[np.unique(codes[i])]
+            gaps = f"{len(i)} gap{'s' if len(i) > 1 else ''}"
+            raise InputError(
+                f"column '{time_col}': {gaps} in the time stamps of series {describe_ids(bad)} (e.g. "
+                f"{_stamp(ds[i[0]])} then {_stamp(ds[i[0] + 1])}, at a frequency of {describe_freq(freq)}); add "
+                f"the missing rows, or pass --fill (fill=True) to insert them and interpolate '{target_col}'"
+            )
+        n, gapped = len(codes), uniques[np.unique(codes[:-1][gap])]
+        codes, ds, y = _insert_missing(codes, ds, y, gap, freq, uniques, time_col)
+        warnings.warn(f"inserted {len(codes) - n} missing time stamps of '{time_col}' in {describe_ids(gapped)}",
+                      PanelWarning, stacklevel=2)
+        lengths = np.bincount(codes, minlength=len(uniques))
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
     y = _check_finite(y, codes, uniques, offsets, target_col, fill)
-    panel = Panel(uniques, y, ds, offsets, cols)
+    panel = Panel(uniques, y, ds, offsets, cols, freq)
     return panel.drop_short(min_length)
+
+
+def _stamp(t) -> str:
+    if not isinstance(t, np.datetime64):
+        return str(int(t))
+    t = pd.Timestamp(t)
+    return str(t.date()) if t == t.normalize() else str(t)
+
+
+def _step(freq):
+    """One period of ``freq`` as something a timestamp array can be shifted by: a pandas offset, or an int."""
+    if freq is None or isinstance(freq, (int, np.integer)):
+        return freq
+    return pd.tseries.frequencies.to_offset(freq)
+
+
+def time_gaps(ds: np.ndarray, offsets: np.ndarray, freq) -> np.ndarray:
+    """``(rows - 1,)`` bool: the step from row ``i`` to ``i + 1`` stays inside one series and skips time.
+
+    With a calendar frequency (months, quarters, business days, weeks anchored on a day) a step skips time
+    when it reaches two periods on or more, so months of 28-31 days, weekends between business days and
+    stamps anchored elsewhere in the period (the 15th of each month) are regular. With a fixed-length one
+    (days, hours, the median step when no calendar frequency fits, integer steps) it is a step longer than
+    1.5 periods; without any frequency, longer than 1.5 times the median step.
+    """
+    n = len(ds)
+    if n < 2:
+        return np.zeros(max(n - 1, 0), bool)
+    same = np.ones(n - 1, bool)
+    same[offsets[1:-1] - 1] = False  # the step from a series' last row to the next series' first
+    step = _step(freq)
+    if step is not None and not isinstance(step, (int, np.integer, pd.tseries.offsets.Tick)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pandas' PerformanceWarning for offsets it cannot vectorize
+            two = (pd.DatetimeIndex(ds[:-1]) + 2 * step).to_numpy(dtype="datetime64[ns]")
+        return same & (ds[1:] >= two)
+    d = (ds[1:] - ds[:-1]).astype(np.int64)  # (rows - 1,) integer steps or nanoseconds
+    if isinstance(step, pd.tseries.offsets.Tick):
+        length = pd.Timedelta(step).value
+    elif step is not None:
+        length = int(step)
+    elif same.any():
+        length = float(np.median(d[same]))
+    else:
+        return same
+    return same & (d > 1.5 * length)
+
+
+def _insert_missing(codes, ds, y, gap, freq, uniques, time_col):
+    """The rows with the missing time stamps of each gap inserted (target NaN, to be interpolated), or an
+    InputError when a gapped series' stamps are not on one grid of ``freq`` from its first stamp."""
+    step = _step(freq)
+    if step is None:
+        raise InputError(f"column '{time_col}': the time stamps have no regular frequency to fill gaps on; "
+                         f"add the missing rows yourself")
+    new_codes, new_ds = [], []
+    for c in np.unique(codes[np.flatnonzero(gap)]):  # only the series with gaps, and only under --fill
+        rows = np.flatnonzero(codes == c)
+        t = ds[rows]
+        if isinstance(step, (int, np.integer)):
+            grid = np.arange(t[0], t[-1] + 1, step, dtype=np.int64)
+        else:
+            grid = pd.date_range(t[0], t[-1], freq=step).to_numpy(dtype="datetime64[ns]")
+        if len(grid) == 0 or grid[0] != t[0] or not np.isin(t, grid).all():
+            raise InputError(f"column '{time_col}': the time stamps of series {describe_ids([uniques[c]])} are "
+                             f"not on one {describe_freq(freq)} grid, so its gaps cannot be filled; add the "
+                             f"missing rows yourself")
+        missing = grid[~np.isin(grid, t)]
+        new_codes.append(np.full(len(missing), c, dtype=codes.dtype))
+        new_ds.append(missing)
+    codes = np.concatenate([codes, *new_codes])
+    ds = np.concatenate([ds, *new_ds])
+    y = np.concatenate([y, np.full(len(codes) - len(y), np.nan)])
+    key = ds.view(np.int64) if ds.dtype.kind == "M" else ds
+    order = np.lexsort((key, codes))  # by series, then time
+    return codes[order], ds[order], y[order]
 
 
 def _is_sorted(codes: np.ndarray, key: np.ndarray) -> bool:
@@ -361,7 +457,7 @@ def _check_finite(y, codes, uniques, offsets, name: str, fill: bool) -> np.ndarr
             f"nothing to interpolate from: drop those series"
         )
     warnings.warn(
-        f"interpolated {int(bad_rows.sum())} NaN or infinite values of '{name}' in {describe_ids(bad)}",
+        f"interpolated {int(bad_rows.sum())} missing, NaN or infinite values of '{name}' in {describe_ids(bad)}",
         PanelWarning,
         stacklevel=3,
     )

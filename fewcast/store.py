@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from fewcast.errors import InputError, describe_ids
-from fewcast.panel import Columns, Panel
+from fewcast.panel import Columns, Panel, infer_freq, time_gaps
 
 CACHE_SUFFIX = ".fewcast-cache"
 
@@ -133,11 +133,32 @@ def build_cache(path: str | Path, id_col: str = "unique_id", time_col: str = "ds
         raise InputError(f"series {describe_ids(names[counts > 1])} appear in more than one run of rows: "
                          f"streaming needs rows grouped by {id_col} (sort the file, or drop --memmap)")
     offsets = np.append(np.asarray(starts, dtype=np.int64), total)
+    _check_gaps(ds, offsets, ids_text, time_col)
     np.save(out / "offsets.npy", offsets)
     np.save(out / "ids.npy", ids_text)
     meta = {"sources": _fingerprint(files), "columns": columns, "rows": total, "series": len(ids)}
     meta_path.write_text(json.dumps(meta))  # written last: its presence marks a complete cache
     return out
+
+
+def _check_gaps(ds: np.ndarray, offsets: np.ndarray, ids: np.ndarray, time_col: str,
+                chunk: int = 1 << 22) -> None:
+    """An InputError naming the series whose time stamps skip a period, read in chunks of rows (the
+    in-memory path's :func:`~fewcast.panel.time_gaps`, which can also fill them)."""
+    freq = infer_freq(ds, offsets)
+    total = len(ds)
+    rows = []
+    for lo in range(0, max(total - 1, 0), chunk):  # a loop over chunks of rows; each overlaps the next by one
+        hi = min(lo + chunk + 1, total)
+        inner = offsets[(offsets > lo) & (offsets < hi)] - lo
+        local = np.concatenate([[0], inner, [hi - lo]])  # series boundaries inside the chunk
+        rows.append(lo + np.flatnonzero(time_gaps(np.asarray(ds[lo:hi]), local, freq)))
+    gap = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    if len(gap):
+        bad = ids[np.unique(np.searchsorted(offsets, gap, side="right") - 1)]
+        raise InputError(f"column '{time_col}': {len(gap)} gap{'s' if len(gap) > 1 else ''} in the time stamps "
+                         f"of series {describe_ids(bad)}; add the missing rows to the data (or drop --memmap and "
+                         f"pass --fill to insert them)")
 
 
 def open_cache(path: str | Path, id_col: str = "unique_id", time_col: str = "ds", target_col: str = "y",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 
@@ -10,7 +11,7 @@ import pandas as pd
 import pytest
 
 from fewcast.errors import InputError, PanelWarning
-from fewcast.panel import Panel, concat_ranges, from_frame, read_panel
+from fewcast.panel import Panel, concat_ranges, from_frame, read_panel, time_gaps
 
 
 def test_concat_ranges_matches_loop():
@@ -66,6 +67,84 @@ def test_fill_interpolates(frame):
     assert filled.values[row] == pytest.approx(truth, rel=1e-5)
 
 
+def _gaps_by_loop(frame: pd.DataFrame, freq) -> int:
+    """The reference for ``time_gaps``, one step at a time: with a calendar frequency a gap when the next
+    stamp is two periods on or more, with a fixed-length one when it is more than 1.5 periods on."""
+    step = pd.tseries.frequencies.to_offset(freq) if isinstance(freq, str) else freq
+    fixed = isinstance(step, (int, pd.tseries.offsets.Tick))
+    count = 0
+    for _, g in frame.sort_values(["unique_id", "ds"]).groupby("unique_id"):
+        t = list(g["ds"])
+        for a, b in itertools.pairwise(t):
+            count += (b - a > 1.5 * step) if fixed else (b >= a + 2 * step)
+    return count
+
+
+@pytest.mark.parametrize("freq, mid_month", [("MS", False), ("MS", True), ("B", False), ("W-SUN", False),
+                                             ("QS", False), ("h", False), (7, False)])
+def test_time_gaps_match_a_loop(freq, mid_month):
+    """Months of 28-31 days, weekends in business days and stamps anchored mid-period are regular; a
+    skipped period is a gap, counted exactly as a step-by-step loop counts it."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(6):
+        if isinstance(freq, int):
+            ds = 3 + freq * np.arange(40)
+        else:
+            ds = pd.date_range("2020-01-01", periods=40, freq=freq)
+            if mid_month:  # the 15th of each month: anchored elsewhere in the period
+                ds = ds + pd.Timedelta(days=14)
+        keep = rng.random(40) > (0.15 if i % 2 else 0.0)  # odd series lose some rows
+        rows.append(pd.DataFrame({"unique_id": f"u{i}", "ds": ds[keep], "y": rng.random(keep.sum())}))
+    full = pd.concat(rows, ignore_index=True)
+    even = full[full.unique_id.isin(["u0", "u2", "u4"])]
+    panel = from_frame(even)  # regular series pass
+    if mid_month:
+        assert panel.freq == "31D"  # no calendar frequency fits: the median step, a fixed length
+    assert _gaps_by_loop(even, panel.freq) == 0
+    expected = _gaps_by_loop(full, panel.freq)
+    assert expected > 0
+    offsets = np.concatenate([[0], np.cumsum(full.groupby("unique_id").size().to_numpy())])
+    ordered = full.sort_values(["unique_id", "ds"])
+    ds = ordered["ds"].to_numpy()
+    if ds.dtype.kind == "M":
+        ds = ds.astype("datetime64[ns]")
+    assert int(time_gaps(ds, offsets, panel.freq).sum()) == expected
+    with pytest.raises(InputError, match=rf"column 'ds': {expected} gaps? in the time stamps of series "):
+        from_frame(full)
+
+
+def test_fill_inserts_missing_time_stamps(frame):
+    panel = from_frame(frame)
+    rows = panel.to_frame()
+    i = panel.offsets[4] + 7  # series s04 loses two consecutive months
+    truth = rows.loc[[i - 1, i, i + 1, i + 2], "y"].to_numpy()
+    holed = rows.drop(index=[i, i + 1])
+    with pytest.warns(PanelWarning) as record:
+        filled = from_frame(holed, fill=True)
+    assert [str(w.message) for w in record] == [
+        "inserted 2 missing time stamps of 'ds' in 's04' (1 series)",
+        "interpolated 2 missing, NaN or infinite values of 'y' in 's04' (1 series)"]
+    np.testing.assert_array_equal(filled.lengths, panel.lengths)
+    np.testing.assert_array_equal(filled.ds, panel.ds)
+    a, b = truth[0], truth[3]  # linear between the neighbours of the hole
+    np.testing.assert_allclose(filled.values[i : i + 2], [a + (b - a) / 3, a + 2 * (b - a) / 3], rtol=1e-5)
+    others = np.ones(len(panel.values), bool)
+    others[i : i + 2] = False
+    np.testing.assert_array_equal(filled.values[others], panel.values[others])
+
+
+def test_fill_refuses_stamps_off_the_grid():
+    ds = list(pd.date_range("2020-01-01", periods=30, freq="MS"))
+    ds[20] = pd.Timestamp("2020-09-17")  # off the month-start grid, and a gap after it
+    del ds[21:23]
+    frame = pd.DataFrame({"unique_id": "a", "ds": ds, "y": np.arange(len(ds), dtype=float)})
+    regular = pd.DataFrame({"unique_id": "b", "ds": pd.date_range("2020-01-01", periods=30, freq="MS"),
+                            "y": 1.0})
+    with pytest.raises(InputError, match=r"series 'a' \(1 series\) are not on one MS \(monthly\) grid"):
+        from_frame(pd.concat([frame, regular]), fill=True)
+
+
 def test_short_series_dropped_with_count(frame):
     short = pd.DataFrame({"unique_id": ["tiny"] * 3, "ds": pd.date_range("2020", periods=3, freq="MS"),
                           "y": [1.0, 2.0, 3.0]})
@@ -110,6 +189,8 @@ def _bad_inputs(frame: pd.DataFrame) -> dict:
     bad_ds.loc[bad_ds.index[bad_ds.unique_id == "s02"][0], "ds"] = "not a date"
     mixed_ds = f.astype({"ds": str})
     mixed_ds.loc[mixed_ds.index[mixed_ds.unique_id == "s06"][:3], "ds"] = "17"
+    s05 = f[f.unique_id == "s05"].sort_values("ds")
+    gap = f.drop(index=s05.index[10:12])  # two months missing inside s05
     return {
         "missing column": (f.drop(columns="y"), r"missing column 'y' \(columns found: unique_id, ds\)"),
         "non-numeric y": (nonnum, r"column 'y' has non-numeric values \(e.g. 'n/a'\) in series 's04'"),
@@ -119,11 +200,13 @@ def _bad_inputs(frame: pd.DataFrame) -> dict:
         "duplicates": (dup, r"column 'ds': 2 duplicate \(unique_id, ds\) rows in series 's03'"),
         "unparseable ds": (bad_ds, r"column 'ds' has values that are not dates .*'not a date'.* 's02'"),
         "mixed ds": (mixed_ds, r"column 'ds' has a mix of plain numbers and dates .*'s06'"),
+        "gap in ds": (gap, r"column 'ds': 1 gap in the time stamps of series 's05' \(1 series\) \(e.g. "
+                           r"2020-10-01 then 2021-01-01, at a frequency of MS \(monthly\)\); .*--fill"),
     }
 
 
 BAD_CASES = ["missing column", "non-numeric y", "boolean y", "NaN y", "infinite y", "duplicates",
-             "unparseable ds", "mixed ds"]
+             "unparseable ds", "mixed ds", "gap in ds"]
 
 
 @pytest.mark.parametrize("case", BAD_CASES)

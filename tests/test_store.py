@@ -62,6 +62,20 @@ def test_directory_of_parquet_files_in_file_order(tmp_path):
         np.testing.assert_array_equal(mapped.series(i), memory.series(j))
 
 
+def test_gaps_found_across_chunks():
+    from fewcast.store import _check_gaps
+
+    frame = sorted_frame()
+    holed = frame.drop(index=frame.index[frame.unique_id == "s09"][[3, 20]])
+    panel = from_frame(frame)
+    ds = holed["ds"].to_numpy().astype("datetime64[ns]")
+    offsets = np.concatenate([[0], np.cumsum(holed.groupby("unique_id").size().to_numpy())])
+    for chunk in (7, 64, 10**6):  # chunk edges fall inside series and between them
+        _check_gaps(panel.ds, panel.offsets, panel.ids, "ds", chunk=chunk)
+        with pytest.raises(InputError, match=r"2 gaps in the time stamps of series 's09' \(1 series\)"):
+            _check_gaps(ds, offsets, panel.ids, "ds", chunk=chunk)
+
+
 @pytest.mark.parametrize(
     ("mutate", "pattern"),
     [
@@ -70,6 +84,8 @@ def test_directory_of_parquet_files_in_file_order(tmp_path):
          r"column 'ds' is not increasing inside series 's03'"),
         (lambda f: f.assign(y=np.where(f.unique_id == "s05", np.nan, f.y)), r"NaN or infinite values in series 's05'"),
         (lambda f: f.drop(columns="y"), "missing column 'y'"),
+        (lambda f: f.drop(index=f.index[f.unique_id == "s07"][5:7]),
+         r"column 'ds': 1 gap in the time stamps of series 's07' \(1 series\); .*--fill"),
     ],
 )
 def test_streaming_errors(tmp_path, mutate, pattern):
