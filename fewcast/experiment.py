@@ -46,7 +46,7 @@ from fewcast.learners import MAML, GradientLearner, MetaTrainer, Pretrain, build
 from fewcast.metrics import score, seasonal_scale, smape
 from fewcast.models import build_from_config, uses_transform
 from fewcast.panel import Panel, read_panel
-from fewcast.tasks import Split, Tasks, TaskSampler, WindowSampler, split_series
+from fewcast.tasks import Split, Tasks, TaskSampler, WindowSampler, eligible_series, split_series
 from fewcast.windows import Windows, scale, unscale
 
 PROTOCOLS = ("holdout", "all-series")
@@ -171,6 +171,17 @@ def make_problems(history: Panel, truth: np.ndarray, input_size: int, h: int, sh
     return Problems(raw, np.asarray(truth, dtype=np.float64), torch.from_numpy(x_spt), torch.from_numpy(y_spt),
                     torch.from_numpy(valid.astype(np.float32)), torch.from_numpy(np.ascontiguousarray(x_fc)),
                     seasonal_scale(raw, season_length), factor)
+
+
+def problems_as_tasks(problems: Problems, scaler: str) -> Tasks:
+    """Forecast problems with their truth as one scaled task per series (query = the forecast), support
+    padding kept in ``m_spt``: how short validation series are scored the way they will be forecast. For a
+    series with ``shots`` support windows it is the task :meth:`TaskSampler.latest` makes."""
+    x_spt, y_spt, _ = scale(problems.x_spt, problems.y_spt, scaler)  # (series, slots, input_size), (..., h)
+    truth = torch.from_numpy(problems.truth.astype(np.float32))[:, None, :]  # (series, 1, h)
+    x_qry, y_qry, _ = scale(problems.x_fc, truth, scaler)  # (series, 1, input_size), (series, 1, h)
+    n = len(problems.truth)
+    return Tasks(x_spt, y_spt, x_qry, y_qry, np.arange(n), np.zeros(n, np.int64), problems.m_spt)
 
 
 def check_log_values(panel: Panel, settings: Settings, column: str | None = None) -> None:
@@ -318,14 +329,27 @@ class Experiment:
         if len(self.windows) == 0:
             raise InputError(f"no meta-train series is long enough for one window of {input_size} -> {h}; "
                              f"lower --input-size")
+        # meta-training needs whole tasks: say so now, not after pre-training
+        eligible_series(self.windows, s.learner.shots, s.learner.query_shots, self.train_series)
         self.validation: Tasks | None = None
         if len(val_pos):
-            val_windows = Windows(self._adjusted(d.visible_part(val_pos)), input_size, h)
+            val_part = self._adjusted(d.visible_part(val_pos))
+            val_windows = Windows(val_part, input_size, h)
             try:
                 vs = TaskSampler(val_windows, s.learner.shots, 1, s.data.scaler, s.train.seed)
                 self.validation = vs.latest()
-            except InputError:
-                self.log("note: no meta-validation series is long enough for a validation task; no early stopping")
+            except InputError:  # short series: validate as they will be forecast, on fewer support windows
+                val_part = val_part.take(np.flatnonzero(val_part.lengths > h))
+                if val_part.n_series:
+                    hist, truth = val_part.split_last(h)
+                    problems = make_problems(hist, truth.values.reshape(-1, h), input_size, h, s.learner.shots,
+                                             d.season_length)
+                    self.validation = problems_as_tasks(problems, s.data.scaler)
+                    self.log(f"note: no meta-validation series has the windows of a whole task; validating on "
+                             f"{val_part.n_series} series with {problems.shots_used.mean():.1f} support windows "
+                             f"on average (shots={s.learner.shots})")
+                else:
+                    self.log("note: no meta-validation series is longer than h; no early stopping")
         history = d.visible_part(test_pos)
         if s.data.history:
             history = history.tail(s.data.history)

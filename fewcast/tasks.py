@@ -71,6 +71,23 @@ class Tasks:
         return Tasks(**move, series=self.series, k=self.k, m_spt=mask)
 
 
+def eligible_series(windows: Windows, shots: int, query_shots: int = 1, series: np.ndarray | None = None):
+    """Positions of the series (of ``series``, default all) with the ``shots + h - 1 + query_shots``
+    windows one task needs; an InputError saying what would fit when there is none."""
+    need = shots - 1 + windows.h + query_shots
+    candidates = np.arange(windows.panel.n_series) if series is None else np.asarray(series)
+    out = candidates[windows.counts[candidates] >= need]
+    if len(out) == 0:
+        longest = int(windows.counts[candidates].max()) if len(candidates) else 0
+        fits = longest - windows.h + 1 - query_shots  # the most shots the longest series can hold
+        advice = f"--shots {fits} fits it" if fits >= 1 else "lower --input-size or --h"
+        raise InputError(
+            f"no series has the {need} windows a task needs (shots={shots}, h={windows.h}, "
+            f"query_shots={query_shots}, input_size={windows.input_size}); the longest has {longest}: {advice}"
+        )
+    return out
+
+
 class TaskSampler:
     """Draws meta-batches of tasks from the windows of a panel with a seeded generator.
 
@@ -97,15 +114,7 @@ class TaskSampler:
         # window offsets of the query set relative to the first support window
         self.qry_shift = shots - 1 + windows.h
         self.need = self.qry_shift + query_shots  # windows a series must have to hold one task
-        candidates = np.arange(windows.panel.n_series) if series is None else np.asarray(series)
-        self.eligible = candidates[windows.counts[candidates] >= self.need]
-        if len(self.eligible) == 0:
-            raise InputError(
-                f"no series has the {self.need} windows a task needs (shots={shots}, h={windows.h}, "
-                f"query_shots={query_shots}, input_size={windows.input_size}); "
-                f"the longest has {windows.counts[candidates].max() if len(candidates) else 0}: "
-                f"lower shots, input_size or h"
-            )
+        self.eligible = eligible_series(windows, shots, query_shots, series)
         self._spt_offsets = np.arange(shots)
         self._qry_offsets = self.qry_shift + np.arange(query_shots)
 

@@ -10,8 +10,10 @@ import torch
 
 from fewcast.config import Settings, load_toml
 from fewcast.errors import InputError
-from fewcast.experiment import Experiment, PanelData, make_problems
+from fewcast.experiment import Experiment, PanelData, make_problems, problems_as_tasks
 from fewcast.panel import Panel
+from fewcast.tasks import TaskSampler, split_series
+from fewcast.windows import Windows
 
 
 def seasonal_panel(n: int = 30, seed: int = 0) -> Panel:
@@ -172,6 +174,7 @@ def test_a_combination_is_the_mean_of_the_learner_and_the_classical_forecast():
     ("eval", {"classical": ["naive"], "combine": ["autoets"]},
      "combine lists autoets, which classical does not compute"),
     ("data", {"scaler": "standard"}, "ensemble_transforms 'log' .* 'standard' scaler"),
+    ("learner", {"shots": 40}, r"no series has the 46 windows a task needs .*the longest has \d+: --shots \d+ fits"),
 ])
 def test_settings_that_cannot_work_are_refused_before_training(section, values, message):
     settings = tiny_settings()
@@ -179,6 +182,38 @@ def test_settings_that_cannot_work_are_refused_before_training(section, values, 
     settings.update(section, values)
     with pytest.raises(InputError, match=message):
         Experiment(settings, panel_data(poison=False), log=lambda *_: None)
+
+
+def test_validation_problems_are_the_latest_tasks():
+    """A forecast problem with its truth, as a task, is exactly the sampler's latest task of a long series."""
+    panel = seasonal_panel(8)
+    hist, truth = panel.split_last(6)
+    tasks = problems_as_tasks(make_problems(hist, truth.values.reshape(-1, 6), 12, 6, 4, 12), "mean_abs")
+    latest = TaskSampler(Windows(panel, 12, 6), 4, 1, "mean_abs").latest()
+    assert list(latest.series) == list(range(8))  # every series is long enough here
+    for name in ("x_spt", "y_spt", "x_qry", "y_qry"):
+        torch.testing.assert_close(getattr(tasks, name), getattr(latest, name), msg=name)
+    assert tasks.m_spt.min() == 1
+
+
+def test_short_validation_series_still_validate():
+    """Validation series too short for a whole task are scored as they will be forecast (fewer support
+    windows, padded), instead of training without any validation."""
+    data = panel_data(poison=False)
+    settings = tiny_settings()
+    settings.update("learner", {"shots": 20})
+    split = split_series(data.visible.ids, 0.2, 0.3, 0)
+    keep = np.where(np.isin(data.visible.ids, split.val), 30, data.visible.lengths)  # val series: 30 points
+    visible = data.visible.slice(data.visible.lengths - keep, data.visible.lengths)
+    lines = []
+    exp = Experiment(settings, PanelData("synthetic", visible, data.horizon, 6, 12), log=lines.append)
+    assert exp.validation is not None and exp.validation.x_spt.shape[:2] == (len(split.val), 20)
+    used = exp.validation.m_spt.sum(1)
+    assert torch.all(used == 30 - 6 - 12 - 6 + 1)  # 7 support windows of 12 -> 6 fit before the last 6 points
+    assert any("validating on 6 series with 7.0 support windows" in line for line in lines)
+    log = exp.pretrain_trainer()
+    log.fit()
+    assert sum(np.isfinite(row["val_loss"]) for row in log.history) == 2  # validated at iterations 3 and 6
 
 
 def test_negative_values_are_refused_when_a_member_works_on_logs():

@@ -89,6 +89,11 @@ def test_only_series_long_enough_hold_tasks():
     assert set(restricted.sample(5).series) == {0}
     with pytest.raises(InputError, match="no series has the 37 windows a task needs"):
         TaskSampler(w, shots=30, query_shots=6)
+    with pytest.raises(InputError, match="the longest has 34: --shots 32 fits it"):
+        TaskSampler(w, shots=40)
+    assert list(TaskSampler(w, shots=32).eligible) == [1]  # the advice is exact: 32 + 2 - 1 + 1 = 34
+    with pytest.raises(InputError, match="the longest has 34: lower --input-size or --h"):
+        TaskSampler(w, shots=1, query_shots=40)
 
 
 def test_every_cut_is_reachable():
