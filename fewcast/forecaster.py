@@ -35,7 +35,7 @@ from fewcast.experiment import (
 )
 from fewcast.learners import Pretrain, build_learner
 from fewcast.models import build_from_config
-from fewcast.panel import Panel, from_frame
+from fewcast.panel import Panel, describe_freq, from_frame, period_seconds
 
 
 class FewShotForecaster:
@@ -111,6 +111,7 @@ class FewShotForecaster:
         check_methods(combine)
         panel = from_frame(df, id_col, time_col, target_col, fill=s.data.fill)
         check_log_values(panel, s, target_col)
+        check_same_freq(panel, self.state.get("freq"), time_col)
         yhat = self.forecast_panel(panel, adapt_steps)[:, :h]  # (series, h)
         future = future_times(panel, h, self.state.get("freq"))
         out = pd.DataFrame({id_col: np.repeat(panel.ids, h), time_col: future.reshape(-1), "fewcast": yhat.reshape(-1)})
@@ -175,6 +176,20 @@ class FewShotForecaster:
         return fc
 
 
+def check_same_freq(panel: Panel, trained, time_col: str) -> None:
+    """An InputError when new data runs at another frequency than the data the model was trained on (weekly
+    data for a monthly model): its windows would mean something else. Period lengths within a factor 1.5
+    pass, so anchors (quarters starting in January or October, month starts or ends) do not matter; integer
+    time steps carry no unit and are not compared."""
+    new, old = period_seconds(panel.freq), period_seconds(trained)
+    if new is None or old is None:
+        return
+    if not 1 / 1.5 <= new / old <= 1.5:
+        raise InputError(f"column '{time_col}': the data is at a frequency of {describe_freq(panel.freq)}, but "
+                         f"the model was trained on {describe_freq(trained)} data; forecast data of the frequency "
+                         f"it was trained on (or train a model on this data)")
+
+
 def future_times(panel: Panel, h: int, freq=None) -> np.ndarray:
     """``(series, h)`` time stamps after each series' last one, at the panel's (or the given) frequency."""
     freq = panel.freq if panel.freq is not None else freq
@@ -194,4 +209,4 @@ def future_times(panel: Panel, h: int, freq=None) -> np.ndarray:
     return np.stack(cols, axis=1)  # (series, h)
 
 
-__all__ = ["FewShotForecaster", "future_times"]
+__all__ = ["FewShotForecaster", "check_same_freq", "future_times"]

@@ -564,6 +564,20 @@ def infer_freq(ds: np.ndarray, offsets: np.ndarray) -> str | int | None:
     return pd.tseries.frequencies.to_offset(pd.Timedelta(seconds=float(step))).freqstr
 
 
+def period_seconds(freq) -> float | None:
+    """The nominal length in seconds of one period of a date frequency, averaged over a year of periods;
+    None for integer time steps (they carry no unit) or an unknown frequency."""
+    if freq is None or isinstance(freq, (int, np.integer)):
+        return None
+    start = pd.Timestamp("2001-01-01")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        offset = pd.tseries.frequencies.to_offset(freq)
+        first = start + offset  # rolls onto the offset's anchor
+        n = max(1, int(pd.Timedelta(days=366) / max(first + offset - first, pd.Timedelta(seconds=1))))
+        return float((first + n * offset - first).total_seconds()) / n
+
+
 def describe_freq(freq: str | int | None) -> str:
     """``'MS (monthly)'``, ``'integer steps of 1'`` or ``'unknown'``."""
     if freq is None:

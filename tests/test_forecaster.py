@@ -51,6 +51,21 @@ def test_predict_ids_future_timestamps_and_lengths(fitted):
         fc.predict(new, h=7)
 
 
+def test_predict_refuses_data_of_another_frequency(fitted):
+    fc, _ = fitted
+    new = monthly_frame(n=3, seed=5)
+    weekly = new.assign(month=new.groupby("store").cumcount().map(lambda k: pd.Timestamp("2020-01-05")
+                                                                    + pd.Timedelta(weeks=k)))
+    with pytest.raises(InputError, match=r"column 'month': the data is at a frequency of W-SUN \(weekly\), but "
+                                         r"the model was trained on MS \(monthly\) data"):
+        fc.predict(weekly)
+    ends = new.assign(month=new["month"] + pd.offsets.MonthEnd(0))  # month ends: the same frequency
+    out = fc.predict(ends)
+    assert out["month"].dt.is_month_end.all()
+    steps = new.assign(month=new.groupby("store").cumcount())  # integer steps carry no unit: not compared
+    assert np.isfinite(fc.predict(steps)["fewcast"]).all()
+
+
 def test_predict_refuses_negative_values_for_the_log_member(fitted):
     fc, _ = fitted
     assert fc.settings.model.ensemble_transforms == ["identity", "log", "last"]  # the default: member 1 on logs
