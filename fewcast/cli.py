@@ -355,3 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"fewcast {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        joined = sys.modules.get("fewcast.distributed")  # imported only by commands that can train
+        if joined is not None:
+            joined.shutdown()

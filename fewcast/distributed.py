@@ -36,6 +36,14 @@ def from_env(device: torch.device | str = "cpu") -> Dist | None:
     return Dist(dist.get_rank(), dist.get_world_size())
 
 
+def shutdown() -> None:
+    """Leave the process group, if this process joined one: a gloo group left to be torn down during
+    interpreter shutdown can abort the process (exit -6, "terminate called without an active exception")
+    after a run that succeeded."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def average_gradients(params: list[torch.Tensor], world: int) -> None:
     """Replace each parameter's ``.grad`` by its mean over the ranks (one all-reduce of a flat buffer)."""
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
