@@ -71,6 +71,9 @@ def write_frame(frame, path: str) -> None:
 # -- fewcast validate ------------------------------------------------------------------------------
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    embedded = not Path(args.path).exists() and args.path in datasets.DATASETS
+    if args.h is None:
+        args.h = datasets.DATASETS[args.path].h if embedded else 1
     width = args.input_size + args.h
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PanelWarning)
@@ -86,6 +89,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(f"  observations: {len(panel.values)}")
     print(f"  windows:    {len(windows)} of {args.input_size} -> {args.h} "
           f"(per series: min {windows.counts.min()}, median {np.median(windows.counts):g})")
+    # train learns from all but a file's last h points (its held-out horizon); an embedded panel's
+    # training part is already that
+    counts = windows.counts if embedded else np.maximum(windows.counts - args.h, 0)  # (series,)
+    need = args.shots + args.h  # windows one meta-training task needs (query_shots = 1)
+    fits = int(counts.max()) - args.h  # the most shots the longest can hold
+    held = int((counts >= need).sum())
+    advice = "" if held else f"; --shots {fits} fits the longest" if fits >= 1 else "; lower --input-size or --h"
+    print(f"  tasks:      {held} series hold a meta-training task of {args.shots} shots{advice}")
     return 0
 
 
@@ -286,8 +297,15 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=fmt)
     p.add_argument("path", help="a CSV or Parquet file (or an embedded dataset name)")
     add_data_options(p)
-    p.add_argument("--input-size", type=positive_int, default=30, help="input window length (default: 30)")
-    p.add_argument("--h", type=positive_int, default=1, help="forecast horizon (default: 1)")
+    from fewcast.config import Settings
+
+    trained = Settings()
+    p.add_argument("--input-size", type=positive_int, default=trained.data.input_size,
+                   help=f"input window length (default: {trained.data.input_size}, as train)")
+    p.add_argument("--h", type=positive_int, default=None,
+                   help="forecast horizon (default: an embedded dataset's own, else 1)")
+    p.add_argument("--shots", type=positive_int, default=trained.learner.shots,
+                   help=f"support windows of a meta-training task (default: {trained.learner.shots}, as train)")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("train", help="meta-train on a panel into a run directory (checkpoints, resume)",

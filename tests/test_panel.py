@@ -283,6 +283,18 @@ def test_validate_summary(frame, tmp_path, run_cli):
     assert f"min {lengths.min()}, median {np.median(lengths):g}, max {lengths.max()}" in out
     assert "MS (monthly)" in out
     assert f"windows:    {windows} of 12 -> 3" in out
+    # a task of 20 shots needs 20 + 3 windows in the part train learns from (all but the last 3 points)
+    held = int(((lengths - 3) - 15 + 1 >= 23).sum())
+    assert f"tasks:      {held} series hold a meta-training task of 20 shots\n" in out
+    code, out, _ = run_cli("validate", path, "--id-col", "id", "--target-col", "realValue",
+                           "--input-size", "12", "--h", "3", "--shots", "60")
+    fits = (lengths.max() - 3) - 15 + 1 - 3  # the most shots the longest series can hold
+    assert f"tasks:      0 series hold a meta-training task of 60 shots; --shots {fits} fits the longest" in out
+
+
+def test_validate_defaults_are_train_defaults(run_cli):
+    code, out, _ = run_cli("validate", "m3-monthly")
+    assert code == 0 and "of 24 -> 18" in out  # train's input_size and the dataset's own horizon
 
 
 def test_real_command_exits_2_without_traceback(tmp_path):
