@@ -61,15 +61,19 @@ class FewShotForecaster:
         self.logs: dict[str, list[dict]] = {}  # training curves of fit (or of the run it was loaded from)
 
     # -- training -----------------------------------------------------------------------------------
-    def _panel_data(self, df: pd.DataFrame, id_col: str, time_col: str, target_col: str) -> PanelData:
+    def _panel_data(self, df: pd.DataFrame, id_col: str, time_col: str, target_col: str,
+                    fitting: bool = True) -> PanelData:
         s = self.settings
         if not s.data.h:
             raise InputError("set the forecast horizon: FewShotForecaster(h=...)")
         panel = from_frame(df, id_col, time_col, target_col, fill=s.data.fill, min_length=s.data.h + 2)
+        if not fitting:  # scoring a fitted model: the data must be at the frequency it was trained on
+            check_same_freq(panel, self.state.get("freq"), time_col)
         data = PanelData.from_panel("frame", panel, s.data.h, s.data.season_length)
         s.update("data", {"id_col": id_col, "time_col": time_col, "target_col": target_col,
                           "season_length": data.season_length})
-        self.state.update(freq=panel.freq, columns=[id_col, time_col, target_col])
+        if fitting:
+            self.state.update(freq=panel.freq, columns=[id_col, time_col, target_col])
         return data
 
     def fit(self, df: pd.DataFrame, id_col: str = "unique_id", time_col: str = "ds", target_col: str = "y",
@@ -141,7 +145,7 @@ class FewShotForecaster:
         self._check_fitted()
         s = self.settings
         data = self._panel_data(df, id_col or s.data.id_col, time_col or s.data.time_col,
-                                target_col or s.data.target_col)
+                                target_col or s.data.target_col, fitting=False)
         experiment = Experiment(s, data, log=lambda *_: None)
         experiment.logs = self.logs
         return experiment.evaluate(self.pretrained, {s.learner.name: self.learner})

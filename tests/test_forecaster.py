@@ -59,6 +59,12 @@ def test_predict_refuses_data_of_another_frequency(fitted):
     with pytest.raises(InputError, match=r"column 'month': the data is at a frequency of W-SUN \(weekly\), but "
                                          r"the model was trained on MS \(monthly\) data"):
         fc.predict(weekly)
+    weekly_panel = monthly_frame(seed=5)
+    weekly_panel["month"] = weekly_panel.groupby("store").cumcount().map(
+        lambda k: pd.Timestamp("2020-01-05") + pd.Timedelta(weeks=k))
+    with pytest.raises(InputError, match=r"the data is at a frequency of W-SUN \(weekly\)"):
+        fc.evaluate(weekly_panel)
+    assert fc.state["freq"] == "MS"  # scoring does not change what the model was trained on
     ends = new.assign(month=new["month"] + pd.offsets.MonthEnd(0))  # month ends: the same frequency
     out = fc.predict(ends)
     assert out["month"].dt.is_month_end.all()
