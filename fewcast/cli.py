@@ -16,6 +16,7 @@ import numpy as np
 from fewcast import datasets
 from fewcast.errors import InputError, PanelWarning
 from fewcast.panel import Panel, describe_freq, read_panel
+from fewcast.tasks import shots_that_fit, task_windows
 from fewcast.windows import Windows
 
 EXIT_INPUT = 2
@@ -92,9 +93,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     # train learns from all but a file's last h points (its held-out horizon); an embedded panel's
     # training part is already that
     counts = windows.counts if embedded else np.maximum(windows.counts - args.h, 0)  # (series,)
-    need = args.shots + args.h  # windows one meta-training task needs (query_shots = 1)
-    fits = int(counts.max()) - args.h  # the most shots the longest can hold
-    held = int((counts >= need).sum())
+    held = int((counts >= task_windows(args.shots, args.h)).sum())
+    fits = shots_that_fit(int(counts.max()), args.h)
     advice = "" if held else f"; --shots {fits} fits the longest" if fits >= 1 else "; lower --input-size or --h"
     print(f"  tasks:      {held} series hold a meta-training task of {args.shots} shots{advice}")
     return 0

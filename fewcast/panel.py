@@ -276,7 +276,7 @@ def from_frame(
                 f"the missing rows, or pass --fill (fill=True) to insert them and interpolate '{target_col}'"
             )
         n, gapped = len(codes), uniques[np.unique(codes[:-1][gap])]
-        codes, ds, y = _insert_missing(codes, ds, y, gap, freq, uniques, time_col)
+        codes, ds, y = _insert_missing(codes, ds, y, gap, offsets, freq, uniques, time_col)
         warnings.warn(f"inserted {len(codes) - n} missing time stamps of '{time_col}' in {describe_ids(gapped)}",
                       PanelWarning, stacklevel=2)
         lengths = np.bincount(codes, minlength=len(uniques))
@@ -332,7 +332,7 @@ def time_gaps(ds: np.ndarray, offsets: np.ndarray, freq) -> np.ndarray:
     return same & (d > 1.5 * length)
 
 
-def _insert_missing(codes, ds, y, gap, freq, uniques, time_col):
+def _insert_missing(codes, ds, y, gap, offsets, freq, uniques, time_col):
     """The rows with the missing time stamps of each gap inserted (target NaN, to be interpolated), or an
     InputError when a gapped series' stamps are not on one grid of ``freq`` from its first stamp."""
     step = _step(freq)
@@ -340,9 +340,8 @@ def _insert_missing(codes, ds, y, gap, freq, uniques, time_col):
         raise InputError(f"column '{time_col}': the time stamps have no regular frequency to fill gaps on; "
                          f"add the missing rows yourself")
     new_codes, new_ds = [], []
-    for c in np.unique(codes[np.flatnonzero(gap)]):  # only the series with gaps, and only under --fill
-        rows = np.flatnonzero(codes == c)
-        t = ds[rows]
+    for c in np.unique(codes[:-1][gap]):  # only the series with gaps, and only under --fill
+        t = ds[offsets[c] : offsets[c + 1]]
         if isinstance(step, (int, np.integer)):
             grid = np.arange(t[0], t[-1] + 1, step, dtype=np.int64)
         else:
@@ -567,12 +566,12 @@ def infer_freq(ds: np.ndarray, offsets: np.ndarray) -> str | int | None:
 def period_seconds(freq) -> float | None:
     """The nominal length in seconds of one period of a date frequency, averaged over a year of periods;
     None for integer time steps (they carry no unit) or an unknown frequency."""
-    if freq is None or isinstance(freq, (int, np.integer)):
+    offset = _step(freq)
+    if offset is None or isinstance(offset, (int, np.integer)):
         return None
     start = pd.Timestamp("2001-01-01")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        offset = pd.tseries.frequencies.to_offset(freq)
         first = start + offset  # rolls onto the offset's anchor
         n = max(1, int(pd.Timedelta(days=366) / max(first + offset - first, pd.Timedelta(seconds=1))))
         return float((first + n * offset - first).total_seconds()) / n

@@ -71,15 +71,26 @@ class Tasks:
         return Tasks(**move, series=self.series, k=self.k, m_spt=mask)
 
 
+def task_windows(shots: int, h: int, query_shots: int = 1) -> int:
+    """Windows one task needs: ``shots`` support windows, the ``h - 1`` whose targets would overlap the
+    query's, and ``query_shots`` query windows."""
+    return shots - 1 + h + query_shots
+
+
+def shots_that_fit(windows: int, h: int, query_shots: int = 1) -> int:
+    """The most shots a series with ``windows`` windows can hold in one task (below 1: none)."""
+    return windows - task_windows(0, h, query_shots)
+
+
 def eligible_series(windows: Windows, shots: int, query_shots: int = 1, series: np.ndarray | None = None):
-    """Positions of the series (of ``series``, default all) with the ``shots + h - 1 + query_shots``
-    windows one task needs; an InputError saying what would fit when there is none."""
-    need = shots - 1 + windows.h + query_shots
+    """Positions of the series (of ``series``, default all) with the :func:`task_windows` one task needs;
+    an InputError saying what would fit when there is none."""
+    need = task_windows(shots, windows.h, query_shots)
     candidates = np.arange(windows.panel.n_series) if series is None else np.asarray(series)
     out = candidates[windows.counts[candidates] >= need]
     if len(out) == 0:
         longest = int(windows.counts[candidates].max()) if len(candidates) else 0
-        fits = longest - windows.h + 1 - query_shots  # the most shots the longest series can hold
+        fits = shots_that_fit(longest, windows.h, query_shots)
         advice = f"--shots {fits} fits it" if fits >= 1 else "lower --input-size or --h"
         raise InputError(
             f"no series has the {need} windows a task needs (shots={shots}, h={windows.h}, "
@@ -113,7 +124,7 @@ class TaskSampler:
         self.rng = np.random.default_rng(seed)
         # window offsets of the query set relative to the first support window
         self.qry_shift = shots - 1 + windows.h
-        self.need = self.qry_shift + query_shots  # windows a series must have to hold one task
+        self.need = task_windows(shots, windows.h, query_shots)  # windows a series must have to hold one task
         self.eligible = eligible_series(windows, shots, query_shots, series)
         self._spt_offsets = np.arange(shots)
         self._qry_offsets = self.qry_shift + np.arange(query_shots)
