@@ -117,8 +117,9 @@ class FewShotForecaster:
         check_log_values(panel, s, target_col)
         check_same_freq(panel, self.state.get("freq"), time_col)
         yhat = self.forecast_panel(panel, adapt_steps)[:, :h]  # (series, h)
-        future = future_times(panel, h, self.state.get("freq"))
-        out = pd.DataFrame({id_col: np.repeat(panel.ids, h), time_col: future.reshape(-1), "fewcast": yhat.reshape(-1)})
+        future = future_times(panel, h, self.state.get("freq")).reshape(-1)  # (series * h,)
+        future = panel.stamps(future)  # in the input's time zone, when it had one
+        out = pd.DataFrame({id_col: np.repeat(panel.ids, h), time_col: future, "fewcast": yhat.reshape(-1)})
         for method, other in classical_forecasts(panel, h, s.data.season_length or 1, list(combine)).items():
             out[f"fewcast+{method}"] = ((yhat + other) / 2).reshape(-1)  # (series, h) flattened like the rows
         return out

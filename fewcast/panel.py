@@ -4,7 +4,9 @@ fewcast takes Nixtla's long format at every public boundary: one row per (series
 ``unique_id``, ``ds`` and ``y``; ``id_col``, ``time_col`` and ``target_col`` rename them. A :class:`Panel`
 holds the validated result as flat arrays: ``values`` (float32, all series back to back, each sorted by
 ``ds``), ``ds`` (the timestamps, datetime64 or int64) and ``offsets`` (series ``i`` is
-``values[offsets[i]:offsets[i + 1]]``), with series sorted by ``unique_id``.
+``values[offsets[i]:offsets[i + 1]]``), with series sorted by ``unique_id``. Time stamps with a time
+zone are held naive (see :class:`Zone`) and given back in their zone by :meth:`Panel.to_frame` and the
+forecasts.
 
 Everything that can be wrong with the input is an :class:`~fewcast.errors.InputError` naming the column
 and the offending series; nothing is silently coerced.
@@ -12,6 +14,7 @@ and the offending series; nothing is silently coerced.
 
 from __future__ import annotations
 
+import datetime
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +32,36 @@ class Columns:
     id_col: str = "unique_id"
     time_col: str = "ds"
     target_col: str = "y"
+
+
+@dataclass(frozen=True)
+class Zone:
+    """The time zone of time stamps that had one, and how the panel holds them (naive ``datetime64``).
+
+    ``wall``: as wall-clock times in ``tz``, chosen when every stamp falls at the same time of day (daily or
+    coarser data, whose calendar steps are regular in local time: Paris month starts stay month starts
+    through summer time); else as UTC (sub-daily data, regular in absolute time across a change of clock).
+    :meth:`aware` turns naive stamps of the panel, such as forecast dates, back into ``tz``.
+    """
+
+    tz: object  # a tzinfo or a name pandas knows ("Europe/Paris", "+01:00")
+    wall: bool
+
+    def aware(self, naive) -> pd.DatetimeIndex:
+        idx = pd.DatetimeIndex(np.asarray(naive, dtype="datetime64[ns]").ravel())
+        if self.wall:  # a wall-clock time that occurs twice is taken as summer time; a skipped one moves forward
+            return idx.tz_localize(self.tz, ambiguous=np.ones(len(idx), dtype=bool), nonexistent="shift_forward")
+        return idx.tz_localize("UTC").tz_convert(self.tz)
+
+
+def zoned(utc: np.ndarray, wall: np.ndarray, tz) -> tuple[np.ndarray, Zone | None]:
+    """``(stamps, zone)`` for stamps given both as naive UTC and as naive local wall-clock times (``tz``:
+    their zone, or None when they came with several UTC offsets and no zone name): the wall clock when
+    every stamp falls at the same time of day, else UTC (:class:`Zone`)."""
+    of_day = wall.view(np.int64) % np.int64(86_400 * 10**9)  # (rows,) nanoseconds since local midnight
+    if len(of_day) == 0 or (of_day == of_day[0]).all():
+        return wall, (Zone(tz, True) if tz is not None else None)
+    return utc, Zone(tz if tz is not None else "UTC", False)
 
 
 def concat_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -68,6 +101,7 @@ class Panel:
         offsets: np.ndarray,
         columns: Columns = Columns(),
         freq: str | int | None = None,
+        zone: Zone | None = None,
     ):
         self.ids = np.asarray(ids)
         self.values = np.ascontiguousarray(values, dtype=np.float32)
@@ -75,6 +109,7 @@ class Panel:
         self.offsets = np.asarray(offsets, dtype=np.int64)
         self.columns = columns
         self.freq = freq if freq is not None else infer_freq(self.ds, self.offsets)
+        self.zone = zone  # set when the input's time stamps had a time zone
 
     # -- construction -------------------------------------------------------------------------------
     @classmethod
@@ -145,7 +180,7 @@ class Panel:
         starts, lengths = self.offsets[idx], self.lengths[idx]
         rows = concat_ranges(starts, lengths)
         offsets = np.concatenate([[0], np.cumsum(lengths)])
-        return Panel(self.ids[idx], self.values[rows], self.ds[rows], offsets, self.columns, self.freq)
+        return Panel(self.ids[idx], self.values[rows], self.ds[rows], offsets, self.columns, self.freq, self.zone)
 
     def select(self, ids) -> Panel:
         """The panel restricted to the given ``unique_id`` values."""
@@ -158,7 +193,7 @@ class Panel:
         stop = np.clip(np.broadcast_to(np.asarray(stop, dtype=np.int64), lengths.shape), start, lengths)
         rows = concat_ranges(self.offsets[:-1] + start, stop - start)
         offsets = np.concatenate([[0], np.cumsum(stop - start)])
-        return Panel(self.ids, self.values[rows], self.ds[rows], offsets, self.columns, self.freq)
+        return Panel(self.ids, self.values[rows], self.ds[rows], offsets, self.columns, self.freq, self.zone)
 
     def split_last(self, h: int) -> tuple[Panel, Panel]:
         """(all but the last ``h`` points, the last ``h`` points) of every series."""
@@ -188,12 +223,17 @@ class Panel:
         return self.take(np.flatnonzero(~short))
 
     # -- back to a frame ----------------------------------------------------------------------------
+    def stamps(self, ds: np.ndarray):
+        """Naive time stamps of this panel (``ds`` itself, or forecast dates) as the input gave them: back
+        in its time zone when it had one."""
+        return self.zone.aware(ds) if self.zone is not None else ds
+
     def to_frame(self, columns: Columns | None = None) -> pd.DataFrame:
         c = columns or self.columns
         return pd.DataFrame(
             {
                 c.id_col: np.repeat(self.ids, self.lengths),
-                c.time_col: self.ds,
+                c.time_col: self.stamps(self.ds),
                 c.target_col: self.values,
             }
         )
@@ -244,7 +284,7 @@ def from_frame(
     uniques = np.asarray(uniques)
 
     y = _parse_target(df[target_col], codes, uniques, target_col)
-    ds = _parse_time(df[time_col], codes, uniques, time_col)
+    ds, zone = _parse_time(df[time_col], codes, uniques, time_col)
 
     # sort by (series, time) with one integer key: series code, then the time's rank among all times
     key = ds.view(np.int64) if ds.dtype.kind == "M" else ds
@@ -282,7 +322,7 @@ def from_frame(
         lengths = np.bincount(codes, minlength=len(uniques))
         offsets = np.concatenate([[0], np.cumsum(lengths)])
     y = _check_finite(y, codes, uniques, offsets, target_col, fill)
-    panel = Panel(uniques, y, ds, offsets, cols, freq)
+    panel = Panel(uniques, y, ds, offsets, cols, freq, zone)
     return panel.drop_short(min_length)
 
 
@@ -385,7 +425,12 @@ def _parse_target(col: pd.Series, codes, uniques, name: str) -> np.ndarray:
     return num.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _parse_time(col: pd.Series, codes, uniques, name: str) -> np.ndarray:
+# a time stamp's trailing UTC offset, after its time of day: "...T00:00:00+01:00", "... 08:30-0500", "...Z"
+_OFFSET = r"(\d\d:\d\d(?::\d\d(?:\.\d+)?)?)\s*(?:Z|[+-]\d\d:?\d\d)$"
+
+
+def _parse_time(col: pd.Series, codes, uniques, name: str) -> tuple[np.ndarray, Zone | None]:
+    """``(stamps, zone)``: datetime64 or int64 stamps, and the :class:`Zone` of stamps that had one."""
     def fail(rows: np.ndarray, what: str):
         example = col[rows].iloc[0]
         bad = uniques[np.unique(codes[rows])]
@@ -398,41 +443,53 @@ def _parse_time(col: pd.Series, codes, uniques, name: str) -> np.ndarray:
     if pd.api.types.is_bool_dtype(col):
         raise InputError(f"column '{name}' is boolean; use dates or integer time steps")
     if isinstance(col.dtype, pd.DatetimeTZDtype):
-        return col.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+        return zoned(col.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]"),
+                     col.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]"), col.dt.tz)
     if pd.api.types.is_datetime64_any_dtype(col):
-        return col.to_numpy(dtype="datetime64[ns]")
+        return col.to_numpy(dtype="datetime64[ns]"), None
     if pd.api.types.is_integer_dtype(col):
-        return col.to_numpy(dtype=np.int64)
+        return col.to_numpy(dtype=np.int64), None
     if pd.api.types.is_float_dtype(col):
         frac = (col % 1 != 0).to_numpy()
         if frac.any():
             fail(frac, "fractional time steps")
-        return col.to_numpy(dtype=np.int64)
+        return col.to_numpy(dtype=np.int64), None
 
     # object column: numbers, dates as text, or a mix of both
     kinds = col.map(lambda v: "number" if isinstance(v, (int, float, np.number)) else type(v).__name__)
     if kinds.nunique() > 1:
         minority = kinds != kinds.mode().iloc[0]
         fail(minority.to_numpy(), f"mixed value types ({', '.join(sorted(kinds.unique()))})")
-    text = col.astype(str).str.strip()
+    rows, texts = pd.factorize(col.astype(str).str.strip())  # stamps repeat across series: parse each text once
+    text = pd.Series(texts)  # (distinct texts,); rows: (rows,) which one each row holds
     as_number = pd.to_numeric(text, errors="coerce")
     numeric = as_number.notna().to_numpy()
     if numeric.all():
         frac = (as_number % 1 != 0).to_numpy()
         if frac.any():
-            fail(frac, "fractional time steps")
-        return as_number.to_numpy(dtype=np.int64)
+            fail(frac[rows], "fractional time steps")
+        return as_number.to_numpy(dtype=np.int64)[rows], None
     if numeric.any():
-        fail(numeric, "a mix of plain numbers and dates")
+        fail(numeric[rows], "a mix of plain numbers and dates")
+    local_text = text.str.replace(_OFFSET, r"\1", regex=True)  # the wall-clock time of a stamp with an offset
+    with_offset = (local_text != text).to_numpy()
+    if with_offset.any() and not with_offset.all():
+        fail((with_offset if with_offset[rows].sum() * 2 < len(rows) else ~with_offset)[rows],
+             "a mix of time stamps with and without a UTC offset")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "could not infer format": we check below
-        parsed = pd.to_datetime(text, errors="coerce")
-    bad_rows = parsed.isna().to_numpy()
-    if bad_rows.any():
-        fail(bad_rows, "values that are not dates in one consistent format")
-    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
-        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-    return parsed.to_numpy(dtype="datetime64[ns]")
+        parsed = pd.to_datetime(text, errors="coerce", utc=with_offset.any())  # with offsets: UTC
+        wall = pd.to_datetime(local_text, errors="coerce") if with_offset.any() else None
+    bad = parsed.isna().to_numpy() | (wall.isna().to_numpy() if wall is not None else False)
+    if bad.any():
+        fail(bad[rows], "values that are not dates in one consistent format")
+    if wall is None:
+        return parsed.to_numpy(dtype="datetime64[ns]")[rows], None
+    utc = parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")[rows]
+    local = wall.to_numpy(dtype="datetime64[ns]")[rows]
+    shifts = np.unique(local - utc)  # the UTC offsets met: one is a fixed zone, several (summer time) no name
+    tz = datetime.timezone(pd.Timedelta(shifts[0]).to_pytimedelta()) if len(shifts) == 1 else None
+    return zoned(utc, local, tz)
 
 
 def _check_finite(y, codes, uniques, offsets, name: str, fill: bool) -> np.ndarray:

@@ -83,7 +83,7 @@ def deseasonalize(panel: Panel, indices: np.ndarray) -> Panel:
     m = indices.shape[1]
     sid, pos, length = _layout(panel)
     values = panel.values / indices[sid, (pos - length) % m]
-    return Panel(panel.ids, values, panel.ds, panel.offsets, panel.columns, panel.freq)
+    return Panel(panel.ids, values, panel.ds, panel.offsets, panel.columns, panel.freq, panel.zone)
 
 
 def adjust(panel: Panel, m: int) -> tuple[Panel, np.ndarray]:

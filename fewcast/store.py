@@ -18,9 +18,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from fewcast.errors import InputError, describe_ids
-from fewcast.panel import Columns, Panel, infer_freq, time_gaps
+from fewcast.panel import Columns, Panel, Zone, infer_freq, time_gaps
 
 CACHE_SUFFIX = ".fewcast-cache"
 
@@ -57,7 +58,8 @@ def build_cache(path: str | Path, id_col: str = "unique_id", time_col: str = "ds
     columns = [id_col, time_col, target_col]
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())
-        if meta["sources"] == _fingerprint(files) and meta["columns"] == columns:
+        fresh = meta["sources"] == _fingerprint(files) and meta["columns"] == columns
+        if fresh and "tz" in meta:  # a cache from before zoned stamps were held as in memory lacks "tz"
             return out
     readers = []
     for f in files:
@@ -133,12 +135,35 @@ def build_cache(path: str | Path, id_col: str = "unique_id", time_col: str = "ds
         raise InputError(f"series {describe_ids(names[counts > 1])} appear in more than one run of rows: "
                          f"streaming needs rows grouped by {id_col} (sort the file, or drop --memmap)")
     offsets = np.append(np.asarray(starts, dtype=np.int64), total)
+    tz = getattr(time_type, "tz", None)  # Arrow gives zoned stamps as UTC
+    wall = bool(tz) and _to_wall_clock(ds, tz)
     _check_gaps(ds, offsets, ids_text, time_col)
     np.save(out / "offsets.npy", offsets)
     np.save(out / "ids.npy", ids_text)
-    meta = {"sources": _fingerprint(files), "columns": columns, "rows": total, "series": len(ids)}
+    meta = {"sources": _fingerprint(files), "columns": columns, "rows": total, "series": len(ids), "tz": tz or None,
+            "wall": wall}
     meta_path.write_text(json.dumps(meta))  # written last: its presence marks a complete cache
     return out
+
+
+def _to_wall_clock(ds: np.ndarray, tz: str, chunk: int = 1 << 22) -> bool:
+    """Rewrite UTC stamps ``ds`` as wall-clock times in ``tz`` when every one falls at the same local time of
+    day, read in chunks of rows (the in-memory path's :func:`~fewcast.panel.zoned`); whether it did."""
+    def local(lo: int) -> np.ndarray:
+        utc = pd.DatetimeIndex(np.asarray(ds[lo : lo + chunk]))
+        return utc.tz_localize("UTC").tz_convert(tz).tz_localize(None).to_numpy(dtype="datetime64[ns]")
+
+    day = np.int64(86_400 * 10**9)
+    first = None
+    for lo in range(0, len(ds), chunk):  # a loop over chunks of rows
+        of_day = local(lo).view(np.int64) % day
+        first = of_day[0] if first is None else first
+        if (of_day != first).any():
+            return False
+    for lo in range(0, len(ds), chunk):
+        ds[lo : lo + chunk] = local(lo)
+    ds.flush()
+    return True
 
 
 def _check_gaps(ds: np.ndarray, offsets: np.ndarray, ids: np.ndarray, time_col: str,
@@ -172,4 +197,6 @@ def open_cache(path: str | Path, id_col: str = "unique_id", time_col: str = "ds"
     ds = np.load(out / "ds.npy", mmap_mode="r")
     offsets = np.load(out / "offsets.npy")
     ids = np.load(out / "ids.npy")
-    return Panel(ids, values, ds, offsets, Columns(id_col, time_col, target_col))
+    meta = json.loads((out / "meta.json").read_text())
+    zone = Zone(meta["tz"], meta["wall"]) if meta.get("tz") else None
+    return Panel(ids, values, ds, offsets, Columns(id_col, time_col, target_col), zone=zone)

@@ -51,6 +51,18 @@ def test_predict_ids_future_timestamps_and_lengths(fitted):
         fc.predict(new, h=7)
 
 
+def test_predict_dates_zoned_data_in_its_zone(fitted):
+    # month starts in Paris (in UTC: 23:00 or 22:00 the day before): forecasts are dated at the next Paris
+    # month starts, through the change to summer time, and equal those of the same data without a zone
+    fc, _ = fitted
+    new = monthly_frame(n=3, seed=4)
+    zoned = new.assign(month=new["month"].dt.tz_localize("Europe/Paris"))
+    out, plain = fc.predict(zoned), fc.predict(new)
+    assert str(out["month"].dt.tz) == "Europe/Paris"
+    pd.testing.assert_series_equal(out["month"].dt.tz_localize(None), plain["month"])
+    np.testing.assert_allclose(out["fewcast"], plain["fewcast"])
+
+
 def test_predict_refuses_data_of_another_frequency(fitted):
     fc, _ = fitted
     new = monthly_frame(n=3, seed=5)

@@ -56,6 +56,62 @@ def test_parquet_file(tmp_path, frame):
     np.testing.assert_allclose(panel.values, from_frame(frame).values)
 
 
+def zoned_frame(freq: str, periods: int, tz: str, start: str = "2019-10-01") -> pd.DataFrame:
+    """Two series over the same stamps in ``tz``, across changes of clock."""
+    ds = pd.date_range(start, periods=periods, freq=freq, tz=tz)
+    return pd.DataFrame({"unique_id": np.repeat(["a", "b"], periods), "ds": np.tile(ds, 2),
+                         "y": np.arange(2 * periods, dtype=float)})
+
+
+def test_zoned_calendar_stamps_stay_on_the_calendar(tmp_path):
+    # Paris month starts: in UTC they fall at 23:00 or 22:00 the day before; held as wall-clock times they
+    # are month starts, and they come back in their zone
+    frame = zoned_frame("MS", 30, "Europe/Paris")
+    panel = from_frame(frame)
+    assert panel.freq == "MS" and panel.zone.wall
+    np.testing.assert_array_equal(panel.times(0), pd.date_range("2019-10-01", periods=30, freq="MS").to_numpy())
+    pd.testing.assert_series_equal(panel.to_frame()["ds"], frame["ds"])
+    # the same data written to CSV: text with +01:00 and +02:00 offsets, no zone name; its wall-clock
+    # times are kept (and written back without an offset: which zone it was is not in the file)
+    path = tmp_path / "paris.csv"
+    frame.to_csv(path, index=False)
+    text = read_panel(path)
+    assert text.freq == "MS" and text.zone is None
+    np.testing.assert_array_equal(text.ds, panel.ds)
+    # one offset only: a fixed zone, given back
+    tokyo = zoned_frame("D", 40, "Asia/Tokyo")
+    tokyo.to_csv(path, index=False)
+    panel = read_panel(path)
+    assert panel.freq == "D" and str(panel.to_frame()["ds"].iloc[0]) == "2019-10-01 00:00:00+09:00"
+    np.testing.assert_array_equal(panel.times(1), pd.date_range("2019-10-01", periods=40, freq="D").to_numpy())
+
+
+def test_zoned_hourly_stamps_are_held_in_utc(tmp_path):
+    # hourly across the end of summer time: 02:00 comes twice on the wall clock, so the hours are held in
+    # UTC, where they are regular (no duplicate, no gap), and come back in their zone
+    frame = zoned_frame("h", 72, "Europe/Paris", start="2019-10-26")
+    panel = from_frame(frame)
+    assert panel.freq == "h" and not panel.zone.wall
+    np.testing.assert_array_equal(np.diff(panel.times(0)), np.full(71, np.timedelta64(1, "h")))
+    pd.testing.assert_series_equal(panel.to_frame()["ds"], frame["ds"])
+    path = tmp_path / "hours.csv"
+    frame.to_csv(path, index=False)
+    text = read_panel(path)  # several offsets, no zone name: UTC, given back as UTC
+    np.testing.assert_array_equal(text.ds, panel.ds)
+    assert (text.to_frame()["ds"] == frame["ds"]).all()
+    # seconds and fractions of a second survive the offset's removal
+    odd = frame.assign(ds=frame["ds"].dt.strftime("%Y-%m-%dT%H:%M:07.250%z"))
+    np.testing.assert_array_equal(from_frame(odd).ds, panel.ds + np.timedelta64(7250, "ms"))
+
+
+def test_stamps_with_and_without_offsets_are_refused():
+    frame = zoned_frame("MS", 24, "Europe/Paris").astype({"ds": str})
+    frame.loc[30, "ds"] = "2020-05-01 00:00:00"
+    with pytest.raises(InputError, match=r"column 'ds' has a mix of time stamps with and without a UTC offset "
+                                         r"\(e.g. '2020-05-01 00:00:00'\) in series 'b'"):
+        from_frame(frame)
+
+
 def test_fill_interpolates(frame):
     panel = from_frame(frame)
     broken = panel.to_frame()

@@ -48,6 +48,22 @@ def test_cache_matches_the_in_memory_panel(tmp_path):
     np.testing.assert_allclose(open_cache(path).values, memory.values + 1, rtol=1e-6)
 
 
+def test_zoned_stamps_are_held_as_in_memory(tmp_path):
+    # Arrow keeps zoned stamps in UTC; the cache holds them as the in-memory path does: Paris month starts
+    # as wall-clock month starts (every stamp at midnight), Paris hours in UTC
+    frame = sorted_frame()
+    months = frame["ds"].dt.tz_localize("Europe/Paris")
+    hours = pd.Series(pd.date_range("2019-10-26", periods=len(frame), freq="h", tz="Europe/Paris"))
+    for name, stamps, wall in (("months", months, True), ("hours", hours, False)):
+        zoned = frame.assign(ds=stamps.to_numpy())
+        path = tmp_path / f"{name}.parquet"
+        write_parquet(zoned, path)
+        mapped, memory = open_cache(path), from_frame(zoned)
+        np.testing.assert_array_equal(mapped.ds, memory.ds)
+        assert mapped.freq == memory.freq and mapped.zone.wall == memory.zone.wall == wall
+        assert (mapped.to_frame()["ds"].to_numpy() == memory.to_frame()["ds"].to_numpy()).all()
+
+
 def test_directory_of_parquet_files_in_file_order(tmp_path):
     frame = sorted_frame()
     ids = frame.unique_id.unique()
