@@ -25,7 +25,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from fewcast.config import Settings, dumps_toml, load_toml, tomllib
+from fewcast.config import Settings, dumps_toml, read_toml
 from fewcast.errors import InputError
 
 FILES = ("model.safetensors", "state.json", "config.toml")
@@ -131,8 +131,8 @@ def load(directory: str | Path) -> tuple[dict[str, torch.Tensor], dict, Settings
         raise InputError(f"checkpoint {directory}: unreadable ({exc}); refusing to load it") from None
     if state.get("format") != FORMAT:
         raise InputError(f"checkpoint {directory}: unknown format {state.get('format')!r} (expected {FORMAT})")
-    settings = load_toml(directory / "config.toml")
-    written = tomllib.loads((directory / "config.toml").read_text())
+    written = read_toml(directory / "config.toml")
+    settings = Settings.from_dict(written, str(directory / "config.toml"))
     for (part, name), value in BEFORE.items():
         if name not in written.get(part, {}):  # written before the setting existed: what the run really used
             setattr(getattr(settings, part), name, value)

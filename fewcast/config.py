@@ -179,15 +179,19 @@ def _coerce(value: Any, current: Any, name: str, where: str, inner: type = str) 
     raise InputError(f"{where}: {name} must be {kind.__name__}, got {value!r}")
 
 
-def load_toml(path: str | Path) -> Settings:
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """A settings file as written (sections of name = value), or an InputError."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"no such config file: {path}")
     try:
-        raw = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path} is not valid TOML: {exc}") from None
-    return Settings.from_dict(raw, str(path))
+
+
+def load_toml(path: str | Path) -> Settings:
+    return Settings.from_dict(read_toml(path), str(path))
 
 
 def dumps_toml(settings: Settings) -> str:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from fewcast import checkpoint
-from fewcast.config import Settings
+from fewcast.config import Settings, load_toml
 from fewcast.errors import InputError
 
 
@@ -44,17 +44,17 @@ def test_a_checkpoint_from_before_a_setting_existed_loads_as_it_was_written(tmp_
     _, _, settings = checkpoint.load(tmp_path / "ck")
     assert getattr(getattr(settings, part), name) == before
     today = getattr(getattr(Settings(), part), name)
-    assert getattr(getattr(checkpoint.load_toml(config), part), name) == today  # a config: today's default
+    assert getattr(getattr(load_toml(config), part), name) == today  # a config: today's default
 
 
 def test_a_retired_setting_in_an_old_config_is_ignored(tmp_path):
     """``train.val_tasks`` never changed a run; config files written with it still load, a typo still fails."""
     config = tmp_path / "config.toml"
     config.write_text("[train]\nval_tasks = 512\niterations = 7\n")
-    assert checkpoint.load_toml(config).train.iterations == 7
+    assert load_toml(config).train.iterations == 7
     config.write_text("[train]\nval_taks = 512\n")
     with pytest.raises(InputError, match=r"unknown setting train\.val_taks"):
-        checkpoint.load_toml(config)
+        load_toml(config)
 
 
 class Bomb:
