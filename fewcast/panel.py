@@ -476,10 +476,11 @@ def _parse_time(col: pd.Series, codes, uniques, name: str) -> tuple[np.ndarray, 
     if with_offset.any() and not with_offset.all():
         fail((with_offset if with_offset[rows].sum() * 2 < len(rows) else ~with_offset)[rows],
              "a mix of time stamps with and without a UTC offset")
+    day_first = _day_first(local_text, name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "could not infer format": we check below
-        parsed = pd.to_datetime(text, errors="coerce", utc=with_offset.any())  # with offsets: UTC
-        wall = pd.to_datetime(local_text, errors="coerce") if with_offset.any() else None
+        parsed = pd.to_datetime(text, errors="coerce", utc=with_offset.any(), dayfirst=day_first)  # offsets: UTC
+        wall = pd.to_datetime(local_text, errors="coerce", dayfirst=day_first) if with_offset.any() else None
     bad = parsed.isna().to_numpy() | (wall.isna().to_numpy() if wall is not None else False)
     if bad.any():
         fail(bad[rows], "values that are not dates in one consistent format")
@@ -490,6 +491,29 @@ def _parse_time(col: pd.Series, codes, uniques, name: str) -> tuple[np.ndarray, 
     shifts = np.unique(local - utc)  # the UTC offsets met: one is a fixed zone, several (summer time) no name
     tz = datetime.timezone(pd.Timedelta(shifts[0]).to_pytimedelta()) if len(shifts) == 1 else None
     return zoned(utc, local, tz)
+
+
+def _day_first(text: pd.Series, name: str) -> bool:
+    """Whether numeric dates such as ``01/02/2020`` (distinct texts) are day-first. A first field above 12
+    says so and a second above 12 says not; when both stay at 12 or below, the reading in which the stamps
+    fall on fewer days of the month wins (monthly or quarterly data fall on one day), with a warning.
+    Dates of any other form are left to pandas."""
+    fields = text.str.extract(r"^(\d{1,2})[/.-](\d{1,2})[/.-]\d{2,4}(?:$|[ T])")  # (texts, 2): day or month each
+    if len(text) == 0 or fields.isna().any().any():
+        return False
+    first, second = fields[0].astype(int), fields[1].astype(int)
+    if (first > 12).any() or (second > 12).any():
+        return bool((first > 12).any())
+    day_first = first.nunique() < second.nunique()
+    if (first != second).any():
+        example = text[first != second].iloc[0]
+        stamp = pd.to_datetime(pd.Series([example]), dayfirst=day_first).iloc[0]
+        reading = f"{stamp.day} {stamp:%B %Y}"
+        warnings.warn(f"column '{name}': dates such as {example!r} can be read day-first or month-first; read "
+                      f"{'day' if day_first else 'month'}-first ({example} is {reading}), the reading in which "
+                      f"they fall on fewer days of the month; write dates as YYYY-MM-DD to be sure",
+                      PanelWarning, stacklevel=4)
+    return day_first
 
 
 def _check_finite(y, codes, uniques, offsets, name: str, fill: bool) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -102,6 +103,25 @@ def test_zoned_hourly_stamps_are_held_in_utc(tmp_path):
     # seconds and fractions of a second survive the offset's removal
     odd = frame.assign(ds=frame["ds"].dt.strftime("%Y-%m-%dT%H:%M:07.250%z"))
     np.testing.assert_array_equal(from_frame(odd).ds, panel.ds + np.timedelta64(7250, "ms"))
+
+
+@pytest.mark.parametrize("texts, first_day, warned", [
+    ([f"01/{m:02d}/2020" for m in range(1, 13)], "2020-01-01", "read day-first (01/02/2020 is 1 February 2020)"),
+    ([f"{m:02d}/01/2020" for m in range(1, 13)], "2020-01-01", "read month-first (02/01/2020 is 1 February 2020)"),
+    ([f"01.{m:02d}.2020 00:00" for m in range(1, 13)], "2020-01-01", "read day-first"),
+    ([f"{d:02d}/03/2020" for d in range(1, 29)], "2020-03-01", None),  # a day above 12: day-first, no doubt
+    ([f"03/{d:02d}/2020" for d in range(1, 29)], "2020-03-01", None),  # month-first, no doubt
+])
+def test_day_first_or_month_first(texts, first_day, warned):
+    # European monthly dates on the 1st used to be read month-first: 12 days of January, then gaps
+    frame = pd.DataFrame({"unique_id": "a", "ds": texts, "y": np.arange(len(texts), dtype=float)})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        panel = from_frame(frame)
+    expected = pd.date_range(first_day, periods=len(texts), freq="MS" if len(texts) == 12 else "D")
+    np.testing.assert_array_equal(panel.ds, expected.to_numpy())
+    messages = [str(w.message) for w in caught if issubclass(w.category, PanelWarning)]
+    assert (messages == []) if warned is None else (len(messages) == 1 and warned in messages[0])
 
 
 def test_stamps_with_and_without_offsets_are_refused():
