@@ -86,7 +86,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(f"{label}: valid")
     print(f"  series:     {panel.n_series}")
     print(f"  lengths:    min {lengths.min()}, median {np.median(lengths):g}, max {lengths.max()}")
-    print(f"  frequency:  {describe_freq(panel.freq)}")
+    zone = panel.zone
+    held = "read on its wall clock" if zone is not None and zone.wall else "held in UTC"
+    where = "" if zone is None else f", time zone {zone.tz}, {held}"
+    print(f"  frequency:  {describe_freq(panel.freq)}{where}")
     print(f"  observations: {len(panel.values)}")
     print(f"  windows:    {len(windows)} of {args.input_size} -> {args.h} "
           f"(per series: min {windows.counts.min()}, median {np.median(windows.counts):g})")
