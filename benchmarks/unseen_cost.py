@@ -65,7 +65,7 @@ def main() -> None:
             others = np.setdiff1d(every.test_ids, ids)  # (series,) every series that is not held out
             drop = np.random.default_rng(seed).choice(others, size=n_every - n_held, replace=False)
             same, _ = run(args.dataset, "all-series", seed, drop)
-            rows[f"these too, {n_held} series as holdout"] = (same, np.searchsorted(same.test_ids, ids))
+            rows[f"these series too, {n_held} in all"] = (same, np.searchsorted(same.test_ids, ids))
         for label, (res, pos) in rows.items():
             assert (res.test_ids[pos] == ids).all()
             cells = " | ".join(f"{smape(truth, res.forecasts[m][pos]).mean():.2f}" for m in METHODS)
