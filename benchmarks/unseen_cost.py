@@ -41,7 +41,7 @@ def run(dataset: str, protocol: str, model_seed: int, drop: np.ndarray | None = 
     if drop is not None:
         panel = exp.train_panel
         exp.train_panel = panel.take(np.flatnonzero(~np.isin(panel.ids, drop)))
-        exp.windows = Windows(exp.train_panel, s.data.input_size, exp.h)
+        exp.windows = Windows(exp.train_panel, s.data.input_size, exp.h, drop_zero_target=s.data.drop_zero_target)
     return exp.run(), exp.train_panel.n_series
 
 

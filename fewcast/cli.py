@@ -87,8 +87,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(f"  series:     {panel.n_series}")
     print(f"  lengths:    min {lengths.min()}, median {np.median(lengths):g}, max {lengths.max()}")
     zone = panel.zone
-    held = "read on its wall clock" if zone is not None and zone.wall else "held in UTC"
-    where = "" if zone is None else f", time zone {zone.tz}, {held}"
+    where = "" if zone is None else f", time zone {zone.tz}, {'read on its wall clock' if zone.wall else 'held in UTC'}"
     print(f"  frequency:  {describe_freq(panel.freq)}{where}")
     print(f"  observations: {len(panel.values)}")
     print(f"  windows:    {len(windows)} of {args.input_size} -> {args.h} "

@@ -54,11 +54,16 @@ class Zone:
         return idx.tz_localize("UTC").tz_convert(self.tz)
 
 
+def time_of_day(stamps: np.ndarray) -> np.ndarray:
+    """``(rows,)`` nanoseconds since midnight of naive datetime64 stamps."""
+    return np.asarray(stamps, dtype="datetime64[ns]").view(np.int64) % np.int64(86_400 * 10**9)
+
+
 def zoned(utc: np.ndarray, wall: np.ndarray, tz) -> tuple[np.ndarray, Zone | None]:
     """``(stamps, zone)`` for stamps given both as naive UTC and as naive local wall-clock times (``tz``:
     their zone, or None when they came with several UTC offsets and no zone name): the wall clock when
     every stamp falls at the same time of day, else UTC (:class:`Zone`)."""
-    of_day = wall.view(np.int64) % np.int64(86_400 * 10**9)  # (rows,) nanoseconds since local midnight
+    of_day = time_of_day(wall)  # (rows,)
     if len(of_day) == 0 or (of_day == of_day[0]).all():
         return wall, (Zone(tz, True) if tz is not None else None)
     return utc, Zone(tz if tz is not None else "UTC", False)

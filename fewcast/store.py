@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from fewcast.errors import InputError, describe_ids
-from fewcast.panel import Columns, Panel, Zone, infer_freq, time_gaps
+from fewcast.panel import Columns, Panel, Zone, infer_freq, time_gaps, time_of_day
 
 CACHE_SUFFIX = ".fewcast-cache"
 
@@ -153,10 +153,9 @@ def _to_wall_clock(ds: np.ndarray, tz: str, chunk: int = 1 << 22) -> bool:
         utc = pd.DatetimeIndex(np.asarray(ds[lo : lo + chunk]))
         return utc.tz_localize("UTC").tz_convert(tz).tz_localize(None).to_numpy(dtype="datetime64[ns]")
 
-    day = np.int64(86_400 * 10**9)
     first = None
     for lo in range(0, len(ds), chunk):  # a loop over chunks of rows
-        of_day = local(lo).view(np.int64) % day
+        of_day = time_of_day(local(lo))
         first = of_day[0] if first is None else first
         if (of_day != first).any():
             return False
