@@ -35,7 +35,7 @@ from fewcast.experiment import (
 )
 from fewcast.learners import Pretrain, build_learner
 from fewcast.models import build_from_config
-from fewcast.panel import Panel, describe_freq, from_frame, period_seconds
+from fewcast.panel import Panel, describe_freq, from_frame, period_seconds, shift_stamps
 
 
 class FewShotForecaster:
@@ -206,12 +206,8 @@ def future_times(panel: Panel, h: int, freq=None) -> np.ndarray:
     if freq is None:
         raise InputError(f"cannot tell the frequency of column '{panel.columns.time_col}' to date the forecasts; "
                          f"give every series at least 3 regular time stamps")
-    offset = pd.tseries.frequencies.to_offset(freq)
     index = pd.DatetimeIndex(last)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
-        cols = [(index + k * offset).to_numpy() for k in steps]
-    return np.stack(cols, axis=1)  # (series, h)
+    return np.stack([shift_stamps(index, k, freq).to_numpy() for k in steps], axis=1)  # (series, h)
 
 
 __all__ = ["FewShotForecaster", "check_same_freq", "future_times"]

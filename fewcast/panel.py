@@ -384,26 +384,110 @@ def _insert_missing(codes, ds, y, gap, offsets, freq, uniques, time_col):
     if step is None:
         raise InputError(f"column '{time_col}': the time stamps have no regular frequency to fill gaps on; "
                          f"add the missing rows yourself")
+    gapped = np.unique(codes[:-1][gap])  # only the series with gaps, and only under --fill
+    lengths = offsets[gapped + 1] - offsets[gapped]  # (gapped,)
+    rows = concat_ranges(offsets[gapped], lengths)  # (their rows,)
+    series = np.repeat(np.arange(len(gapped)), lengths)  # (their rows,) which gapped series
+    first = ds[offsets[gapped]]  # (gapped,)
+    k = _periods(ds[rows], first[series], step)  # (their rows,) periods since the series' first stamp
+    if k is None:  # an offset without period arithmetic here: pandas builds each series' grid
+        return _insert_missing_by_series(codes, ds, y, gapped, offsets, freq, uniques, time_col)
+    off_grid = _stamps_at(first[series], k, step) != ds[rows]
+    if off_grid.any():
+        raise InputError(f"column '{time_col}': the time stamps of series "
+                         f"{describe_ids(uniques[gapped[np.unique(series[off_grid])]])} are not on one "
+                         f"{describe_freq(freq)} grid, so their gaps cannot be filled; add the missing rows yourself")
+    periods = k[np.cumsum(lengths) - 1] + 1  # (gapped,) grid points from each first stamp to its last
+    start = np.cumsum(periods) - periods  # (gapped,) where each series' grid begins
+    present = np.zeros(int(periods.sum()), bool)  # (grid points,)
+    present[start[series] + k] = True
+    grid_series = np.repeat(np.arange(len(gapped)), periods)  # (grid points,)
+    grid_k = np.arange(len(present)) - start[grid_series]
+    missing = ~present
+    new_codes = gapped[grid_series[missing]].astype(codes.dtype)
+    new_ds = _stamps_at(first[grid_series[missing]], grid_k[missing], step)
+    return _merge_rows(codes, ds, y, new_codes, new_ds)
+
+
+def _insert_missing_by_series(codes, ds, y, gapped, offsets, freq, uniques, time_col):
+    """:func:`_insert_missing` for offsets without period arithmetic (semi-month, business month, ...):
+    one pandas date range per gapped series."""
     new_codes, new_ds = [], []
-    for c in np.unique(codes[:-1][gap]):  # only the series with gaps, and only under --fill
+    for c in gapped:
         t = ds[offsets[c] : offsets[c + 1]]
-        if isinstance(step, (int, np.integer)):
-            grid = np.arange(t[0], t[-1] + 1, step, dtype=np.int64)
-        else:
-            grid = pd.date_range(t[0], t[-1], freq=step).to_numpy(dtype="datetime64[ns]")
+        grid = pd.date_range(t[0], t[-1], freq=_step(freq)).to_numpy(dtype="datetime64[ns]")
         if len(grid) == 0 or grid[0] != t[0] or not np.isin(t, grid).all():
             raise InputError(f"column '{time_col}': the time stamps of series {describe_ids([uniques[c]])} are "
-                             f"not on one {describe_freq(freq)} grid, so its gaps cannot be filled; add the "
+                             f"not on one {describe_freq(freq)} grid, so their gaps cannot be filled; add the "
                              f"missing rows yourself")
         missing = grid[~np.isin(grid, t)]
         new_codes.append(np.full(len(missing), c, dtype=codes.dtype))
         new_ds.append(missing)
-    codes = np.concatenate([codes, *new_codes])
-    ds = np.concatenate([ds, *new_ds])
+    return _merge_rows(codes, ds, y, np.concatenate(new_codes), np.concatenate(new_ds))
+
+
+def _merge_rows(codes, ds, y, new_codes, new_ds):
+    """The new rows (target NaN) merged in, sorted by series, then time."""
+    codes = np.concatenate([codes, new_codes])
+    ds = np.concatenate([ds, new_ds.astype(ds.dtype)])
     y = np.concatenate([y, np.full(len(codes) - len(y), np.nan)])
     key = ds.view(np.int64) if ds.dtype.kind == "M" else ds
     order = np.lexsort((key, codes))  # by series, then time
     return codes[order], ds[order], y[order]
+
+
+_DAY = np.timedelta64(1, "D")
+
+
+def _periods(t: np.ndarray, first: np.ndarray, offset) -> np.ndarray | None:
+    """``(rows,)`` whole periods of ``offset`` from ``first`` to each stamp ``t`` (rounded down; a stamp off
+    the grid is caught by comparing :func:`_stamps_at` with it), or None for an offset this does not cover."""
+    if isinstance(offset, (int, np.integer)):
+        return (t - first) // offset
+    length = _fixed_length(offset)
+    if length is not None:
+        return (t - first).astype(np.int64) // length
+    months = _months_per_period(offset)
+    if months is not None:
+        month = lambda s: s.astype("datetime64[M]").astype(np.int64)  # noqa: E731
+        return (month(t) - month(first)) // months
+    if type(offset) is pd.tseries.offsets.BusinessDay and offset.n == 1 and not offset.offset:
+        return np.busday_count(first.astype("datetime64[D]"), t.astype("datetime64[D]")).astype(np.int64)
+    return None
+
+
+def _stamps_at(first: np.ndarray, k: np.ndarray, offset) -> np.ndarray:
+    """The stamps ``k`` periods of ``offset`` after ``first`` (elementwise), for the offsets
+    :func:`_periods` covers. Months, quarters and years keep the first stamp's day (clamped to each month's
+    length) or, for a first stamp at a month's end under an end-anchored offset, stay at month ends."""
+    if isinstance(offset, (int, np.integer)):
+        return first + k * offset
+    length = _fixed_length(offset)
+    if length is not None:
+        return first + (k * length).astype("timedelta64[ns]")
+    day = first.astype("datetime64[D]")
+    time = first - day.astype(first.dtype)  # (rows,) time of day
+    months = _months_per_period(offset)
+    if months is None:  # business days
+        return np.busday_offset(day, k, roll="forward").astype(first.dtype) + time
+    month = first.astype("datetime64[M]") + k * months  # (rows,) the target month
+    size = ((month + 1).astype("datetime64[D]") - month.astype("datetime64[D]")).astype(np.int64)  # its days
+    first_size = ((first.astype("datetime64[M]") + 1).astype("datetime64[D]")
+                  - first.astype("datetime64[M]").astype("datetime64[D]")).astype(np.int64)
+    dom = (day - first.astype("datetime64[M]").astype("datetime64[D]")).astype(np.int64)  # day of month - 1
+    at_end = isinstance(offset, (pd.tseries.offsets.MonthEnd, pd.tseries.offsets.QuarterEnd,
+                                 pd.tseries.offsets.YearEnd)) & (dom == first_size - 1)
+    dom = np.where(at_end, size - 1, np.minimum(dom, size - 1))
+    return (month.astype("datetime64[D]") + dom * _DAY).astype(first.dtype) + time
+
+
+def _fixed_length(offset) -> int | None:
+    """Nanoseconds in one period of a fixed-length offset (ticks; weeks on naive stamps), else None."""
+    if isinstance(offset, pd.tseries.offsets.Tick):
+        return pd.Timedelta(offset).value
+    if isinstance(offset, pd.tseries.offsets.Week) and offset.weekday is not None:
+        return 7 * offset.n * 86400 * 10**9
+    return None
 
 
 def _is_sorted(codes: np.ndarray, key: np.ndarray) -> bool:
@@ -531,10 +615,8 @@ def _check_finite(y, codes, uniques, offsets, name: str, fill: bool) -> np.ndarr
             f"column '{name}' has {int(bad_rows.sum())} NaN or infinite values in series "
             f"{describe_ids(bad)}; fix them or pass --fill (fill=True) to interpolate"
         )
-    # linear interpolation inside each series, constant at the ends: pandas groupby does it vectorized
-    frame = pd.DataFrame({"g": codes, "y": np.where(bad_rows, np.nan, y)})
-    filled = frame.groupby("g")["y"].transform(lambda s: s.interpolate(limit_direction="both"))
-    left = filled.isna().to_numpy()
+    filled = _interpolate(y, ~bad_rows, offsets[codes], offsets[codes + 1])
+    left = np.isnan(filled)
     if left.any():
         allbad = uniques[np.unique(codes[left])]
         raise InputError(
@@ -546,7 +628,23 @@ def _check_finite(y, codes, uniques, offsets, name: str, fill: bool) -> np.ndarr
         PanelWarning,
         stacklevel=3,
     )
-    return filled.to_numpy(dtype=np.float32)
+    return filled.astype(np.float32)
+
+
+def _interpolate(y: np.ndarray, good: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+    """Linear interpolation of the rows that are not ``good`` between the nearest good rows of the same
+    series (rows ``start[i]:stop[i]`` are row i's series), constant beyond a series' first or last good
+    row, NaN in a series without any: pandas' ``interpolate(limit_direction="both")`` per series, in one pass.
+    """
+    i = np.arange(len(y))
+    before = np.maximum.accumulate(np.where(good, i, -1))  # (rows,) the last good row at or before i
+    after = np.minimum.accumulate(np.where(good, i, len(y))[::-1])[::-1]  # the first good row at or after i
+    has_before, has_after = before >= start, after < stop  # inside the same series
+    lo = np.where(has_before, before, np.where(has_after, after, 0))
+    hi = np.where(has_after, after, lo)
+    w = np.where(hi > lo, (i - lo) / np.maximum(hi - lo, 1), 0.0)  # (rows,) how far from lo to hi
+    out = (1 - w) * y[lo].astype(np.float64) + w * y[hi].astype(np.float64)
+    return np.where(good, y, np.where(has_before | has_after, out, np.nan))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -625,8 +723,18 @@ _FREQ_NAMES = [("min", "minutely"), ("h", "hourly"), ("D", "daily"), ("B", "busi
                ("s", "secondly")]
 
 
+VOTE_RUN = 8  # consecutive stamps per vote when a whole series has gaps: 8 business days span a weekend
+MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+
+
 def infer_freq(ds: np.ndarray, offsets: np.ndarray) -> str | int | None:
-    """A frequency guess: a pandas offset alias for dates, the common step for integer time."""
+    """A frequency guess: a pandas offset alias for dates, the common step for integer time.
+
+    Dates: pandas' guess on the longest series; when every one of them has a gap (a missing month, a
+    holiday in business days), the most common guess over runs of ``VOTE_RUN`` consecutive stamps; when
+    no run fits a pandas frequency, a typical step of 28-31, 89-92 or 365-366 days is months, quarters or
+    years (stamps anchored inside the period, such as the 15th of each month, keep their day: see
+    :func:`shift_stamps`), and any other step is a fixed length."""
     lengths = np.diff(offsets)
     if len(lengths) == 0 or lengths.max() < 2:
         return None
@@ -635,18 +743,56 @@ def infer_freq(ds: np.ndarray, offsets: np.ndarray) -> str | int | None:
         step = ds[first + 1] - ds[first]
         values, counts = np.unique(step, return_counts=True)
         return int(values[np.argmax(counts)])
-    longest = np.argsort(lengths)[::-1][:5]
-    guesses = []
-    for i in longest:  # a few series are enough; the guess is advisory
-        chunk = pd.DatetimeIndex(ds[offsets[i] : offsets[i + 1]])
-        if len(chunk) >= 3:
-            guesses.append(pd.infer_freq(chunk))
-    guesses = [g for g in guesses if g]
+    longest = np.argsort(lengths)[::-1][:5]  # a few series are enough; the guess is advisory
+    runs = [pd.DatetimeIndex(ds[offsets[i] : offsets[i + 1]]) for i in longest]
+    guesses = [g for g in (pd.infer_freq(r) for r in runs if len(r) >= 3) if g]
+    if not guesses:  # every long series has a gap: vote over gap-free runs of consecutive stamps
+        for r in runs:
+            starts = np.arange(0, len(r) - VOTE_RUN + 1, VOTE_RUN)  # (runs,)
+            if len(starts) > 40:  # 40 runs spread over the series vote
+                starts = starts[np.linspace(0, len(starts) - 1, 40).astype(int)]
+            guesses += [g for g in (pd.infer_freq(r[s : s + VOTE_RUN]) for s in starts) if g]
     if guesses:
         return max(set(guesses), key=guesses.count)
-    first = offsets[:-1][lengths >= 2]
-    step = np.median((ds[first + 1] - ds[first]).astype("timedelta64[s]").astype(np.int64))
-    return pd.tseries.frequencies.to_offset(pd.Timedelta(seconds=float(step))).freqstr
+    steps = np.concatenate([np.diff(r.asi8) for r in runs])  # (steps,) nanoseconds inside the long series
+    days = float(np.median(steps)) / 86400e9
+    start = runs[0][0]
+    for low, high, alias in ((28, 31, "MS"), (89, 92, f"QS-{MONTHS[(start.month - 1) % 3]}"),
+                             (365, 366, f"YS-{MONTHS[start.month - 1]}")):
+        if low <= days <= high:
+            return alias
+    return pd.tseries.frequencies.to_offset(pd.Timedelta(int(np.median(steps)), "ns")).freqstr
+
+
+def _months_per_period(offset) -> int | None:
+    """How many calendar months one period of a month, quarter or year offset spans (None: another kind)."""
+    o = pd.tseries.offsets
+    for kinds, months in (((o.MonthBegin, o.MonthEnd), 1), ((o.QuarterBegin, o.QuarterEnd), 3),
+                          ((o.YearBegin, o.YearEnd), 12)):
+        if isinstance(offset, kinds):
+            return months * offset.n
+    return None
+
+
+def _on_anchor(index: pd.DatetimeIndex, offset) -> np.ndarray:
+    return np.asarray((index - offset) + offset == index)
+
+
+def shift_stamps(index: pd.DatetimeIndex, k: int, freq) -> pd.DatetimeIndex:
+    """``index`` moved ``k`` periods of ``freq``. Monthly, quarterly and yearly stamps anchored inside
+    their period (the 15th of each month) keep their day (clamped to the month's length), where adding the
+    pandas offset would roll them onto its anchor (the 1st)."""
+    offset = _step(freq)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)  # offsets pandas cannot vectorize
+        moved = index + k * offset
+        months = _months_per_period(offset)
+        if months is None:
+            return moved
+        on_anchor = _on_anchor(index, offset)
+        if on_anchor.all():
+            return moved
+        return pd.DatetimeIndex(np.where(on_anchor, moved, index + pd.DateOffset(months=k * months)))
 
 
 def period_seconds(freq) -> float | None:

@@ -12,7 +12,9 @@ import pandas as pd
 import pytest
 
 from fewcast.errors import InputError, PanelWarning
-from fewcast.panel import Panel, concat_ranges, from_frame, read_panel, time_gaps
+from fewcast.experiment import guess_season
+from fewcast.forecaster import future_times
+from fewcast.panel import Panel, _interpolate, concat_ranges, from_frame, infer_freq, read_panel, time_gaps
 
 
 def test_concat_ranges_matches_loop():
@@ -176,7 +178,7 @@ def test_time_gaps_match_a_loop(freq, mid_month):
     even = full[full.unique_id.isin(["u0", "u2", "u4"])]
     panel = from_frame(even)  # regular series pass
     if mid_month:
-        assert panel.freq == "31D"  # no calendar frequency fits: the median step, a fixed length
+        assert panel.freq == "MS"  # calendar months, each stamp keeping its day (the 15th)
     assert _gaps_by_loop(even, panel.freq) == 0
     expected = _gaps_by_loop(full, panel.freq)
     assert expected > 0
@@ -219,6 +221,80 @@ def test_fill_refuses_stamps_off_the_grid():
                             "y": 1.0})
     with pytest.raises(InputError, match=r"series 'a' \(1 series\) are not on one MS \(monthly\) grid"):
         from_frame(pd.concat([frame, regular]), fill=True)
+
+
+def _panel_of(stamps: list) -> tuple[np.ndarray, np.ndarray]:
+    ds = np.concatenate([pd.DatetimeIndex(s).to_numpy(dtype="datetime64[ns]") for s in stamps])
+    return ds, np.concatenate([[0], np.cumsum([len(s) for s in stamps])])
+
+
+@pytest.mark.parametrize("stamps, freq", [
+    # a holiday in every series: business days, not days (whose weekends would be gaps)
+    ([pd.bdate_range("2024-01-01", periods=60).delete(k) for k in (20, 33, 41)], "B"),
+    # a missing month in every series: months, not 31 days
+    ([pd.date_range("2015-01-01", periods=60, freq="MS").delete(k) for k in (10, 30)], "MS"),
+    ([pd.date_range("2024-01-07", periods=50, freq="W-SUN").delete([5, 30])], "W-SUN"),
+    # anchored inside the period, which pandas does not name
+    ([pd.date_range("2020-01-01", periods=30, freq="MS") + pd.Timedelta(days=14)], "MS"),
+    ([pd.date_range("2020-02-01", periods=20, freq="QS-FEB") + pd.Timedelta(days=9)], "QS-FEB"),
+    ([pd.date_range("2000-03-01", periods=20, freq="YS-MAR") + pd.Timedelta(days=4)], "YS-MAR"),
+])
+def test_infer_freq_through_gaps_holidays_and_mid_period_anchors(stamps, freq):
+    assert infer_freq(*_panel_of(stamps)) == freq
+
+
+def test_season_and_forecast_dates_of_mid_month_stamps():
+    """Stamps on the 15th are monthly data (season 12), and their forecasts fall on the 15th; month ends
+    stay month ends."""
+    mid = pd.DataFrame({"unique_id": "a", "ds": pd.date_range("2020-01-01", periods=30, freq="MS")
+                        + pd.Timedelta(days=14), "y": 1.0})
+    panel = from_frame(mid)
+    assert guess_season(panel.freq) == 12
+    assert [str(t)[:10] for t in future_times(panel, 3)[0]] == ["2022-07-15", "2022-08-15", "2022-09-15"]
+    ends = pd.DataFrame({"unique_id": "b", "ds": pd.date_range("2020-01-31", periods=25, freq="ME"), "y": 1.0})
+    assert [str(t)[:10] for t in future_times(from_frame(ends), 3)[0]] == ["2022-02-28", "2022-03-31", "2022-04-30"]
+
+
+@pytest.mark.parametrize("freq, shift", [("MS", 0), ("MS", 14), ("ME", 0), ("QS-FEB", 9), ("QE-DEC", 0),
+                                         ("YS-JUL", 3), ("B", 0), ("W-WED", 0), ("D", 0), ("h", 0),
+                                         ("15min", 0), (7, 0)])
+def test_fill_restores_every_missing_stamp(freq, shift):
+    """Rows dropped at random from 30 regular series (the first and last kept) come back exactly, for every
+    kind of period: calendar months (anchored on the 1st, the 15th or the month's end), quarters, years,
+    business days, weeks, fixed lengths and integer steps."""
+    rng = np.random.default_rng(5)
+    full, holed = [], []
+    for i in range(30):
+        n = int(rng.integers(8, 60))
+        if isinstance(freq, int):
+            ds = 3 + i + freq * np.arange(n)
+        else:
+            ds = pd.date_range(pd.Timestamp("2001-01-01") + pd.Timedelta(days=11 * i), periods=n, freq=freq)
+            ds = ds + pd.Timedelta(days=shift)
+        keep = rng.random(n) > 0.2
+        keep[[0, -1]] = True
+        full.append(pd.DataFrame({"unique_id": f"s{i:02d}", "ds": ds, "y": 1.0 + np.arange(n)}))
+        holed.append(full[-1][keep])
+    with pytest.warns(PanelWarning) as record:
+        filled = from_frame(pd.concat(holed), fill=True)
+    assert [str(w.message).split()[0] for w in record] == ["inserted", "interpolated"]
+    expected = from_frame(pd.concat(full))
+    np.testing.assert_array_equal(filled.ds, expected.ds)
+    np.testing.assert_allclose(filled.values, expected.values, rtol=1e-6)  # a straight line interpolates exactly
+
+
+def test_interpolation_matches_pandas_series_by_series():
+    rng = np.random.default_rng(2)
+    lengths = rng.integers(1, 12, 300)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    codes = np.repeat(np.arange(300), lengths)
+    y, good = rng.random(offsets[-1]), rng.random(offsets[-1]) > 0.4
+    reference = (pd.DataFrame({"g": codes, "y": np.where(good, y, np.nan)}).groupby("g")["y"]
+                 .transform(lambda s: s.interpolate(limit_direction="both")).to_numpy())
+    got = _interpolate(y, good, offsets[codes], offsets[codes + 1])
+    assert np.isnan(reference).sum() > 0  # some series have no good row at all
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(reference))
+    np.testing.assert_allclose(got[~np.isnan(got)], reference[~np.isnan(reference)])
 
 
 def test_short_series_dropped_with_count(frame):
