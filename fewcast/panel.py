@@ -774,25 +774,17 @@ def _months_per_period(offset) -> int | None:
     return None
 
 
-def _on_anchor(index: pd.DatetimeIndex, offset) -> np.ndarray:
-    return np.asarray((index - offset) + offset == index)
-
-
 def shift_stamps(index: pd.DatetimeIndex, k: int, freq) -> pd.DatetimeIndex:
     """``index`` moved ``k`` periods of ``freq``. Monthly, quarterly and yearly stamps anchored inside
     their period (the 15th of each month) keep their day (clamped to the month's length), where adding the
-    pandas offset would roll them onto its anchor (the 1st)."""
+    pandas offset would roll them onto its anchor (the 1st); month ends stay month ends."""
     offset = _step(freq)
+    if _months_per_period(offset) is not None:
+        stamps = index.to_numpy(dtype="datetime64[ns]")
+        return pd.DatetimeIndex(_stamps_at(stamps, np.full(len(stamps), k), offset))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", pd.errors.PerformanceWarning)  # offsets pandas cannot vectorize
-        moved = index + k * offset
-        months = _months_per_period(offset)
-        if months is None:
-            return moved
-        on_anchor = _on_anchor(index, offset)
-        if on_anchor.all():
-            return moved
-        return pd.DatetimeIndex(np.where(on_anchor, moved, index + pd.DateOffset(months=k * months)))
+        return index + k * offset
 
 
 def period_seconds(freq) -> float | None:
