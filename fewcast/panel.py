@@ -777,9 +777,10 @@ def _months_per_period(offset) -> int | None:
 def shift_stamps(index: pd.DatetimeIndex, k: int, freq) -> pd.DatetimeIndex:
     """``index`` moved ``k`` periods of ``freq``. Monthly, quarterly and yearly stamps anchored inside
     their period (the 15th of each month) keep their day (clamped to the month's length), where adding the
-    pandas offset would roll them onto its anchor (the 1st); month ends stay month ends."""
+    pandas offset would roll them onto its anchor (the 1st); month ends stay month ends. Weekly stamps keep
+    their weekday (a series of Mondays in a panel read as weeks ending on Sunday)."""
     offset = _step(freq)
-    if _months_per_period(offset) is not None:
+    if _months_per_period(offset) is not None or isinstance(offset, pd.tseries.offsets.Week):
         stamps = index.to_numpy(dtype="datetime64[ns]")
         return pd.DatetimeIndex(_stamps_at(stamps, np.full(len(stamps), k), offset))
     with warnings.catch_warnings():

@@ -243,9 +243,9 @@ def test_infer_freq_through_gaps_holidays_and_mid_period_anchors(stamps, freq):
     assert infer_freq(*_panel_of(stamps)) == freq
 
 
-def test_season_and_forecast_dates_of_mid_month_stamps():
+def test_season_and_forecast_dates_of_mid_period_stamps():
     """Stamps on the 15th are monthly data (season 12), and their forecasts fall on the 15th; month ends
-    stay month ends."""
+    stay month ends, and a weekly series keeps its weekday."""
     mid = pd.DataFrame({"unique_id": "a", "ds": pd.date_range("2020-01-01", periods=30, freq="MS")
                         + pd.Timedelta(days=14), "y": 1.0})
     panel = from_frame(mid)
@@ -253,6 +253,12 @@ def test_season_and_forecast_dates_of_mid_month_stamps():
     assert [str(t)[:10] for t in future_times(panel, 3)[0]] == ["2022-07-15", "2022-08-15", "2022-09-15"]
     ends = pd.DataFrame({"unique_id": "b", "ds": pd.date_range("2020-01-31", periods=25, freq="ME"), "y": 1.0})
     assert [str(t)[:10] for t in future_times(from_frame(ends), 3)[0]] == ["2022-02-28", "2022-03-31", "2022-04-30"]
+    sundays = [pd.DataFrame({"unique_id": f"c{i}", "ds": pd.date_range("2024-01-07", periods=30, freq="W-SUN"),
+                             "y": 1.0}) for i in range(3)]
+    mondays = pd.DataFrame({"unique_id": "d", "ds": pd.date_range("2024-01-01", periods=20, freq="W-MON"), "y": 1.0})
+    weeks = from_frame(pd.concat([*sundays, mondays]))
+    assert weeks.freq == "W-SUN"  # most long series say
+    assert [str(t)[:10] for t in future_times(weeks, 2)[3]] == ["2024-05-20", "2024-05-27"]  # still Mondays
 
 
 @pytest.mark.parametrize("freq, shift", [("MS", 0), ("MS", 14), ("ME", 0), ("QS-FEB", 9), ("QE-DEC", 0),
