@@ -206,6 +206,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     s = fc.settings
     if args.protocol:
         s.update("eval", {"protocol": args.protocol})
+    if args.fill:
+        s.update("data", {"fill": True})
     source = args.data or s.data.dataset
     if Path(source).exists() or source not in datasets.DATASETS:
         from fewcast.panel import read_frame
@@ -237,6 +239,8 @@ def cmd_forecast(args: argparse.Namespace) -> int:
 
     fc = _load_forecaster(args.run)
     s = fc.settings
+    if args.fill:
+        s.update("data", {"fill": True})
     id_col = args.id_col or s.data.id_col
     time_col = args.time_col or s.data.time_col
     target_col = args.target_col or s.data.target_col
@@ -279,6 +283,10 @@ EXAMPLES = {
         "  fewcast validate m3-monthly"
     ),
 }
+
+
+FILL_HELP = ("insert missing time stamps and interpolate missing or NaN values of this data (default: as the "
+             "run was trained)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -327,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="a run directory written by fewcast train")
     p.add_argument("--data", help="the panel (default: the one it was trained on)")
     p.add_argument("--protocol", choices=["holdout", "all-series"])
+    p.add_argument("--fill", action="store_true", help=FILL_HELP)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("forecast", help="adapt to and forecast every series of a new panel",
@@ -340,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target-col", help="default: the trained one")
     p.add_argument("--combine", default="", help="classical methods (autoets, theta, naive, seasonal_naive) to "
                    "average with: one more column fewcast+METHOD each")
+    p.add_argument("--fill", action="store_true", help=FILL_HELP)
     p.set_defaults(func=cmd_forecast)
 
     p = sub.add_parser("demo", help="meta-train, score every method on unseen series, write a report",

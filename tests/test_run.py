@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -166,3 +167,22 @@ def test_forecast_combine_adds_a_column_and_rejects_unknown_methods(data, uninte
     bad = fewcast("forecast", uninterrupted, "--data", data, "--out", out, "--combine", "arima")
     assert bad.returncode == 2 and "unknown classical method arima" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_forecast_and_evaluate_take_fill(data, uninterrupted, tmp_path):
+    """Data with a gap is refused with the advice to pass --fill, which forecast and evaluate take."""
+    frame = pd.read_csv(data)
+    holed = frame.drop(index=frame.index[(frame.unique_id == frame.unique_id.iloc[0])][10:12])
+    holed.to_csv(tmp_path / "holed.csv", index=False)
+    out = tmp_path / "f.csv"
+    refused = fewcast("forecast", uninterrupted, "--data", tmp_path / "holed.csv", "--out", out)
+    assert refused.returncode == 2 and "pass --fill" in refused.stderr and "Traceback" not in refused.stderr
+    filled = fewcast("forecast", uninterrupted, "--data", tmp_path / "holed.csv", "--out", out, "--fill")
+    assert filled.returncode == 0, filled.stderr
+    assert "inserted 2 missing time stamps" in filled.stderr
+    assert len(pd.read_csv(out)) == frame.unique_id.nunique() * 6
+    run = tmp_path / "run"
+    shutil.copytree(uninterrupted, run)  # evaluate writes its results into the run
+    scored = fewcast("evaluate", run, "--data", tmp_path / "holed.csv", "--fill")
+    assert scored.returncode == 0, scored.stderr
+    assert (run / "results.csv").exists()
