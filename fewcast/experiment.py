@@ -194,8 +194,8 @@ def check_log_values(panel: Panel, settings: Settings, column: str | None = None
     negative = nonempty[lowest < 0]
     if len(negative):
         raise InputError(f"column '{column or settings.data.target_col}': negative values in series "
-                         f"{describe_ids(panel.ids[negative])}, which a log ensemble member cannot take: pass "
-                         f"--ensemble-transforms identity,last (or shift those series above zero)")
+                         f"{describe_ids(panel.ids[negative])}, which a log ensemble member cannot take: shift those "
+                         f"series above zero, or train with --ensemble-transforms identity,last")
 
 
 def forecast(learner: GradientLearner, problems: Problems, scaler: str, steps: int | None = None,

@@ -15,10 +15,12 @@ with its first value; one with no complete window is forecast zero-shot (a warni
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import numpy as np
 import pandas as pd
+import torch
 
 from fewcast import checkpoint
 from fewcast.baselines import check_methods, classical_forecasts
@@ -147,9 +149,21 @@ class FewShotForecaster:
         s = self.settings
         data = self._panel_data(df, id_col or s.data.id_col, time_col or s.data.time_col,
                                 target_col or s.data.target_col, fitting=False)
-        experiment = Experiment(s, data, log=lambda *_: None)
+        here = s
+        if s.train.device.startswith("cuda") and not torch.cuda.is_available():
+            here = copy.deepcopy(s)  # trained on a GPU, scored on this machine's CPU
+            here.update("train", {"device": "cpu"})
+        experiment = Experiment(here, data, log=lambda *_: None)
         experiment.logs = self.logs
-        return experiment.evaluate(self.pretrained, {s.learner.name: self.learner})
+        self.learner.to(experiment.device)  # loaded weights live on the CPU; the experiment may run on a GPU
+        self.pretrained.to(experiment.device)
+        try:
+            results = experiment.evaluate(self.pretrained, {s.learner.name: self.learner})
+        finally:
+            self.learner.to("cpu")  # where predict() forecasts
+            self.pretrained.to("cpu")
+        results.settings = s
+        return results
 
     # -- persistence --------------------------------------------------------------------------------
     def save(self, path) -> None:

@@ -227,7 +227,7 @@ def test_negative_values_are_refused_when_a_member_works_on_logs():
     settings.update("model", {"ensemble_transforms": ["identity", "log"]})
     name = repr(str(visible.ids[1]))
     with pytest.raises(InputError, match=rf"column 'y': negative values in series {name} \(1 series\).*"
-                                         r"--ensemble-transforms identity,last \("):
+                                         r"shift those series above zero, or train with --ensemble-transforms identity,last$"):
         Experiment(settings, negative, log=lambda *_: None)
     settings.update("model", {"ensemble_transforms": ["identity", "last"]})
     Experiment(settings, negative, log=lambda *_: None)  # identity and last members take any value

@@ -169,3 +169,20 @@ def test_an_ensemble_forecaster_fits_saves_and_loads(tmp_path):
     fc.save(tmp_path / "ensemble")
     again = FewShotForecaster.load(tmp_path / "ensemble")
     pd.testing.assert_frame_equal(again.predict(frame), out)
+
+
+def test_a_run_trained_on_a_gpu_evaluates_on_the_cpu(fitted, tmp_path):
+    """A checkpoint whose settings name a CUDA device is scored here on the CPU (no CUDA on the test machines),
+    and the settings it reports are still the run's."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA")
+    fc, frame = fitted
+    fc.save(tmp_path / "gpu")
+    again = FewShotForecaster.load(tmp_path / "gpu")
+    again.settings.update("train", {"device": "cuda"})
+    run = again.evaluate_run(frame)
+    expected = fc.evaluate_run(frame)
+    np.testing.assert_allclose(run.forecasts["metasgd"], expected.forecasts["metasgd"], rtol=1e-5)
+    assert run.settings.train.device == "cuda"
