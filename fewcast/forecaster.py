@@ -137,7 +137,11 @@ class FewShotForecaster:
                           f"{s.data.input_size} -> {s.data.h}: forecast zero-shot (no adaptation)",
                           PanelWarning, stacklevel=3)
         steps = adapt_steps if adapt_steps is not None else (s.eval.adapt_steps or None)
-        return forecast(self.learner, problems, s.data.scaler, steps)[0]
+        return forecast(self.learner, problems, s.data.scaler, steps, self._device())[0]
+
+    def _device(self) -> torch.device:
+        """Where the weights are: the CPU after load(), the training device after fit() (a GPU, say)."""
+        return next(self.learner.parameters()).device
 
     def evaluate(self, df: pd.DataFrame, id_col: str | None = None, time_col: str | None = None,
                  target_col: str | None = None) -> pd.DataFrame:
@@ -155,13 +159,14 @@ class FewShotForecaster:
             here.update("train", {"device": "cpu"})
         experiment = Experiment(here, data, log=lambda *_: None)
         experiment.logs = self.logs
-        self.learner.to(experiment.device)  # loaded weights live on the CPU; the experiment may run on a GPU
+        before = self._device()  # loaded weights live on the CPU; the experiment may run on a GPU
+        self.learner.to(experiment.device)
         self.pretrained.to(experiment.device)
         try:
             results = experiment.evaluate(self.pretrained, {s.learner.name: self.learner})
         finally:
-            self.learner.to("cpu")  # where predict() forecasts
-            self.pretrained.to("cpu")
+            self.learner.to(before)
+            self.pretrained.to(before)
         results.settings = s
         return results
 
