@@ -226,8 +226,8 @@ def test_negative_values_are_refused_when_a_member_works_on_logs():
     settings = tiny_settings()
     settings.update("model", {"ensemble_transforms": ["identity", "log"]})
     name = repr(str(visible.ids[1]))
-    with pytest.raises(InputError, match=rf"column 'y': negative values in series {name} \(1 series\).*"
-                                         r"shift those series above zero, or train with --ensemble-transforms identity,last$"):
+    advice = r"shift those series above zero, or train with --ensemble-transforms identity,last$"
+    with pytest.raises(InputError, match=rf"column 'y': negative values in series {name} \(1 series\).*" + advice):
         Experiment(settings, negative, log=lambda *_: None)
     settings.update("model", {"ensemble_transforms": ["identity", "last"]})
     Experiment(settings, negative, log=lambda *_: None)  # identity and last members take any value
