@@ -105,6 +105,7 @@ class EvalConfig:
     combine: list[str] = field(default_factory=lambda: ["autoets"])  # classical methods each averaged with the
     # adapted learner's forecast, scored as "<learner>+<method>" (each must be in classical)
     adapt_steps: int = 0  # adaptation steps at test time; 0: the learner's inner_steps
+    adapt_shots: int = 0  # support windows at test time (a series' most recent ones); 0: the learner's shots
     curve_steps: int = 10  # adaptation steps in the learning-trajectory plot
     shots_curve: list[int] = field(default_factory=lambda: [0, 1, 2, 5, 10, 20])
     plot_series: int = 6

@@ -238,6 +238,12 @@ def learner_options(c) -> dict:
                 first_order_iterations=c.first_order_iterations, adapt=c.adapt)
 
 
+def adapt_shots(settings: Settings) -> int:
+    """How many of a series' most recent windows a forecast adapts on: ``eval.adapt_shots``, else the
+    learner's meta-training ``shots``."""
+    return settings.eval.adapt_shots or settings.learner.shots
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -365,7 +371,7 @@ class Experiment:
     def problems(self, shots: int | None = None) -> Problems:
         s = self.settings
         return make_problems(self.test_history, self.test_truth, s.data.input_size, self.h,
-                             s.learner.shots if shots is None else shots, self.data.season_length, s.data.deseasonalize)
+                             adapt_shots(s) if shots is None else shots, self.data.season_length, s.data.deseasonalize)
 
     # -- training -----------------------------------------------------------------------------------
     def new_model(self, seed_offset: int = 0) -> torch.nn.Module:

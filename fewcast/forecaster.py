@@ -30,6 +30,7 @@ from fewcast.experiment import (
     Experiment,
     PanelData,
     Results,
+    adapt_shots,
     check_log_values,
     forecast,
     learner_options,
@@ -130,7 +131,7 @@ class FewShotForecaster:
         """``(series, h)`` adapted forecasts of the ``h`` points after each series of ``panel``."""
         s = self.settings
         problems = make_problems(panel, np.zeros((panel.n_series, s.data.h)), s.data.input_size, s.data.h,
-                                 s.learner.shots, s.data.season_length or 1, s.data.deseasonalize)
+                                 adapt_shots(s), s.data.season_length or 1, s.data.deseasonalize)
         zero_shot = int((problems.shots_used == 0).sum())
         if zero_shot:
             warnings.warn(f"{zero_shot} of {panel.n_series} series are too short for one window of "

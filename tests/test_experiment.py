@@ -110,6 +110,17 @@ def test_problems_use_the_last_windows_and_pad_short_series():
     np.testing.assert_array_equal(few.m_spt[0].numpy(), [0, 0, 0, 1, 1, 1, 1, 1])  # right-aligned
 
 
+def test_adapt_shots_sets_the_support_of_every_forecast_not_of_meta_training():
+    settings = tiny_settings()
+    settings.update("eval", {"adapt_shots": 9})
+    exp = Experiment(settings, panel_data(poison=False), log=lambda *_: None)
+    p = exp.problems()
+    assert p.m_spt.shape[1] == 9 and (p.shots_used == 9).all()  # the synthetic series hold 9 windows and more
+    again = exp.problems(shots=settings.learner.shots)
+    np.testing.assert_array_equal(p.x_spt[:, -3:].numpy(), again.x_spt.numpy())  # the latest 3 of the 9
+    assert exp.validation.x_spt.shape[1] == settings.learner.shots  # meta-training's tasks keep their shots
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """``fewcast demo`` on a small CSV with renamed columns and tiny settings, run once for the module."""
