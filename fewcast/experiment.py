@@ -454,10 +454,13 @@ class Experiment:
         return pretrained, {name: self.meta_train(name, pretrained) for name in names}
 
     def evaluate(self, pretrained: Pretrain, learners: dict[str, GradientLearner]) -> Results:
-        """Score every method on the meta-test series (holdout) or on every series (all-series)."""
+        """Score every method on the meta-test series (holdout) or on every series (all-series). The networks
+        are moved to the experiment's device (weights loaded from a checkpoint arrive on the CPU)."""
         s = self.settings
         protocol = s.eval.protocol
         started = time.perf_counter()
+        for module in (pretrained, *learners.values()):
+            module.to(self.device)
         problems = self.problems()
         steps = s.eval.adapt_steps or None
         rows, forecasts = [], {}

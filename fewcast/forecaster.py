@@ -141,7 +141,8 @@ class FewShotForecaster:
         return forecast(self.learner, problems, s.data.scaler, steps, self._device())[0]
 
     def _device(self) -> torch.device:
-        """Where the weights are: the CPU after load(), the training device after fit() (a GPU, say)."""
+        """Where the weights are: the CPU after load(), the experiment's device after fit() or evaluate_run()
+        (a GPU, say)."""
         return next(self.learner.parameters()).device
 
     def evaluate(self, df: pd.DataFrame, id_col: str | None = None, time_col: str | None = None,
@@ -160,14 +161,7 @@ class FewShotForecaster:
             here.update("train", {"device": "cpu"})
         experiment = Experiment(here, data, log=lambda *_: None)
         experiment.logs = self.logs
-        before = self._device()  # loaded weights live on the CPU; the experiment may run on a GPU
-        self.learner.to(experiment.device)
-        self.pretrained.to(experiment.device)
-        try:
-            results = experiment.evaluate(self.pretrained, {s.learner.name: self.learner})
-        finally:
-            self.learner.to(before)
-            self.pretrained.to(before)
+        results = experiment.evaluate(self.pretrained, {s.learner.name: self.learner})  # moves them to its device
         results.settings = s
         return results
 

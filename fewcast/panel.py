@@ -402,7 +402,7 @@ def _insert_missing(codes, ds, y, gap, offsets, freq, uniques, time_col):
     present = np.zeros(int(periods.sum()), bool)  # (grid points,)
     present[start[series] + k] = True
     grid_series = np.repeat(np.arange(len(gapped)), periods)  # (grid points,)
-    grid_k = np.arange(len(present)) - start[grid_series]
+    grid_k = concat_ranges(np.zeros(len(gapped), np.int64), periods)  # (grid points,) 0, 1, ... per series
     missing = ~present
     new_codes = gapped[grid_series[missing]].astype(codes.dtype)
     new_ds = _stamps_at(first[grid_series[missing]], grid_k[missing], step)
@@ -470,15 +470,18 @@ def _stamps_at(first: np.ndarray, k: np.ndarray, offset) -> np.ndarray:
     months = _months_per_period(offset)
     if months is None:  # business days
         return np.busday_offset(day, k, roll="forward").astype(first.dtype) + time
-    month = first.astype("datetime64[M]") + k * months  # (rows,) the target month
-    size = ((month + 1).astype("datetime64[D]") - month.astype("datetime64[D]")).astype(np.int64)  # its days
-    first_size = ((first.astype("datetime64[M]") + 1).astype("datetime64[D]")
-                  - first.astype("datetime64[M]").astype("datetime64[D]")).astype(np.int64)
-    dom = (day - first.astype("datetime64[M]").astype("datetime64[D]")).astype(np.int64)  # day of month - 1
+    start = first.astype("datetime64[M]")  # (rows,) the first stamp's month
+    month = start + k * months  # (rows,) the target month
+    dom = (day - start.astype("datetime64[D]")).astype(np.int64)  # day of month - 1
     at_end = isinstance(offset, (pd.tseries.offsets.MonthEnd, pd.tseries.offsets.QuarterEnd,
-                                 pd.tseries.offsets.YearEnd)) & (dom == first_size - 1)
-    dom = np.where(at_end, size - 1, np.minimum(dom, size - 1))
+                                 pd.tseries.offsets.YearEnd)) & (dom == _days_in(start) - 1)
+    dom = np.where(at_end, _days_in(month) - 1, np.minimum(dom, _days_in(month) - 1))
     return (month.astype("datetime64[D]") + dom * _DAY).astype(first.dtype) + time
+
+
+def _days_in(month: np.ndarray) -> np.ndarray:
+    """Days in each ``datetime64[M]`` month."""
+    return ((month + 1).astype("datetime64[D]") - month.astype("datetime64[D]")).astype(np.int64)
 
 
 def _fixed_length(offset) -> int | None:
@@ -777,10 +780,11 @@ def _months_per_period(offset) -> int | None:
 def shift_stamps(index: pd.DatetimeIndex, k: int, freq) -> pd.DatetimeIndex:
     """``index`` moved ``k`` periods of ``freq``. Monthly, quarterly and yearly stamps anchored inside
     their period (the 15th of each month) keep their day (clamped to the month's length), where adding the
-    pandas offset would roll them onto its anchor (the 1st); month ends stay month ends. Weekly stamps keep
-    their weekday (a series of Mondays in a panel read as weeks ending on Sunday)."""
+    pandas offset would roll them onto its anchor (the 1st); month ends stay month ends. Fixed lengths move by
+    their length, so weekly stamps keep their weekday (a series of Mondays in a panel read as weeks ending on
+    Sunday)."""
     offset = _step(freq)
-    if _months_per_period(offset) is not None or isinstance(offset, pd.tseries.offsets.Week):
+    if _months_per_period(offset) is not None or _fixed_length(offset) is not None:
         stamps = index.to_numpy(dtype="datetime64[ns]")
         return pd.DatetimeIndex(_stamps_at(stamps, np.full(len(stamps), k), offset))
     with warnings.catch_warnings():
