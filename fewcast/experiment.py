@@ -145,6 +145,7 @@ class Problems:
 def make_problems(history: Panel, truth: np.ndarray, input_size: int, h: int, shots: int,
                   season_length: int, deseasonalize: bool = False) -> Problems:
     """Support = the last ``shots`` windows inside ``history``; forecast input = its last ``input_size``.
+    Series with fewer windows are padded (``m_spt``) up to the most any series has, at most ``shots``.
 
     ``deseasonalize``: windows and forecast input come from the history divided by its own seasonal
     indices (:mod:`fewcast.seasonal`), and the forecasts are multiplied back by them."""
@@ -153,7 +154,8 @@ def make_problems(history: Panel, truth: np.ndarray, input_size: int, h: int, sh
         history, indices = seasonal.adjust(history, season_length)  # indices: (series, season_length)
         factor = seasonal.horizon_factors(indices, h)
     w = Windows(history, input_size, h)
-    slots = max(shots, 1)
+    longest = int(w.counts.max()) if history.n_series else 0
+    slots = max(min(shots, longest), 1)  # no slot that every series would pad
     real = np.minimum(w.counts, shots)  # (series,)
     j = np.arange(slots)[None, :]  # (1, slots)
     valid = j >= slots - real[:, None]  # right-aligned: the most recent windows last

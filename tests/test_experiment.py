@@ -106,8 +106,14 @@ def test_problems_use_the_last_windows_and_pad_short_series():
     # short: 10 points hold 5 windows: all 3 slots used; tiny: no window, no support, padded input
     np.testing.assert_array_equal(p.shots_used, [3, 3, 0])
     np.testing.assert_array_equal(p.x_fc[2, 0].numpy(), [7, 7, 7, 8])
-    few = make_problems(history.take([1]), truth[:1], input_size=4, h=2, shots=8, season_length=1)
-    np.testing.assert_array_equal(few.m_spt[0].numpy(), [0, 0, 0, 1, 1, 1, 1, 1])  # right-aligned
+    few = make_problems(history, truth, input_size=4, h=2, shots=8, season_length=1)
+    np.testing.assert_array_equal(few.m_spt[1].numpy(), [0, 0, 0, 1, 1, 1, 1, 1])  # right-aligned
+    np.testing.assert_array_equal(few.x_spt[1, -1].numpy(), [104, 105, 106, 107])
+    # slots beyond the most windows any series has would be padding everywhere: they are not made
+    bounded = make_problems(history.take([1, 2]), truth[:2], input_size=4, h=2, shots=200, season_length=1)
+    assert bounded.x_spt.shape == (2, 5, 4)
+    np.testing.assert_array_equal(bounded.shots_used, [5, 0])
+    np.testing.assert_array_equal(bounded.x_spt[0].numpy(), few.x_spt[1, 3:].numpy())
 
 
 def test_adapt_shots_sets_the_support_of_every_forecast_not_of_meta_training():
