@@ -106,6 +106,10 @@ class EvalConfig:
     # adapted learner's forecast, scored as "<learner>+<method>" (each must be in classical)
     adapt_steps: int = 0  # adaptation steps at test time; 0: the learner's inner_steps
     adapt_shots: int = 0  # support windows at test time (a series' most recent ones); 0: the learner's shots
+    finetune_all_shots: int = 200  # pretrained_finetune_all: plain SGD on up to this many of a series' latest
+    # windows (every window of a monthly M3 series), the best adaptation found on validation; 0: not scored
+    finetune_all_steps: int = 20
+    finetune_all_lr: float = 0.003
     curve_steps: int = 10  # adaptation steps in the learning-trajectory plot
     shots_curve: list[int] = field(default_factory=lambda: [0, 1, 2, 5, 10, 20])
     plot_series: int = 6

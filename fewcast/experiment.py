@@ -25,6 +25,9 @@ horizon is ever passed to a model or a baseline: ``Problems`` holds it apart, us
 Methods scored: the meta-learners adapted and zero-shot, the pre-trained network zero-shot and
 fine-tuned, the network from scratch, the classical baselines, and each ``combine`` method averaged with
 the adapted default learner (``metasgd+autoets``: a forecast combination, reported beside its parts).
+``pretrained_finetune`` adapts exactly as the meta-learner does (the seed's comparison);
+``pretrained_finetune_all`` is the strongest plain fine-tuning found on validation, many small SGD steps on
+every window of a series (``eval.finetune_all_*``), the reference a meta-learner has to beat to be worth it.
 """
 
 from __future__ import annotations
@@ -474,6 +477,11 @@ class Experiment:
         scratch = self.finetuner(self.new_model(seed_offset=1))
         forecasts["pretrained_finetune"] = forecast(finetune, problems, s.data.scaler, steps, self.device)[0]
         forecasts["scratch"] = forecast(scratch, problems, s.data.scaler, steps, self.device)[0]
+        if s.eval.finetune_all_shots:  # the strongest plain fine-tuning found on validation, as a reference
+            every = MAML(pretrained.model, inner_lr=s.eval.finetune_all_lr, inner_steps=s.eval.finetune_all_steps,
+                         loss=s.learner.loss).to(self.device)
+            forecasts["pretrained_finetune_all"] = forecast(every, self.problems(s.eval.finetune_all_shots),
+                                                            s.data.scaler, None, self.device)[0]
         self.timings["forecast networks"] = time.perf_counter() - started
         started = time.perf_counter()
         forecasts.update(classical_forecasts(self.test_history, self.h, self.data.season_length, s.eval.classical))

@@ -94,6 +94,10 @@ def render_html(results: Results, table: pd.DataFrame, pictures: dict[str, Path]
     combined = "".join(f" <b>{html.escape(s.learner.name)}+{html.escape(m)}</b> is the average of the adapted "
                        f"{html.escape(s.learner.name)} and {html.escape(m)} forecasts (a combination)."
                        for m in s.eval.combine)
+    if s.eval.finetune_all_shots:
+        combined += (f" <b>pretrained_finetune</b> adapts as {html.escape(s.learner.name)} does; "
+                     f"<b>pretrained_finetune_all</b> takes {s.eval.finetune_all_steps} SGD steps at "
+                     f"{s.eval.finetune_all_lr:g} on up to {s.eval.finetune_all_shots} of a series' windows.")
     captions = {
         "training_curves.png": "Meta-training: meta-train loss per iteration and meta-validation loss.",
         "trajectory.png": "Support loss and horizon sMAPE after 0..N adaptation steps, per initialization.",

@@ -10,7 +10,8 @@ import torch
 
 from fewcast.config import Settings, load_toml
 from fewcast.errors import InputError
-from fewcast.experiment import Experiment, PanelData, make_problems, problems_as_tasks
+from fewcast.experiment import Experiment, PanelData, forecast, make_problems, problems_as_tasks
+from fewcast.learners import MAML
 from fewcast.panel import Panel
 from fewcast.tasks import TaskSampler, split_series
 from fewcast.windows import Windows
@@ -54,7 +55,8 @@ def test_poisoned_horizon_changes_no_forecast(protocol, deseasonalize):
     poisoned = Experiment(settings, panel_data(poison=True), log=lambda *_: None).run()
     assert set(clean.forecasts) == set(poisoned.forecasts)
     assert {"metasgd", "metasgd_zeroshot", "maml", "maml_zeroshot", "pretrained", "pretrained_finetune",
-            "scratch", "naive", "seasonal_naive", "theta", "metasgd+theta"} == set(clean.forecasts)
+            "pretrained_finetune_all", "scratch", "naive", "seasonal_naive", "theta",
+            "metasgd+theta"} == set(clean.forecasts)
     for method, yhat in clean.forecasts.items():
         np.testing.assert_array_equal(yhat, poisoned.forecasts[method], err_msg=method)
     for name in clean.logs:  # training and validation never touched the horizon either
@@ -127,6 +129,21 @@ def test_adapt_shots_sets_the_support_of_every_forecast_not_of_meta_training():
     assert exp.validation.x_spt.shape[1] == settings.learner.shots  # meta-training's tasks keep their shots
 
 
+def test_finetune_all_is_plain_sgd_on_every_window_and_can_be_turned_off():
+    settings = tiny_settings()
+    settings.update("eval", {"finetune_all_shots": 9, "finetune_all_steps": 3, "finetune_all_lr": 0.02,
+                             "classical": ["naive"], "combine": []})
+    exp = Experiment(settings, panel_data(poison=False), log=lambda *_: None)
+    pretrained, learners = exp.train(extra=False)
+    results = exp.evaluate(pretrained, learners)
+    by_hand = MAML(pretrained.model, inner_lr=0.02, inner_steps=3, loss=settings.learner.loss)
+    expected = forecast(by_hand, exp.problems(9), settings.data.scaler)[0]
+    np.testing.assert_allclose(results.forecasts["pretrained_finetune_all"], expected, rtol=1e-6)
+    assert not np.allclose(expected, results.forecasts["pretrained_finetune"])  # 3 windows, 1 step: another method
+    settings.update("eval", {"finetune_all_shots": 0})
+    assert "pretrained_finetune_all" not in exp.evaluate(pretrained, learners).forecasts
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """``fewcast demo`` on a small CSV with renamed columns and tiny settings, run once for the module."""
@@ -157,7 +174,9 @@ def test_demo_writes_every_artifact(tiny_run):
     assert list(table.columns) == ["protocol", "method", "smape", "mase", "mae", "rmse", "n_series"]
     assert set(table["n_series"]) == {9} and "| protocol | method |" in stdout
     assert "metasgd+seasonal_naive" in set(table["method"])
-    assert "<b>metasgd+seasonal_naive</b> is the average of" in (out / "report.html").read_text()
+    report = (out / "report.html").read_text()
+    assert "<b>metasgd+seasonal_naive</b> is the average of" in report
+    assert "<b>pretrained_finetune_all</b> takes 20 SGD steps at 0.003 on up to 200" in report
     saved = load_toml(out / "config.toml")
     assert saved.data.dataset == str(data) and saved.data.id_col == "id" and saved.train.iterations == 6
     assert saved.learner.name == tiny_settings().learner.name
@@ -224,9 +243,10 @@ def test_short_validation_series_still_validate():
     visible = data.visible.slice(data.visible.lengths - keep, data.visible.lengths)
     lines = []
     exp = Experiment(settings, PanelData("synthetic", visible, data.horizon, 6, 12), log=lines.append)
-    assert exp.validation is not None and exp.validation.x_spt.shape[:2] == (len(split.val), 20)
+    # 7 support windows of 12 -> 6 fit before the last 6 points: slots stop at the most any series has
+    assert exp.validation is not None and exp.validation.x_spt.shape[:2] == (len(split.val), 7)
     used = exp.validation.m_spt.sum(1)
-    assert torch.all(used == 30 - 6 - 12 - 6 + 1)  # 7 support windows of 12 -> 6 fit before the last 6 points
+    assert torch.all(used == 30 - 6 - 12 - 6 + 1)
     assert any("validating on 6 series with 7.0 support windows" in line for line in lines)
     log = exp.pretrain_trainer()
     log.fit()
