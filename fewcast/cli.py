@@ -248,7 +248,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PanelWarning)
         out = fc.predict(frame, h=args.h, id_col=id_col, time_col=time_col, target_col=target_col,
-                         combine=[m for m in args.combine.split(",") if m])
+                         combine=[m for m in args.combine.split(",") if m], adapt=args.adapt)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     write_frame(out, args.out)
@@ -275,7 +275,8 @@ EXAMPLES = {
     "forecast": (
         "examples:\n  fewcast forecast runs/sales --data new_stores.csv --out forecasts.csv\n"
         "  fewcast forecast runs/m3 --data new.parquet --h 6 --out next6.parquet\n"
-        "  fewcast forecast runs/m3 --data new.csv --out f.csv --combine autoets   # and its average with AutoETS"
+        "  fewcast forecast runs/m3 --data new.csv --out f.csv --combine autoets   # and its average with AutoETS\n"
+        "  fewcast forecast runs/m3 --data new.csv --out f.csv --adapt finetune_all  # plain SGD on every window"
     ),
     "validate": (
         "examples:\n  fewcast validate sales.csv\n"
@@ -307,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=fmt)
     p.add_argument("path", help="a CSV or Parquet file (or an embedded dataset name)")
     add_data_options(p)
-    from fewcast.config import Settings
+    from fewcast.config import ADAPTATIONS, Settings
 
     trained = Settings()
     p.add_argument("--input-size", type=positive_int, default=trained.data.input_size,
@@ -349,6 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target-col", help="default: the trained one")
     p.add_argument("--combine", default="", help="classical methods (autoets, theta, naive, seasonal_naive) to "
                    "average with: one more column fewcast+METHOD each")
+    p.add_argument("--adapt", choices=ADAPTATIONS, default="learned",
+                   help="learned: the meta-learner adapts (default); finetune_all: the pre-trained network, plain "
+                   "SGD on every window (pretrained_finetune_all in evaluate's table: use whichever scored better)")
     p.add_argument("--fill", action="store_true", help=FILL_HELP)
     p.set_defaults(func=cmd_forecast)
 

@@ -97,6 +97,9 @@ class TrainConfig:
     checkpoint_every: int = 0
 
 
+ADAPTATIONS = ("learned", "finetune_all")  # how a forecast adapts: the meta-learner, or plain SGD on every window
+
+
 @dataclass
 class EvalConfig:
     protocol: str = "holdout"

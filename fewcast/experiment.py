@@ -249,6 +249,14 @@ def adapt_shots(settings: Settings) -> int:
     return settings.eval.adapt_shots or settings.learner.shots
 
 
+def finetune_all(model: torch.nn.Module, settings: Settings, device="cpu") -> MAML:
+    """``pretrained_finetune_all``: ``model`` fine-tuned by plain SGD on a series' windows (up to
+    ``eval.finetune_all_shots``), ``eval.finetune_all_steps`` steps at ``eval.finetune_all_lr``."""
+    e = settings.eval
+    return MAML(model, inner_lr=e.finetune_all_lr, inner_steps=e.finetune_all_steps,
+                loss=settings.learner.loss).to(device)
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -478,9 +486,8 @@ class Experiment:
         forecasts["pretrained_finetune"] = forecast(finetune, problems, s.data.scaler, steps, self.device)[0]
         forecasts["scratch"] = forecast(scratch, problems, s.data.scaler, steps, self.device)[0]
         if s.eval.finetune_all_shots:  # the strongest plain fine-tuning found on validation, as a reference
-            every = MAML(pretrained.model, inner_lr=s.eval.finetune_all_lr, inner_steps=s.eval.finetune_all_steps,
-                         loss=s.learner.loss).to(self.device)
-            forecasts["pretrained_finetune_all"] = forecast(every, self.problems(s.eval.finetune_all_shots),
+            forecasts["pretrained_finetune_all"] = forecast(finetune_all(pretrained.model, s, self.device),
+                                                            self.problems(s.eval.finetune_all_shots),
                                                             s.data.scaler, None, self.device)[0]
         self.timings["forecast networks"] = time.perf_counter() - started
         started = time.perf_counter()

@@ -24,7 +24,7 @@ import torch
 
 from fewcast import checkpoint
 from fewcast.baselines import check_methods, classical_forecasts
-from fewcast.config import Settings
+from fewcast.config import ADAPTATIONS, EvalConfig, Settings
 from fewcast.errors import InputError, PanelWarning
 from fewcast.experiment import (
     Experiment,
@@ -32,6 +32,7 @@ from fewcast.experiment import (
     Results,
     adapt_shots,
     check_log_values,
+    finetune_all,
     forecast,
     learner_options,
     make_problems,
@@ -100,12 +101,15 @@ class FewShotForecaster:
     # -- forecasting --------------------------------------------------------------------------------
     def predict(self, df: pd.DataFrame, h: int | None = None, adapt_steps: int | None = None,
                 id_col: str | None = None, time_col: str | None = None, target_col: str | None = None,
-                combine: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
+                combine: list[str] | tuple[str, ...] = (), adapt: str = "learned") -> pd.DataFrame:
         """Forecast the next ``h`` values of every series of ``df`` after adapting to its own history.
 
         Returns a long frame (id, time, ``fewcast``) under the input's column names, future times
         continuing each series' frequency. ``combine=["autoets"]`` adds a column ``fewcast+autoets``: the
         average of the adapted forecast and that classical method fitted to the same history.
+        ``adapt="finetune_all"`` forecasts as the results table's ``pretrained_finetune_all`` (the
+        pre-trained network, plain SGD on every window) instead of the meta-learner: use the one that
+        scored better in :meth:`evaluate`.
         """
         self._check_fitted()
         s = self.settings
@@ -116,10 +120,12 @@ class FewShotForecaster:
             raise InputError(f"h={h} is longer than the trained horizon {s.data.h}: the model forecasts "
                              f"{s.data.h} steps directly; retrain with a longer h")
         check_methods(combine)
+        if adapt not in ADAPTATIONS:
+            raise InputError(f"unknown adaptation {adapt!r}; choose one of {', '.join(ADAPTATIONS)}")
         panel = from_frame(df, id_col, time_col, target_col, fill=s.data.fill)
         check_log_values(panel, s, target_col)
         check_same_freq(panel, self.state.get("freq"), time_col)
-        yhat = self.forecast_panel(panel, adapt_steps)[:, :h]  # (series, h)
+        yhat = self.forecast_panel(panel, adapt_steps, adapt)[:, :h]  # (series, h)
         future = future_times(panel, h, self.state.get("freq")).reshape(-1)  # (series * h,)
         future = panel.stamps(future)  # in the input's time zone, when it had one
         out = pd.DataFrame({id_col: np.repeat(panel.ids, h), time_col: future, "fewcast": yhat.reshape(-1)})
@@ -127,18 +133,23 @@ class FewShotForecaster:
             out[f"fewcast+{method}"] = ((yhat + other) / 2).reshape(-1)  # (series, h) flattened like the rows
         return out
 
-    def forecast_panel(self, panel: Panel, adapt_steps: int | None = None) -> np.ndarray:
+    def forecast_panel(self, panel: Panel, adapt_steps: int | None = None, adapt: str = "learned") -> np.ndarray:
         """``(series, h)`` adapted forecasts of the ``h`` points after each series of ``panel``."""
         s = self.settings
+        learner = self.learner
+        shots = adapt_shots(s)
+        if adapt == "finetune_all":  # 0 shots only leaves the method out of results tables
+            learner = finetune_all(self.pretrained.model, s, self._device())
+            shots = s.eval.finetune_all_shots or EvalConfig.finetune_all_shots
         problems = make_problems(panel, np.zeros((panel.n_series, s.data.h)), s.data.input_size, s.data.h,
-                                 adapt_shots(s), s.data.season_length or 1, s.data.deseasonalize)
+                                 shots, s.data.season_length or 1, s.data.deseasonalize)
         zero_shot = int((problems.shots_used == 0).sum())
         if zero_shot:
             warnings.warn(f"{zero_shot} of {panel.n_series} series are too short for one window of "
                           f"{s.data.input_size} -> {s.data.h}: forecast zero-shot (no adaptation)",
                           PanelWarning, stacklevel=3)
         steps = adapt_steps if adapt_steps is not None else (s.eval.adapt_steps or None)
-        return forecast(self.learner, problems, s.data.scaler, steps, self._device())[0]
+        return forecast(learner, problems, s.data.scaler, steps, self._device())[0]
 
     def _device(self) -> torch.device:
         """Where the weights are: the CPU after load(), the experiment's device after fit() or evaluate_run()

@@ -116,6 +116,9 @@ def assert_predict_matches_evaluate(fc, frame):
     assert list(out["store"].unique()) == list(test_ids)
     got = out["fewcast"].to_numpy().reshape(len(test_ids), 6)
     np.testing.assert_allclose(got, run.forecasts["metasgd"], rtol=1e-5, atol=1e-4)
+    every = fc.predict(visible[visible.store.isin(test_ids)], adapt="finetune_all").sort_values(["store", "month"])
+    got = every["fewcast"].to_numpy().reshape(len(test_ids), 6)
+    np.testing.assert_allclose(got, run.forecasts["pretrained_finetune_all"], rtol=1e-5, atol=1e-4)
     assert set(test_ids) == set(fc.state["split"]["test"])
     assert not set(test_ids) & set(fc.state["split"]["train"])
 
@@ -151,6 +154,8 @@ def test_predict_combines_with_a_classical_method(fitted):
     np.testing.assert_allclose(out["fewcast+naive"], (out["fewcast"] + out["store"].map(last)) / 2, rtol=1e-6)
     with pytest.raises(InputError, match="unknown classical method arima"):
         fc.predict(new, combine=["arima"])
+    with pytest.raises(InputError, match="unknown adaptation 'sgd'; choose one of learned, finetune_all"):
+        fc.predict(new, adapt="sgd")
 
 
 def test_unfitted_and_unknown_settings():

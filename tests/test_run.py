@@ -169,6 +169,18 @@ def test_forecast_combine_adds_a_column_and_rejects_unknown_methods(data, uninte
     assert "Traceback" not in bad.stderr
 
 
+def test_forecast_adapts_by_plain_fine_tuning_when_asked(data, uninterrupted, tmp_path):
+    from fewcast import FewShotForecaster
+
+    learned, every = tmp_path / "learned.csv", tmp_path / "every.csv"
+    assert fewcast("forecast", uninterrupted, "--data", data, "--out", learned).returncode == 0
+    proc = fewcast("forecast", uninterrupted, "--data", data, "--out", every, "--adapt", "finetune_all")
+    assert proc.returncode == 0, proc.stderr
+    by_api = FewShotForecaster.load(uninterrupted / "checkpoint").predict(pd.read_csv(data), adapt="finetune_all")
+    np.testing.assert_allclose(pd.read_csv(every)["fewcast"], by_api["fewcast"], rtol=1e-5)
+    assert not np.allclose(pd.read_csv(every)["fewcast"], pd.read_csv(learned)["fewcast"])
+
+
 def test_forecast_and_evaluate_take_fill(data, uninterrupted, tmp_path):
     """Data with a gap is refused with the advice to pass --fill, which forecast and evaluate take."""
     frame = pd.read_csv(data)
