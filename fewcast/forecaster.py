@@ -136,11 +136,12 @@ class FewShotForecaster:
     def forecast_panel(self, panel: Panel, adapt_steps: int | None = None, adapt: str = "learned") -> np.ndarray:
         """``(series, h)`` adapted forecasts of the ``h`` points after each series of ``panel``."""
         s = self.settings
-        learner = self.learner
-        shots = adapt_shots(s)
-        if adapt == "finetune_all":  # 0 shots only leaves the method out of results tables
+        learner, shots = self.learner, adapt_shots(s)
+        steps = adapt_steps if adapt_steps is not None else (s.eval.adapt_steps or None)
+        if adapt == "finetune_all":  # its own steps and windows (0 shots only leaves it out of results tables)
             learner = finetune_all(self.pretrained.model, s, self._device())
             shots = s.eval.finetune_all_shots or EvalConfig.finetune_all_shots
+            steps = adapt_steps
         problems = make_problems(panel, np.zeros((panel.n_series, s.data.h)), s.data.input_size, s.data.h,
                                  shots, s.data.season_length or 1, s.data.deseasonalize)
         zero_shot = int((problems.shots_used == 0).sum())
@@ -148,7 +149,6 @@ class FewShotForecaster:
             warnings.warn(f"{zero_shot} of {panel.n_series} series are too short for one window of "
                           f"{s.data.input_size} -> {s.data.h}: forecast zero-shot (no adaptation)",
                           PanelWarning, stacklevel=3)
-        steps = adapt_steps if adapt_steps is not None else (s.eval.adapt_steps or None)
         return forecast(learner, problems, s.data.scaler, steps, self._device())[0]
 
     def _device(self) -> torch.device:
