@@ -3,8 +3,10 @@
 For each setting it pre-trains and meta-trains the default learner, then forecasts each meta-validation
 series at ``--cuts`` forecast origins inside its visible part (the last h visible points, the h before
 them, ...), adapting on the windows before each origin. Prints sMAPE of the pre-trained network, plain
-fine-tuning and the adapted learner, and saves the forecasts (``--save``) so ensembles of settings can be
-scored offline.
+fine-tuning as the learner adapts, plain fine-tuning on every window (``finetune_all``, the results
+tables' ``pretrained_finetune_all``) and the adapted learner (with ``--classical``: each classical method
+and its average with each of the last two), and saves the forecasts (``--save``) so ensembles of settings
+can be scored offline.
 
     .venv/bin/python benchmarks/tune.py --set input_size=24 --set shots=20 --save /tmp/tune/a.npz
 """
@@ -20,7 +22,7 @@ import torch
 from fewcast import datasets
 from fewcast.baselines import classical_forecasts
 from fewcast.config import Settings
-from fewcast.experiment import Experiment, forecast, make_problems
+from fewcast.experiment import Experiment, finetune_all, forecast, make_problems
 from fewcast.learners import MetaTrainer
 from fewcast.metrics import smape
 from fewcast.panel import Panel
@@ -117,18 +119,24 @@ def main() -> None:
     # (key, tag, problem): key numbers the saved forecasts; leak-free, only the cut whose origin is where
     # training data ends is scored
     scored = args.score_cut or args.trim
-    problems = [(c, "", p) for c, p in enumerate(validation_problems(exp, args.cuts, s.learner.shots))
+    every = s.eval.finetune_all_shots  # pretrained_finetune_all adapts on up to this many windows (0: not scored)
+    shots = (s.learner.shots, every) if every else (s.learner.shots,)
+    problems = [(c, "", p) for c, p in enumerate(zip(*(validation_problems(exp, args.cuts, k) for k in shots)))
                 if not scored or c + 1 == scored]
     if args.score_train:
         if not args.trim:
             raise SystemExit("--score-train needs --trim")
-        at_trim = validation_problems(exp, args.trim, s.learner.shots, full)[-1]  # the meta-train series' cut
+        at_trim = tuple(validation_problems(exp, args.trim, k, full)[-1] for k in shots)  # the meta-train series' cut
         problems.append((args.cuts + args.trim - 1, "@train", at_trim))
-    for c, tag, prob in problems:
+    networks = [s.learner.name, "finetune_all"] if every else [s.learner.name]
+    for c, tag, (prob, *prob_all) in problems:
         steps_at_test = s.eval.adapt_steps or None
-        for label, lrn, steps in (("pretrained", pre, 0), ("finetune", fine, steps_at_test),
-                                  (s.learner.name, learner, steps_at_test)):
-            yhat = forecast(lrn, prob, s.data.scaler, steps)[0]
+        runs = [("pretrained", pre, 0, prob), ("finetune", fine, steps_at_test, prob),
+                (s.learner.name, learner, steps_at_test, prob)]
+        if every:
+            runs.append(("finetune_all", finetune_all(pre.model, s), None, prob_all[0]))
+        for label, lrn, steps, problem in runs:
+            yhat = forecast(lrn, problem, s.data.scaler, steps)[0]
             saved[f"{label}_{c}"] = yhat
             saved[f"truth_{c}"] = prob.truth
             res.setdefault(label + tag, []).append(smape(prob.truth, yhat))
@@ -137,8 +145,9 @@ def main() -> None:
             for name, yhat in classical_forecasts(prob.history, exp.h, exp.data.season_length, methods).items():
                 res.setdefault(name + tag, []).append(smape(prob.truth, yhat))
                 saved[f"{name}_{c}"] = yhat
-                mean = (yhat + saved[f"{s.learner.name}_{c}"]) / 2
-                res.setdefault(f"{s.learner.name}+{name}{tag}", []).append(smape(prob.truth, mean))
+                for network in networks:  # each network's plain average with the classical method
+                    mean = (yhat + saved[f"{network}_{c}"]) / 2
+                    res.setdefault(f"{network}+{name}{tag}", []).append(smape(prob.truth, mean))
     line = " ".join(f"{k}={np.concatenate(v).mean():.3f}" for k, v in res.items())
     print(f"{' '.join(args.set)} trim={args.trim} member={args.member} | {line} | "
           f"{time.perf_counter() - started:.0f}s",

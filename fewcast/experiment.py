@@ -24,10 +24,11 @@ horizon is ever passed to a model or a baseline: ``Problems`` holds it apart, us
 
 Methods scored: the meta-learners adapted and zero-shot, the pre-trained network zero-shot and
 fine-tuned, the network from scratch, the classical baselines, and each ``combine`` method averaged with
-the adapted default learner (``metasgd+autoets``: a forecast combination, reported beside its parts).
-``pretrained_finetune`` adapts exactly as the meta-learner does (the seed's comparison);
-``pretrained_finetune_all`` is the strongest plain fine-tuning found on validation, many small SGD steps on
-every window of a series (``eval.finetune_all_*``), the reference a meta-learner has to beat to be worth it.
+the adapted default learner (``metasgd+autoets``: a forecast combination, reported beside its parts) and
+with ``pretrained_finetune_all`` (``pretrained_finetune_all+autoets``). ``pretrained_finetune`` adapts
+exactly as the meta-learner does (the seed's comparison); ``pretrained_finetune_all`` is the strongest
+plain fine-tuning found on validation, many small SGD steps on every window of a series
+(``eval.finetune_all_*``), the reference a meta-learner has to beat to be worth it.
 """
 
 from __future__ import annotations
@@ -493,8 +494,10 @@ class Experiment:
         started = time.perf_counter()
         forecasts.update(classical_forecasts(self.test_history, self.h, self.data.season_length, s.eval.classical))
         self.timings["classical baselines"] = time.perf_counter() - started
-        for method in s.eval.combine:  # a forecast combination: the adapted learner and a classical method
-            forecasts[f"{s.learner.name}+{method}"] = (forecasts[s.learner.name] + forecasts[method]) / 2
+        networks = [s.learner.name, *(["pretrained_finetune_all"] if s.eval.finetune_all_shots else [])]
+        for method in s.eval.combine:  # forecast combinations: each adapted network and a classical method
+            for network in networks:
+                forecasts[f"{network}+{method}"] = (forecasts[network] + forecasts[method]) / 2
         for method, yhat in forecasts.items():
             rows.append({"protocol": protocol, "method": method,
                          **score(problems.truth, yhat, problems.mase_scale)})

@@ -97,7 +97,9 @@ def render_html(results: Results, table: pd.DataFrame, pictures: dict[str, Path]
     if s.eval.finetune_all_shots:
         combined += (f" <b>pretrained_finetune</b> adapts as {html.escape(s.learner.name)} does; "
                      f"<b>pretrained_finetune_all</b> takes {s.eval.finetune_all_steps} SGD steps at "
-                     f"{s.eval.finetune_all_lr:g} on up to {s.eval.finetune_all_shots} of a series' windows.")
+                     f"{s.eval.finetune_all_lr:g} on up to {s.eval.finetune_all_shots} of a series' windows"
+                     + "".join(f"; <b>pretrained_finetune_all+{html.escape(m)}</b> is its average with {html.escape(m)}"
+                               for m in s.eval.combine) + ".")
     captions = {
         "training_curves.png": "Meta-training: meta-train loss per iteration and meta-validation loss.",
         "trajectory.png": "Support loss and horizon sMAPE after 0..N adaptation steps, per initialization.",

@@ -56,7 +56,9 @@ def test_poisoned_horizon_changes_no_forecast(protocol, deseasonalize):
     assert set(clean.forecasts) == set(poisoned.forecasts)
     assert {"metasgd", "metasgd_zeroshot", "maml", "maml_zeroshot", "pretrained", "pretrained_finetune",
             "pretrained_finetune_all", "scratch", "naive", "seasonal_naive", "theta",
-            "metasgd+theta"} == set(clean.forecasts)
+            "metasgd+theta", "pretrained_finetune_all+theta"} == set(clean.forecasts)
+    np.testing.assert_allclose(clean.forecasts["pretrained_finetune_all+theta"],
+                               (clean.forecasts["pretrained_finetune_all"] + clean.forecasts["theta"]) / 2)
     for method, yhat in clean.forecasts.items():
         np.testing.assert_array_equal(yhat, poisoned.forecasts[method], err_msg=method)
     for name in clean.logs:  # training and validation never touched the horizon either
@@ -177,6 +179,8 @@ def test_demo_writes_every_artifact(tiny_run):
     report = (out / "report.html").read_text()
     assert "<b>metasgd+seasonal_naive</b> is the average of" in report
     assert "<b>pretrained_finetune_all</b> takes 20 SGD steps at 0.003 on up to 200" in report
+    assert "<b>pretrained_finetune_all+seasonal_naive</b> is its average with seasonal_naive" in report
+    assert "pretrained_finetune_all+seasonal_naive" in set(table["method"])
     saved = load_toml(out / "config.toml")
     assert saved.data.dataset == str(data) and saved.data.id_col == "id" and saved.train.iterations == 6
     assert saved.learner.name == tiny_settings().learner.name
