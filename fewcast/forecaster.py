@@ -136,12 +136,12 @@ class FewShotForecaster:
     def forecast_panel(self, panel: Panel, adapt_steps: int | None = None, adapt: str = "learned") -> np.ndarray:
         """``(series, h)`` adapted forecasts of the ``h`` points after each series of ``panel``."""
         s = self.settings
-        learner, shots = self.learner, adapt_shots(s)
-        steps = adapt_steps if adapt_steps is not None else (s.eval.adapt_steps or None)
         if adapt == "finetune_all":  # its own steps and windows (0 shots only leaves it out of results tables)
             learner = finetune_all(self.pretrained.model, s, self._device())
-            shots = s.eval.finetune_all_shots or EvalConfig.finetune_all_shots
-            steps = adapt_steps
+            shots, steps = s.eval.finetune_all_shots or EvalConfig.finetune_all_shots, adapt_steps
+        else:
+            learner, shots = self.learner, adapt_shots(s)
+            steps = adapt_steps if adapt_steps is not None else (s.eval.adapt_steps or None)
         problems = make_problems(panel, np.zeros((panel.n_series, s.data.h)), s.data.input_size, s.data.h,
                                  shots, s.data.season_length or 1, s.data.deseasonalize)
         zero_shot = int((problems.shots_used == 0).sum())
