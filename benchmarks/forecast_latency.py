@@ -5,7 +5,8 @@ adaptation steps at 0.01) is fitted briefly on ``game`` (the weights do not chan
 ``predict`` is timed on 10,000 new synthetic users: validating the frame, building every series' support
 windows, 10 vectorized SGD steps for all series at once, the forecasts and their future dates.
 Goal (issue 5): under 2 seconds in all on the project's 2-core CPU. Then the same with
-``adapt="finetune_all"`` (plain SGD on up to 200 windows of each series, 20 steps), for its cost beside it.
+``adapt="finetune_all"`` (plain SGD on up to 200 windows of each series, 20 steps) and ``adapt="auto"``
+(that on the series with at least ``eval.finetune_all_min_shots`` windows), for their cost beside it.
 
     .venv/bin/python benchmarks/forecast_latency.py [--series 10000]
 """
@@ -37,7 +38,9 @@ def main() -> None:
 
     panel = from_frame(new)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    for adapt, what in (("learned", "10 shots, 10 SGD steps"), ("finetune_all", "up to 200 windows, 20 SGD steps")):
+    ways = (("learned", "10 shots, 10 SGD steps"), ("finetune_all", "up to 200 windows, 20 SGD steps"),
+            ("auto", "finetune_all on series with 30 windows or more, learned on the others"))
+    for adapt, what in ways:
         best, best_core = float("inf"), float("inf")
         for _ in range(3):
             t = time.perf_counter()

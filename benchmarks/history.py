@@ -3,7 +3,8 @@ when those series show only their last T observations (``--history T``), with th
 
 Everything is as in ``fewcast demo`` (default settings, holdout protocol); only the meta-test series'
 visible history is cut, for the networks (support windows and forecast input) and for the classical
-methods alike; the last column is the adapted learner averaged with AutoETS (``--combine``). A series
+methods alike; the last two columns are the adapted learner and ``pretrained_finetune_all`` (plain SGD on
+up to 200 of a series' windows), each averaged with AutoETS (``--combine``). A series
 with fewer than ``input_size + h`` points has no support window: the networks
 forecast it zero-shot (its input left-padded with its first observation).
 
@@ -18,8 +19,10 @@ import time
 from fewcast.config import Settings
 from fewcast.experiment import Experiment
 
-SINGLE = ["metasgd", "pretrained_finetune", "pretrained", "theta", "autoets", "seasonal_naive"]
-METHODS = [*SINGLE, "metasgd+autoets"]  # the last: a combination, never marked best
+SINGLE = ["metasgd", "pretrained_finetune", "pretrained_finetune_all", "pretrained", "theta", "autoets",
+          "seasonal_naive"]
+METHODS = [*SINGLE, "metasgd+autoets", "pretrained_finetune_all+autoets"]  # the last two: combinations, never
+# marked best
 
 
 def main() -> None:

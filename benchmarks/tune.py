@@ -14,6 +14,7 @@ can be scored offline.
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 
 import numpy as np
@@ -45,6 +46,40 @@ def validation_problems(exp: Experiment, cuts: int, shots: int, part: Panel | No
     return out
 
 
+def by_windows(exp: Experiment, learner, pre, problems, shots, most) -> None:
+    """The learner against ``finetune_all`` on the validation forecasts with histories cut to hold at most
+    ``n`` windows (for each ``n`` of ``most``; 0: the whole history): sMAPE by how many windows a series has,
+    and of the per-series switch (``finetune_all`` from ``m`` windows on, the learner below) for each ``m``."""
+    s = exp.settings
+    windows, errors = {}, {s.learner.name: {}, "finetune_all": {}}
+    for _, tag, (prob, _) in problems:
+        for n in most:
+            ends = prob.history.lengths
+            keep = n + s.data.input_size + exp.h - 1  # observations that hold n windows
+            hist = prob.history.slice(np.maximum(ends - keep, 0), ends) if n else prob.history
+            cut = [make_problems(hist, prob.truth, s.data.input_size, exp.h, k, exp.data.season_length,
+                                 s.data.deseasonalize) for k in shots]
+            key = tag or "val"
+            windows.setdefault(key, []).append(cut[1].shots_used)
+            for label, lrn, problem in ((s.learner.name, learner, cut[0]),
+                                        ("finetune_all", finetune_all(pre.model, s), cut[1])):
+                steps = None if label == "finetune_all" else (s.eval.adapt_steps or None)
+                yhat = forecast(lrn, problem, s.data.scaler, steps)[0]
+                errors[label].setdefault(key, []).append(smape(prob.truth, yhat))
+    for key in windows:
+        n = np.concatenate(windows[key])  # (forecasts,) windows each forecast's series has
+        a, b = (np.concatenate(errors[label][key]) for label in (s.learner.name, "finetune_all"))
+        edges = [0, 1, 2, 5, 10, 15, 20, 25, 30, 40, 60, 100, 10**6]
+        print(f"{key}: windows | forecasts | {s.learner.name} | finetune_all")
+        for lo, hi in itertools.pairwise(edges):
+            sel = (n >= lo) & (n < hi)
+            if sel.any():
+                print(f"{key}: [{lo}, {hi}) | {sel.sum()} | {a[sel].mean():.3f} | {b[sel].mean():.3f}")
+        switch = " ".join(f"{m}:{np.where(n >= m, b, a).mean():.3f}" for m in edges[1:-1])
+        print(f"{key}: switch at n windows (all {len(n)} forecasts) | {s.learner.name} {a.mean():.3f} | "
+              f"finetune_all {b.mean():.3f} | {switch}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--set", action="append", default=[], help="name=value of any setting")
@@ -65,6 +100,9 @@ def main() -> None:
                     "(train.model_seed)")
     ap.add_argument("--score-train", action="store_true", help="also score the meta-train series at the trim cut "
                     "(their last trim*h points were never trained on): about 7 times more series")
+    ap.add_argument("--windows", default="", help="also score every validation forecast with its history cut to "
+                    "hold at most n windows, for each n of this list (0: all), and print the learner against "
+                    "finetune_all by how many windows a series has, and the per-series switch between them")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     s = Settings()
@@ -148,6 +186,8 @@ def main() -> None:
                 for network in networks:  # each network's plain average with the classical method
                     mean = (yhat + saved[f"{network}_{c}"]) / 2
                     res.setdefault(f"{network}+{name}{tag}", []).append(smape(prob.truth, mean))
+    if args.windows and every:
+        by_windows(exp, learner, pre, problems, shots, [int(n) for n in args.windows.split(",")])
     line = " ".join(f"{k}={np.concatenate(v).mean():.3f}" for k, v in res.items())
     print(f"{' '.join(args.set)} trim={args.trim} member={args.member} | {line} | "
           f"{time.perf_counter() - started:.0f}s",

@@ -97,7 +97,9 @@ class TrainConfig:
     checkpoint_every: int = 0
 
 
-ADAPTATIONS = ("learned", "finetune_all")  # how a forecast adapts: the meta-learner, or plain SGD on every window
+# how a forecast adapts: the meta-learner, plain SGD on every window, or per series: the meta-learner on a series
+# with fewer than eval.finetune_all_min_shots windows, plain SGD on every window of the others
+ADAPTATIONS = ("learned", "finetune_all", "auto")
 
 
 @dataclass
@@ -113,6 +115,8 @@ class EvalConfig:
     # windows (every window of a monthly M3 series), the best adaptation found on validation; 0: not scored
     finetune_all_steps: int = 20
     finetune_all_lr: float = 0.003
+    finetune_all_min_shots: int = 30  # auto ("<learner>_auto" in results tables): pretrained_finetune_all on a
+    # series with at least this many windows, the learner on the others (chosen on validation)
     curve_steps: int = 10  # adaptation steps in the learning-trajectory plot
     shots_curve: list[int] = field(default_factory=lambda: [0, 1, 2, 5, 10, 20])
     plot_series: int = 6

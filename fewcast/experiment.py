@@ -44,7 +44,7 @@ import torch
 
 from fewcast import datasets, distributed, seasonal
 from fewcast.baselines import check_methods, classical_forecasts
-from fewcast.config import Settings
+from fewcast.config import ADAPTATIONS, EvalConfig, Settings
 from fewcast.errors import InputError, describe_ids
 from fewcast.learners import MAML, GradientLearner, MetaTrainer, Pretrain, build_learner
 from fewcast.metrics import score, seasonal_scale, smape
@@ -256,6 +256,32 @@ def finetune_all(model: torch.nn.Module, settings: Settings, device="cpu") -> MA
     e = settings.eval
     return MAML(model, inner_lr=e.finetune_all_lr, inner_steps=e.finetune_all_steps,
                 loss=settings.learner.loss).to(device)
+
+
+def check_adaptation(adapt: str) -> None:
+    if adapt not in ADAPTATIONS:
+        raise InputError(f"unknown adaptation {adapt!r}; choose one of {', '.join(ADAPTATIONS)}")
+
+
+def adaptation(settings: Settings, learner: GradientLearner, pretrained: torch.nn.Module, adapt: str = "learned",
+               device="cpu") -> tuple[GradientLearner, int, int | None]:
+    """How a forecast adapts: the learner, how many of a series' latest windows it adapts on, and its steps
+    (None: the learner's own). ``learned``: ``learner`` on :func:`adapt_shots` windows, ``eval.adapt_steps``
+    steps when set; ``finetune_all``: :func:`finetune_all` of ``pretrained`` on ``eval.finetune_all_shots``
+    windows (0, which only leaves it out of results tables, falls back to the default), its own steps."""
+    check_adaptation(adapt)
+    if adapt == "finetune_all":
+        shots = settings.eval.finetune_all_shots or EvalConfig.finetune_all_shots
+        return finetune_all(pretrained, settings, device), shots, None
+    if adapt == "learned":
+        return learner, adapt_shots(settings), settings.eval.adapt_steps or None
+    raise ValueError(f"{adapt!r} adapts each series one of the other ways: split the series with finetune_all_rows")
+
+
+def finetune_all_rows(history: Panel, input_size: int, h: int, settings: Settings) -> np.ndarray:
+    """Which series ``auto`` fine-tunes on every window (``(series,)`` bool): those with at least
+    ``eval.finetune_all_min_shots`` windows; the learner adapts the others."""
+    return Windows(history, input_size, h).counts >= settings.eval.finetune_all_min_shots
 
 
 def resolve_device(name: str) -> torch.device:
@@ -475,8 +501,8 @@ class Experiment:
         started = time.perf_counter()
         for module in (pretrained, *learners.values()):
             module.to(self.device)
-        problems = self.problems()
-        steps = s.eval.adapt_steps or None
+        _, shots, steps = adaptation(s, learners[s.learner.name], pretrained.model)
+        problems = self.problems(shots)
         rows, forecasts = [], {}
         for name, learner in learners.items():
             forecasts[name] = forecast(learner, problems, s.data.scaler, steps, self.device)[0]
@@ -487,14 +513,18 @@ class Experiment:
         forecasts["pretrained_finetune"] = forecast(finetune, problems, s.data.scaler, steps, self.device)[0]
         forecasts["scratch"] = forecast(scratch, problems, s.data.scaler, steps, self.device)[0]
         if s.eval.finetune_all_shots:  # the strongest plain fine-tuning found on validation, as a reference
-            forecasts["pretrained_finetune_all"] = forecast(finetune_all(pretrained.model, s, self.device),
-                                                            self.problems(s.eval.finetune_all_shots),
-                                                            s.data.scaler, None, self.device)[0]
+            tuned, all_shots, all_steps = adaptation(s, None, pretrained.model, "finetune_all", self.device)
+            forecasts["pretrained_finetune_all"] = forecast(tuned, self.problems(all_shots), s.data.scaler,
+                                                            all_steps, self.device)[0]
+            long = finetune_all_rows(self.test_history, s.data.input_size, self.h, s)  # (series,)
+            forecasts[f"{s.learner.name}_auto"] = np.where(long[:, None], forecasts["pretrained_finetune_all"],
+                                                           forecasts[s.learner.name])
         self.timings["forecast networks"] = time.perf_counter() - started
         started = time.perf_counter()
         forecasts.update(classical_forecasts(self.test_history, self.h, self.data.season_length, s.eval.classical))
         self.timings["classical baselines"] = time.perf_counter() - started
-        networks = [s.learner.name, *(["pretrained_finetune_all"] if s.eval.finetune_all_shots else [])]
+        every = [f"{s.learner.name}_auto", "pretrained_finetune_all"] if s.eval.finetune_all_shots else []
+        networks = [s.learner.name, *every]
         for method in s.eval.combine:  # forecast combinations: each adapted network and a classical method
             for network in networks:
                 forecasts[f"{network}+{method}"] = (forecasts[network] + forecasts[method]) / 2

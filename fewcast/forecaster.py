@@ -24,15 +24,16 @@ import torch
 
 from fewcast import checkpoint
 from fewcast.baselines import check_methods, classical_forecasts
-from fewcast.config import ADAPTATIONS, EvalConfig, Settings
+from fewcast.config import Settings
 from fewcast.errors import InputError, PanelWarning
 from fewcast.experiment import (
     Experiment,
     PanelData,
     Results,
-    adapt_shots,
+    adaptation,
+    check_adaptation,
     check_log_values,
-    finetune_all,
+    finetune_all_rows,
     forecast,
     learner_options,
     make_problems,
@@ -40,6 +41,7 @@ from fewcast.experiment import (
 from fewcast.learners import Pretrain, build_learner
 from fewcast.models import build_from_config
 from fewcast.panel import Panel, describe_freq, from_frame, period_seconds, shift_stamps
+from fewcast.windows import Windows
 
 
 class FewShotForecaster:
@@ -120,8 +122,7 @@ class FewShotForecaster:
             raise InputError(f"h={h} is longer than the trained horizon {s.data.h}: the model forecasts "
                              f"{s.data.h} steps directly; retrain with a longer h")
         check_methods(combine)
-        if adapt not in ADAPTATIONS:
-            raise InputError(f"unknown adaptation {adapt!r}; choose one of {', '.join(ADAPTATIONS)}")
+        check_adaptation(adapt)
         panel = from_frame(df, id_col, time_col, target_col, fill=s.data.fill)
         check_log_values(panel, s, target_col)
         check_same_freq(panel, self.state.get("freq"), time_col)
@@ -136,19 +137,27 @@ class FewShotForecaster:
     def forecast_panel(self, panel: Panel, adapt_steps: int | None = None, adapt: str = "learned") -> np.ndarray:
         """``(series, h)`` adapted forecasts of the ``h`` points after each series of ``panel``."""
         s = self.settings
-        if adapt == "finetune_all":  # its own steps and windows (0 shots only leaves it out of results tables)
-            learner = finetune_all(self.pretrained.model, s, self._device())
-            shots, steps = s.eval.finetune_all_shots or EvalConfig.finetune_all_shots, adapt_steps
-        else:
-            learner, shots = self.learner, adapt_shots(s)
-            steps = adapt_steps if adapt_steps is not None else (s.eval.adapt_steps or None)
-        problems = make_problems(panel, np.zeros((panel.n_series, s.data.h)), s.data.input_size, s.data.h,
-                                 shots, s.data.season_length or 1, s.data.deseasonalize)
-        zero_shot = int((problems.shots_used == 0).sum())
+        check_adaptation(adapt)
+        zero_shot = int((Windows(panel, s.data.input_size, s.data.h).counts == 0).sum())
         if zero_shot:
             warnings.warn(f"{zero_shot} of {panel.n_series} series are too short for one window of "
                           f"{s.data.input_size} -> {s.data.h}: forecast zero-shot (no adaptation)",
                           PanelWarning, stacklevel=3)
+        if adapt != "auto":
+            return self._adapted(panel, adapt_steps, adapt)
+        long = finetune_all_rows(panel, s.data.input_size, s.data.h, s)  # (series,)
+        yhat = np.empty((panel.n_series, s.data.h))
+        for way, rows in (("finetune_all", np.flatnonzero(long)), ("learned", np.flatnonzero(~long))):
+            if len(rows):
+                yhat[rows] = self._adapted(panel.take(rows), adapt_steps, way)
+        return yhat
+
+    def _adapted(self, panel: Panel, adapt_steps: int | None, adapt: str) -> np.ndarray:
+        s = self.settings
+        learner, shots, steps = adaptation(s, self.learner, self.pretrained.model, adapt, self._device())
+        steps = adapt_steps if adapt_steps is not None else steps
+        problems = make_problems(panel, np.zeros((panel.n_series, s.data.h)), s.data.input_size, s.data.h,
+                                 shots, s.data.season_length or 1, s.data.deseasonalize)
         return forecast(learner, problems, s.data.scaler, steps, self._device())[0]
 
     def _device(self) -> torch.device:

@@ -99,7 +99,13 @@ def render_html(results: Results, table: pd.DataFrame, pictures: dict[str, Path]
                      f"<b>pretrained_finetune_all</b> takes {s.eval.finetune_all_steps} SGD steps at "
                      f"{s.eval.finetune_all_lr:g} on up to {s.eval.finetune_all_shots} of a series' windows"
                      + "".join(f"; <b>pretrained_finetune_all+{html.escape(m)}</b> is its average with {html.escape(m)}"
-                               for m in s.eval.combine) + ".")
+                               for m in s.eval.combine) + "."
+                     f" <b>{html.escape(s.learner.name)}_auto</b> (what <code>fewcast forecast --adapt auto</code> "
+                     f"gives) is pretrained_finetune_all on a series with at least {s.eval.finetune_all_min_shots} "
+                     f"windows and {html.escape(s.learner.name)} on the others, where a few windows are too few "
+                     f"for plain fine-tuning"
+                     + "".join(f"; <b>{html.escape(s.learner.name)}_auto+{html.escape(m)}</b> is its average with "
+                               f"{html.escape(m)}" for m in s.eval.combine) + ".")
     captions = {
         "training_curves.png": "Meta-training: meta-train loss per iteration and meta-validation loss.",
         "trajectory.png": "Support loss and horizon sMAPE after 0..N adaptation steps, per initialization.",

@@ -55,8 +55,8 @@ def test_poisoned_horizon_changes_no_forecast(protocol, deseasonalize):
     poisoned = Experiment(settings, panel_data(poison=True), log=lambda *_: None).run()
     assert set(clean.forecasts) == set(poisoned.forecasts)
     assert {"metasgd", "metasgd_zeroshot", "maml", "maml_zeroshot", "pretrained", "pretrained_finetune",
-            "pretrained_finetune_all", "scratch", "naive", "seasonal_naive", "theta",
-            "metasgd+theta", "pretrained_finetune_all+theta"} == set(clean.forecasts)
+            "pretrained_finetune_all", "metasgd_auto", "scratch", "naive", "seasonal_naive", "theta",
+            "metasgd+theta", "metasgd_auto+theta", "pretrained_finetune_all+theta"} == set(clean.forecasts)
     np.testing.assert_allclose(clean.forecasts["pretrained_finetune_all+theta"],
                                (clean.forecasts["pretrained_finetune_all"] + clean.forecasts["theta"]) / 2)
     for method, yhat in clean.forecasts.items():
@@ -146,6 +146,22 @@ def test_finetune_all_is_plain_sgd_on_every_window_and_can_be_turned_off():
     assert "pretrained_finetune_all" not in exp.evaluate(pretrained, learners).forecasts
 
 
+def test_auto_fine_tunes_series_with_many_windows_and_lets_the_learner_adapt_the_others():
+    settings = tiny_settings()
+    settings.update("eval", {"classical": ["naive"], "combine": ["naive"]})
+    exp = Experiment(settings, panel_data(poison=False), log=lambda *_: None)
+    pretrained, learners = exp.train(extra=False)
+    counts = exp.test_history.lengths - (12 + 6 - 1)  # windows of 12 -> 6 each held-out series holds, by hand
+    middle = int(np.median(counts))
+    settings.update("eval", {"finetune_all_min_shots": middle})
+    f = exp.evaluate(pretrained, learners).forecasts
+    long = counts >= middle
+    assert long.any() and not long.all()
+    np.testing.assert_array_equal(f["metasgd_auto"][long], f["pretrained_finetune_all"][long])
+    np.testing.assert_array_equal(f["metasgd_auto"][~long], f["metasgd"][~long])
+    np.testing.assert_allclose(f["metasgd_auto+naive"], (f["metasgd_auto"] + f["naive"]) / 2)
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """``fewcast demo`` on a small CSV with renamed columns and tiny settings, run once for the module."""
@@ -181,6 +197,10 @@ def test_demo_writes_every_artifact(tiny_run):
     assert "<b>pretrained_finetune_all</b> takes 20 SGD steps at 0.003 on up to 200" in report
     assert "<b>pretrained_finetune_all+seasonal_naive</b> is its average with seasonal_naive" in report
     assert "pretrained_finetune_all+seasonal_naive" in set(table["method"])
+    assert ("<b>metasgd_auto</b> (what <code>fewcast forecast --adapt auto</code> gives) is pretrained_finetune_all "
+            "on a series with at least") in report
+    assert "<b>metasgd_auto+seasonal_naive</b> is its average with seasonal_naive" in report
+    assert {"metasgd_auto", "metasgd_auto+seasonal_naive"} <= set(table["method"])
     saved = load_toml(out / "config.toml")
     assert saved.data.dataset == str(data) and saved.data.id_col == "id" and saved.train.iterations == 6
     assert saved.learner.name == tiny_settings().learner.name

@@ -119,6 +119,9 @@ def assert_predict_matches_evaluate(fc, frame):
     every = fc.predict(visible[visible.store.isin(test_ids)], adapt="finetune_all").sort_values(["store", "month"])
     got = every["fewcast"].to_numpy().reshape(len(test_ids), 6)
     np.testing.assert_allclose(got, run.forecasts["pretrained_finetune_all"], rtol=1e-5, atol=1e-4)
+    auto = fc.predict(visible[visible.store.isin(test_ids)], adapt="auto").sort_values(["store", "month"])
+    got = auto["fewcast"].to_numpy().reshape(len(test_ids), 6)
+    np.testing.assert_allclose(got, run.forecasts["metasgd_auto"], rtol=1e-5, atol=1e-4)
     assert set(test_ids) == set(fc.state["split"]["test"])
     assert not set(test_ids) & set(fc.state["split"]["train"])
 
@@ -129,8 +132,10 @@ def test_predict_matches_evaluate_forecasts(fitted):
 
 def test_a_deseasonalizing_forecaster_predicts_as_it_evaluates_and_reloads(tmp_path):
     frame = monthly_frame()
-    # adapt_steps sets the learner's steps at forecast time, never those of finetune_all (checked in there)
-    fc = FewShotForecaster(**{**TINY, "deseasonalize": True, "adapt_steps": 2}).fit(frame, "store", "month", "sales")
+    # adapt_steps sets the learner's steps at forecast time, never those of finetune_all (checked in there);
+    # auto fine-tunes the held-out series with 27 windows and more (of 17-37), the learner adapts the others
+    options = {**TINY, "deseasonalize": True, "adapt_steps": 2, "finetune_all_min_shots": 27}
+    fc = FewShotForecaster(**options).fit(frame, "store", "month", "sales")
     assert_predict_matches_evaluate(fc, frame)
     fc.save(tmp_path / "deseasonalized")
     again = FewShotForecaster.load(tmp_path / "deseasonalized")
@@ -155,7 +160,7 @@ def test_predict_combines_with_a_classical_method(fitted):
     np.testing.assert_allclose(out["fewcast+naive"], (out["fewcast"] + out["store"].map(last)) / 2, rtol=1e-6)
     with pytest.raises(InputError, match="unknown classical method arima"):
         fc.predict(new, combine=["arima"])
-    with pytest.raises(InputError, match="unknown adaptation 'sgd'; choose one of learned, finetune_all"):
+    with pytest.raises(InputError, match="unknown adaptation 'sgd'; choose one of learned, finetune_all, auto"):
         fc.predict(new, adapt="sgd")
 
 

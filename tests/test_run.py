@@ -179,6 +179,11 @@ def test_forecast_adapts_by_plain_fine_tuning_when_asked(data, uninterrupted, tm
     by_api = FewShotForecaster.load(uninterrupted / "checkpoint").predict(pd.read_csv(data), adapt="finetune_all")
     np.testing.assert_allclose(pd.read_csv(every)["fewcast"], by_api["fewcast"], rtol=1e-5)
     assert not np.allclose(pd.read_csv(every)["fewcast"], pd.read_csv(learned)["fewcast"])
+    auto = tmp_path / "auto.csv"
+    proc = fewcast("forecast", uninterrupted, "--data", data, "--out", auto, "--adapt", "auto")
+    assert proc.returncode == 0, proc.stderr
+    by_api = FewShotForecaster.load(uninterrupted / "checkpoint").predict(pd.read_csv(data), adapt="auto")
+    np.testing.assert_allclose(pd.read_csv(auto)["fewcast"], by_api["fewcast"], rtol=1e-5)
 
 
 def test_forecast_and_evaluate_take_fill(data, uninterrupted, tmp_path):
