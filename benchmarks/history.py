@@ -3,8 +3,10 @@ when those series show only their last T observations (``--history T``), with th
 
 Everything is as in ``fewcast demo`` (default settings, holdout protocol); only the meta-test series'
 visible history is cut, for the networks (support windows and forecast input) and for the classical
-methods alike; the last two columns are the adapted learner and ``pretrained_finetune_all`` (plain SGD on
-up to 200 of a series' windows), each averaged with AutoETS (``--combine``). A series
+methods alike. ``pretrained_finetune_all`` is plain SGD on up to 200 of a series' windows, ``metasgd_auto`` that
+on a series with at least 30 windows and Meta-SGD on the others (``--adapt auto``); the last three columns
+are the adapted learner, ``pretrained_finetune_all`` and ``metasgd_auto``, each averaged with AutoETS
+(``--combine``). A series
 with fewer than ``input_size + h`` points has no support window: the networks
 forecast it zero-shot (its input left-padded with its first observation).
 
@@ -19,10 +21,10 @@ import time
 from fewcast.config import Settings
 from fewcast.experiment import Experiment
 
-SINGLE = ["metasgd", "pretrained_finetune", "pretrained_finetune_all", "pretrained", "theta", "autoets",
-          "seasonal_naive"]
-METHODS = [*SINGLE, "metasgd+autoets", "pretrained_finetune_all+autoets"]  # the last two: combinations, never
-# marked best
+SINGLE = ["metasgd", "pretrained_finetune", "pretrained_finetune_all", "metasgd_auto", "pretrained", "theta",
+          "autoets", "seasonal_naive"]
+COMBINED = ["metasgd+autoets", "pretrained_finetune_all+autoets", "metasgd_auto+autoets"]  # never marked best
+METHODS = [*SINGLE, *COMBINED]
 
 
 def main() -> None:

@@ -276,7 +276,8 @@ EXAMPLES = {
         "examples:\n  fewcast forecast runs/sales --data new_stores.csv --out forecasts.csv\n"
         "  fewcast forecast runs/m3 --data new.parquet --h 6 --out next6.parquet\n"
         "  fewcast forecast runs/m3 --data new.csv --out f.csv --combine autoets   # and its average with AutoETS\n"
-        "  fewcast forecast runs/m3 --data new.csv --out f.csv --adapt finetune_all  # plain SGD on every window"
+        "  fewcast forecast runs/m3 --data new.csv --out f.csv --adapt finetune_all  # plain SGD on every window\n"
+        "  fewcast forecast runs/m3 --data new.csv --out f.csv --adapt auto  # that on long series only"
     ),
     "validate": (
         "examples:\n  fewcast validate sales.csv\n"
@@ -352,7 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "average with: one more column fewcast+METHOD each")
     p.add_argument("--adapt", choices=ADAPTATIONS, default="learned",
                    help="learned: the meta-learner adapts (default); finetune_all: the pre-trained network, plain "
-                   "SGD on every window (pretrained_finetune_all in evaluate's table: use whichever scored better)")
+                   "SGD on every window; auto: finetune_all on a series with at least eval.finetune_all_min_shots "
+                   "(30 by default) windows, learned on the others (pretrained_finetune_all and <learner>_auto "
+                   "in evaluate's table: use whichever scored best)")
     p.add_argument("--fill", action="store_true", help=FILL_HELP)
     p.set_defaults(func=cmd_forecast)
 
