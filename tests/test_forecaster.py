@@ -8,6 +8,7 @@ import pytest
 
 from fewcast import FewShotForecaster
 from fewcast.errors import InputError, PanelWarning
+from fewcast.panel import from_frame
 
 TINY = dict(input_size=12, h=6, season_length=12, hidden=16, shots=3, iterations=6, pretrain_iterations=6,
             meta_batch_size=8, val_every=3, val_frac=0.2, test_frac=0.3, classical=["naive"], combine=[], curve_steps=1,
@@ -141,6 +142,15 @@ def test_a_deseasonalizing_forecaster_predicts_as_it_evaluates_and_reloads(tmp_p
     again = FewShotForecaster.load(tmp_path / "deseasonalized")
     assert again.settings.data.deseasonalize
     pd.testing.assert_frame_equal(again.predict(frame), fc.predict(frame))
+
+
+def test_forecasts_built_in_chunks_of_series_equal_those_built_at_once(fitted):
+    fc, _frame = fitted
+    panel = from_frame(monthly_frame(n=7, seed=6), "store", "month", "sales")
+    for adapt in ("learned", "finetune_all"):
+        whole = fc._adapted(panel, None, adapt)
+        np.testing.assert_allclose(fc._adapted(panel, None, adapt, chunk=3), whole, rtol=1e-5, atol=1e-4)
+        assert whole.shape == (7, 6)
 
 
 def test_save_and_load_give_identical_forecasts(fitted, tmp_path):
