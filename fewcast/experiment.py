@@ -212,6 +212,21 @@ def forecast(learner: GradientLearner, problems: Problems, scaler: str, steps: i
     return preds[-1], losses[-1]
 
 
+def forecast_series(learner: GradientLearner, history: Panel, settings: Settings, h: int, season_length: int,
+                    shots: int, steps: int | None = None, device="cpu", chunk: int = 8192) -> np.ndarray:
+    """``(series, h)`` forecasts of every series of ``history`` adapted on its last ``shots`` windows, built
+    ``chunk`` series at a time: the support windows of a large panel (up to 200 a series with finetune_all)
+    are never all in memory at once."""
+    d = settings.data
+    out = [np.zeros((0, h))]
+    for lo in range(0, history.n_series, chunk):
+        part = history.take(np.arange(lo, min(lo + chunk, history.n_series)))
+        problems = make_problems(part, np.zeros((part.n_series, h)), d.input_size, h, shots, season_length,
+                                 d.deseasonalize)
+        out.append(forecast(learner, problems, d.scaler, steps, device)[0])
+    return np.concatenate(out)
+
+
 def forecast_curve(learner: GradientLearner, problems: Problems, scaler: str, steps: int | None = None,
                    device="cpu", chunk: int = 2048, every_step: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Forecasts ``(steps + 1, series, h)`` and support losses ``(steps + 1, series)`` after 0, 1, ...,
@@ -514,8 +529,9 @@ class Experiment:
         forecasts["scratch"] = forecast(scratch, problems, s.data.scaler, steps, self.device)[0]
         if s.eval.finetune_all_shots:  # the strongest plain fine-tuning found on validation, as a reference
             tuned, all_shots, all_steps = adaptation(s, None, pretrained.model, "finetune_all", self.device)
-            forecasts["pretrained_finetune_all"] = forecast(tuned, self.problems(all_shots), s.data.scaler,
-                                                            all_steps, self.device)[0]
+            forecasts["pretrained_finetune_all"] = forecast_series(tuned, self.test_history, s, self.h,
+                                                                   self.data.season_length, all_shots, all_steps,
+                                                                   self.device)
             long = finetune_all_rows(self.test_history, s.data.input_size, self.h, s)  # (series,)
             forecasts[f"{s.learner.name}_auto"] = np.where(long[:, None], forecasts["pretrained_finetune_all"],
                                                            forecasts[s.learner.name])

@@ -34,9 +34,8 @@ from fewcast.experiment import (
     check_adaptation,
     check_log_values,
     finetune_all_rows,
-    forecast,
+    forecast_series,
     learner_options,
-    make_problems,
 )
 from fewcast.learners import Pretrain, build_learner
 from fewcast.models import build_from_config
@@ -153,18 +152,12 @@ class FewShotForecaster:
         return yhat
 
     def _adapted(self, panel: Panel, adapt_steps: int | None, adapt: str, chunk: int = 8192) -> np.ndarray:
-        """``(series, h)`` forecasts of ``panel`` adapted one way, ``chunk`` series at a time: the support
-        windows of a large panel (up to 200 a series with finetune_all) are never all in memory at once."""
+        """``(series, h)`` forecasts of ``panel`` adapted one way, ``chunk`` series at a time."""
         s = self.settings
         learner, shots, steps = adaptation(s, self.learner, self.pretrained.model, adapt, self._device())
         steps = adapt_steps if adapt_steps is not None else steps
-        out = [np.zeros((0, s.data.h))]
-        for lo in range(0, panel.n_series, chunk):
-            part = panel.take(np.arange(lo, min(lo + chunk, panel.n_series)))
-            problems = make_problems(part, np.zeros((part.n_series, s.data.h)), s.data.input_size, s.data.h,
-                                     shots, s.data.season_length or 1, s.data.deseasonalize)
-            out.append(forecast(learner, problems, s.data.scaler, steps, self._device())[0])
-        return np.concatenate(out)
+        return forecast_series(learner, panel, s, s.data.h, s.data.season_length or 1, shots, steps, self._device(),
+                               chunk)
 
     def _device(self) -> torch.device:
         """Where the weights are: the CPU after load(), the experiment's device after fit() or evaluate_run()
