@@ -46,12 +46,14 @@ def validation_problems(exp: Experiment, cuts: int, shots: int, part: Panel | No
     return out
 
 
-def by_windows(exp: Experiment, learner, pre, problems, shots, most) -> None:
+def by_windows(exp: Experiment, learner, pre, problems, shots, most, save: str = "") -> None:
     """The learner against ``finetune_all`` on the validation forecasts with histories cut to hold at most
     ``n`` windows (for each ``n`` of ``most``; 0: the whole history): sMAPE by how many windows a series has,
-    and of the per-series switch (``finetune_all`` from ``m`` windows on, the learner below) for each ``m``."""
+    and of the per-series switch (``finetune_all`` from ``m`` windows on, the learner below) for each ``m``.
+    ``save``: also write each forecast's windows, both sMAPEs and the pre-trained network's support loss
+    (zero-shot, on every window) to ``save.<cell>.npz``."""
     s = exp.settings
-    windows, errors = {}, {s.learner.name: {}, "finetune_all": {}}
+    windows, fit, errors = {}, {}, {s.learner.name: {}, "finetune_all": {}}
     for _, tag, (prob, _) in problems:
         for n in most:
             ends = prob.history.lengths
@@ -61,6 +63,7 @@ def by_windows(exp: Experiment, learner, pre, problems, shots, most) -> None:
                                  s.data.deseasonalize) for k in shots]
             key = tag or "val"
             windows.setdefault(key, []).append(cut[1].shots_used)
+            fit.setdefault(key, []).append(forecast(pre, cut[1], s.data.scaler, 0)[1])  # zero-shot support loss
             for label, lrn, problem in ((s.learner.name, learner, cut[0]),
                                         ("finetune_all", finetune_all(pre.model, s), cut[1])):
                 steps = None if label == "finetune_all" else (s.eval.adapt_steps or None)
@@ -78,6 +81,8 @@ def by_windows(exp: Experiment, learner, pre, problems, shots, most) -> None:
         switch = " ".join(f"{m}:{np.where(n >= m, b, a).mean():.3f}" for m in edges[1:-1])
         print(f"{key}: switch at n windows (all {len(n)} forecasts) | {s.learner.name} {a.mean():.3f} | "
               f"finetune_all {b.mean():.3f} | {switch}", flush=True)
+        if save:
+            np.savez(f"{save}.{key}.npz", windows=n, learner=a, finetune_all=b, fit=np.concatenate(fit[key]))
 
 
 def main() -> None:
@@ -187,7 +192,8 @@ def main() -> None:
                     mean = (yhat + saved[f"{network}_{c}"]) / 2
                     res.setdefault(f"{network}+{name}{tag}", []).append(smape(prob.truth, mean))
     if args.windows and every:
-        by_windows(exp, learner, pre, problems, shots, [int(n) for n in args.windows.split(",")])
+        by_windows(exp, learner, pre, problems, shots, [int(n) for n in args.windows.split(",")],
+                   args.save and args.save.removesuffix(".npz") + ".windows")
     line = " ".join(f"{k}={np.concatenate(v).mean():.3f}" for k, v in res.items())
     print(f"{' '.join(args.set)} trim={args.trim} member={args.member} | {line} | "
           f"{time.perf_counter() - started:.0f}s",
