@@ -23,7 +23,7 @@ import torch
 from fewcast import datasets
 from fewcast.baselines import classical_forecasts
 from fewcast.config import Settings
-from fewcast.experiment import Experiment, finetune_all, forecast, make_problems
+from fewcast.experiment import Experiment, adaptation, finetune_all, forecast, make_problems
 from fewcast.learners import MetaTrainer
 from fewcast.metrics import smape
 from fewcast.panel import Panel
@@ -46,29 +46,30 @@ def validation_problems(exp: Experiment, cuts: int, shots: int, part: Panel | No
     return out
 
 
-def by_windows(exp: Experiment, learner, pre, problems, shots, most, save: str = "") -> None:
+def by_windows(exp: Experiment, learner, pre, problems, most, save: str = "") -> None:
     """The learner against ``finetune_all`` on the validation forecasts with histories cut to hold at most
     ``n`` windows (for each ``n`` of ``most``; 0: the whole history): sMAPE by how many windows a series has,
     and of the per-series switch (``finetune_all`` from ``m`` windows on, the learner below) for each ``m``.
     ``save``: also write each forecast's windows, both sMAPEs and the pre-trained network's support loss
     (zero-shot, on every window) to ``save.<cell>.npz``."""
     s = exp.settings
-    windows, fit, errors = {}, {}, {s.learner.name: {}, "finetune_all": {}}
+    ways = {s.learner.name: "learned", "finetune_all": "finetune_all"}  # label: the adaptation it forecasts with
+    windows, fit, errors = {}, {}, {label: {} for label in ways}
     for _, tag, (prob, _) in problems:
         for n in most:
             ends = prob.history.lengths
             keep = n + s.data.input_size + exp.h - 1  # observations that hold n windows
             hist = prob.history.slice(np.maximum(ends - keep, 0), ends) if n else prob.history
-            cut = [make_problems(hist, prob.truth, s.data.input_size, exp.h, k, exp.data.season_length,
-                                 s.data.deseasonalize) for k in shots]
             key = tag or "val"
-            windows.setdefault(key, []).append(cut[1].shots_used)
-            fit.setdefault(key, []).append(forecast(pre, cut[1], s.data.scaler, 0)[1])  # zero-shot support loss
-            for label, lrn, problem in ((s.learner.name, learner, cut[0]),
-                                        ("finetune_all", finetune_all(pre.model, s), cut[1])):
-                steps = None if label == "finetune_all" else (s.eval.adapt_steps or None)
+            for label, way in ways.items():
+                lrn, shots, steps = adaptation(s, learner, pre.model, way)
+                problem = make_problems(hist, prob.truth, s.data.input_size, exp.h, shots, exp.data.season_length,
+                                        s.data.deseasonalize)
                 yhat = forecast(lrn, problem, s.data.scaler, steps)[0]
                 errors[label].setdefault(key, []).append(smape(prob.truth, yhat))
+                if way == "finetune_all":  # every window (up to 200): how many a series has, and how the
+                    windows.setdefault(key, []).append(problem.shots_used)  # pre-trained network fits them
+                    fit.setdefault(key, []).append(forecast(pre, problem, s.data.scaler, 0)[1])  # zero-shot loss
     for key in windows:
         n = np.concatenate(windows[key])  # (forecasts,) windows each forecast's series has
         a, b = (np.concatenate(errors[label][key]) for label in (s.learner.name, "finetune_all"))
@@ -192,7 +193,7 @@ def main() -> None:
                     mean = (yhat + saved[f"{network}_{c}"]) / 2
                     res.setdefault(f"{network}+{name}{tag}", []).append(smape(prob.truth, mean))
     if args.windows and every:
-        by_windows(exp, learner, pre, problems, shots, [int(n) for n in args.windows.split(",")],
+        by_windows(exp, learner, pre, problems, [int(n) for n in args.windows.split(",")],
                    args.save and args.save.removesuffix(".npz") + ".windows")
     line = " ".join(f"{k}={np.concatenate(v).mean():.3f}" for k, v in res.items())
     print(f"{' '.join(args.set)} trim={args.trim} member={args.member} | {line} | "

@@ -24,11 +24,13 @@ horizon is ever passed to a model or a baseline: ``Problems`` holds it apart, us
 
 Methods scored: the meta-learners adapted and zero-shot, the pre-trained network zero-shot and
 fine-tuned, the network from scratch, the classical baselines, and each ``combine`` method averaged with
-the adapted default learner (``metasgd+autoets``: a forecast combination, reported beside its parts) and
-with ``pretrained_finetune_all`` (``pretrained_finetune_all+autoets``). ``pretrained_finetune`` adapts
-exactly as the meta-learner does (the seed's comparison); ``pretrained_finetune_all`` is the strongest
-plain fine-tuning found on validation, many small SGD steps on every window of a series
-(``eval.finetune_all_*``), the reference a meta-learner has to beat to be worth it.
+the adapted default learner (``metasgd+autoets``: a forecast combination, reported beside its parts), with
+``metasgd_auto`` and with ``pretrained_finetune_all`` (``pretrained_finetune_all+autoets``).
+``pretrained_finetune`` adapts exactly as the meta-learner does (the seed's comparison);
+``pretrained_finetune_all`` is the strongest plain fine-tuning found on validation, many small SGD steps on
+every window of a series (``eval.finetune_all_*``), the reference a meta-learner has to beat to be worth it;
+``<learner>_auto`` takes its forecast for a series with at least ``eval.finetune_all_min_shots`` windows and
+the learner's for the others.
 """
 
 from __future__ import annotations

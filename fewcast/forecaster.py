@@ -109,8 +109,9 @@ class FewShotForecaster:
         continuing each series' frequency. ``combine=["autoets"]`` adds a column ``fewcast+autoets``: the
         average of the adapted forecast and that classical method fitted to the same history.
         ``adapt="finetune_all"`` forecasts as the results table's ``pretrained_finetune_all`` (the
-        pre-trained network, plain SGD on every window) instead of the meta-learner: use the one that
-        scored better in :meth:`evaluate`.
+        pre-trained network, plain SGD on every window) instead of the meta-learner, ``adapt="auto"`` as its
+        ``<learner>_auto`` (that on a series with at least ``eval.finetune_all_min_shots`` windows, the
+        meta-learner on the others): use the one that scored best in :meth:`evaluate`.
         """
         self._check_fitted()
         s = self.settings
