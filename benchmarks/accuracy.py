@@ -20,6 +20,8 @@ from pathlib import Path
 import torch
 
 from fewcast.config import Settings
+from fewcast.data import load_panel_data
+from fewcast.evaluation import run
 from fewcast.experiment import Experiment
 from fewcast.report import write_run
 
@@ -35,14 +37,13 @@ def main() -> None:
     for dataset in args.datasets.split(","):
         for protocol in args.protocols.split(","):
             settings = Settings()
-            settings.update("data", {"dataset": dataset})
             settings.update("eval", {"protocol": protocol})
             sections = settings.field_sections()
             for item in args.set:
                 name, value = item.split("=", 1)
                 settings.update(sections[name], {name: value})
             started = time.perf_counter()
-            results = Experiment(settings, log=lambda *_: None).run()
+            results = run(Experiment(settings, load_panel_data(dataset, settings.data), log=lambda *_: None))
             seconds = time.perf_counter() - started
             suffix = "".join(f"-{item.replace('=', '')}" for item in args.set)
             write_run(results, Path(args.out) / f"{dataset}-{protocol}{suffix}")

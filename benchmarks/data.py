@@ -18,7 +18,8 @@ import tracemalloc
 import numpy as np
 import pandas as pd
 
-from fewcast.panel import Panel, from_frame
+from fewcast.frame import from_frame
+from fewcast.panel import Panel
 from fewcast.tasks import TaskSampler
 from fewcast.windows import Windows
 

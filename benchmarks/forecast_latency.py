@@ -5,8 +5,9 @@ adaptation steps at 0.01) is fitted briefly on ``game`` (the weights do not chan
 ``predict`` is timed on 10,000 new synthetic users: validating the frame, building every series' support
 windows, 10 vectorized SGD steps for all series at once, the forecasts and their future dates.
 Goal (issue 5): under 2 seconds in all on the project's 2-core CPU. Then the same with
-``adapt="finetune_all"`` (plain SGD on up to 200 windows of each series, 20 steps) and ``adapt="auto"``
-(that on the series with at least ``eval.finetune_all_min_shots`` windows), for their cost beside it.
+``method="pretrained_finetune_all"`` (plain SGD on up to 200 windows of each series, 20 steps) and
+``method="maml_auto"`` (that on the series with at least ``forecast.finetune_all_min_shots`` windows), for
+their cost beside it.
 
     .venv/bin/python benchmarks/forecast_latency.py [--series 10000]
 """
@@ -20,6 +21,9 @@ import torch
 
 from fewcast import FewShotForecaster, datasets
 from fewcast.config import seed_preset
+from fewcast.engine import Layout
+from fewcast.forecasting import Forecasts
+from fewcast.frame import from_frame
 
 
 def main() -> None:
@@ -34,22 +38,21 @@ def main() -> None:
     new = datasets.game_panel(args.series, seed=1).to_frame()
     new["unique_id"] = "new_" + new["unique_id"]
     fc.predict(new.head(5000))  # warm-up
-    from fewcast.panel import from_frame
-
     panel = from_frame(new)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    ways = (("learned", "10 shots, 10 SGD steps"), ("finetune_all", "up to 200 windows, 20 SGD steps"),
-            ("auto", "finetune_all on series with 30 windows or more, learned on the others"))
-    for adapt, what in ways:
+    ways = (("maml", "10 shots, 10 SGD steps"), ("pretrained_finetune_all", "up to 200 windows, 20 SGD steps"),
+            ("maml_auto", "pretrained_finetune_all on series with 30 windows or more, maml on the others"))
+    for name, what in ways:
+        method = fc.methods()[name]
         best, best_core = float("inf"), float("inf")
         for _ in range(3):
             t = time.perf_counter()
-            out = fc.predict(new, adapt=adapt)
+            out = fc.predict(new, method=name)
             best = min(best, time.perf_counter() - t)
             t = time.perf_counter()
-            fc.forecast_panel(panel, adapt=adapt)
+            Forecasts(panel, Layout.of(fc.settings.data)).make([method])
             best_core = min(best_core, time.perf_counter() - t)
-        print(f"predict(adapt={adapt!r}) on {args.series:,} new series ({len(new):,} rows), {what}: {best:.2f} s "
+        print(f"predict(method={name!r}) on {args.series:,} new series ({len(new):,} rows), {what}: {best:.2f} s "
               f"(best of 3); adaptation and forecast alone: {best_core:.2f} s; {len(out):,} forecasts")
 
 

@@ -8,7 +8,7 @@ tables' ``pretrained_finetune_all``) and the adapted learner (with ``--classical
 and its average with each of the last two), and saves the forecasts (``--save``) so ensembles of settings
 can be scored offline.
 
-    .venv/bin/python benchmarks/tune.py --set input_size=24 --set shots=20 --save /tmp/tune/a.npz
+    .venv/bin/python benchmarks/tune.py --dataset m3-monthly --set input_size=24 --set shots=20 --save /tmp/tune/a.npz
 """
 
 from __future__ import annotations
@@ -23,7 +23,10 @@ import torch
 from fewcast import datasets
 from fewcast.baselines import classical_forecasts
 from fewcast.config import Settings
-from fewcast.experiment import Experiment, adaptation, finetune_all, forecast, make_problems
+from fewcast.data import load_panel_data
+from fewcast.engine import forecast, make_problems
+from fewcast.experiment import Experiment, Hooks
+from fewcast.forecasting import Forecasts, network_methods
 from fewcast.learners import MetaTrainer
 from fewcast.metrics import smape
 from fewcast.panel import Panel
@@ -31,7 +34,9 @@ from fewcast.tasks import TaskSampler, WindowSampler
 from fewcast.windows import Windows
 
 
-def validation_problems(exp: Experiment, cuts: int, shots: int, part: Panel | None = None):
+def validation_cuts(exp: Experiment, cuts: int, part: Panel | None = None) -> list[tuple[Panel, np.ndarray]]:
+    """``(history, truth)`` of the validation series (or of ``part``) at each of ``cuts`` forecast origins: the
+    last h visible points, the h before them, ..."""
     d, h = exp.data, exp.h
     part = d.visible_part(d.visible.index_of(exp.split.val)) if part is None else part
     out = []
@@ -39,37 +44,32 @@ def validation_problems(exp: Experiment, cuts: int, shots: int, part: Panel | No
         keep = part.lengths - c * h
         ok = keep >= h + 2
         sub = part.take(np.flatnonzero(ok))
-        hist = sub.slice(0, keep[ok])
-        truth = sub.slice(keep[ok], keep[ok] + h).values.reshape(-1, h)
-        out.append(make_problems(hist, truth, exp.settings.data.input_size, h, shots, d.season_length,
-                                 exp.settings.data.deseasonalize))
+        out.append((sub.slice(0, keep[ok]), sub.slice(keep[ok], keep[ok] + h).values.reshape(-1, h)))
     return out
 
 
-def by_windows(exp: Experiment, learner, pre, problems, most, save: str = "") -> None:
+def by_windows(exp: Experiment, methods: dict, pre, problems, most, save: str = "") -> None:
     """The learner against ``finetune_all`` on the validation forecasts with histories cut to hold at most
     ``n`` windows (for each ``n`` of ``most``; 0: the whole history): sMAPE by how many windows a series has,
     and of the per-series switch (``finetune_all`` from ``m`` windows on, the learner below) for each ``m``.
     ``save``: also write each forecast's windows, both sMAPEs and the pre-trained network's support loss
     (zero-shot, on every window) to ``save.<cell>.npz``."""
-    s = exp.settings
-    ways = {s.learner.name: "learned", "finetune_all": "finetune_all"}  # label: the adaptation it forecasts with
+    s, lay = exp.settings, exp.layout
+    ways = {s.learner.name: methods[s.learner.name], "finetune_all": methods["pretrained_finetune_all"]}
     windows, fit, errors = {}, {}, {label: {} for label in ways}
-    for _, tag, (prob, _) in problems:
+    for _, tag, (hist_all, truth) in problems:
         for n in most:
-            ends = prob.history.lengths
-            keep = n + s.data.input_size + exp.h - 1  # observations that hold n windows
-            hist = prob.history.slice(np.maximum(ends - keep, 0), ends) if n else prob.history
+            ends = hist_all.lengths
+            keep = n + lay.input_size + lay.h - 1  # observations that hold n windows
+            hist = hist_all.slice(np.maximum(ends - keep, 0), ends) if n else hist_all
             key = tag or "val"
-            for label, way in ways.items():
-                lrn, shots, steps = adaptation(s, learner, pre.model, way)
-                problem = make_problems(hist, prob.truth, s.data.input_size, exp.h, shots, exp.data.season_length,
-                                        s.data.deseasonalize)
-                yhat = forecast(lrn, problem, s.data.scaler, steps)[0]
-                errors[label].setdefault(key, []).append(smape(prob.truth, yhat))
-                if way == "finetune_all":  # every window (up to 200): how many a series has, and how the
-                    windows.setdefault(key, []).append(problem.shots_used)  # pre-trained network fits them
-                    fit.setdefault(key, []).append(forecast(pre, problem, s.data.scaler, 0)[1])  # zero-shot loss
+            made = Forecasts(hist, lay).make(list(ways.values()))
+            for label, method in ways.items():
+                errors[label].setdefault(key, []).append(smape(truth, made[method.name]))
+            every = ways["finetune_all"].shots  # every window (up to 200): how many a series has, and how
+            problem = make_problems(hist, truth, lay.input_size, lay.h, every, lay.season_length, lay.deseasonalize)
+            windows.setdefault(key, []).append(problem.shots_used)  # the pre-trained network fits them
+            fit.setdefault(key, []).append(forecast(pre, problem, s.data.scaler, 0)[1])  # zero-shot support loss
     for key in windows:
         n = np.concatenate(windows[key])  # (forecasts,) windows each forecast's series has
         a, b = (np.concatenate(errors[label][key]) for label in (s.learner.name, "finetune_all"))
@@ -86,8 +86,17 @@ def by_windows(exp: Experiment, learner, pre, problems, most, save: str = "") ->
             np.savez(f"{save}.{key}.npz", windows=n, learner=a, finetune_all=b, fit=np.concatenate(fit[key]))
 
 
+class LastIterate(Hooks):
+    """Pre-training without validation: it ends on its last iterate."""
+
+    def restore(self, phase, trainer) -> None:
+        if phase == "pretrained":
+            trainer._val = None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--dataset", default="m3-monthly", help="an embedded panel or a file")
     ap.add_argument("--set", action="append", default=[], help="name=value of any setting")
     ap.add_argument("--cuts", type=int, default=2)
     ap.add_argument("--save", default="")
@@ -118,7 +127,7 @@ def main() -> None:
         s.update("model" if k == "name_model" else sections[k], {("name" if k == "name_model" else k): v})
     s.train.model_seed = args.member
     started = time.perf_counter()
-    exp = Experiment(s, log=lambda *_: None)
+    exp = Experiment(s, load_panel_data(args.dataset, s.data), log=lambda *_: None)
     full = exp.train_panel
     if args.trim:
         tp = exp.train_panel
@@ -142,58 +151,48 @@ def main() -> None:
         part = exp.data.visible_part(exp.data.visible.index_of(exp.split.val))
         part = part.slice(0, np.maximum(part.lengths - args.valcut * exp.h, 0))
         vw = Windows(part, s.data.input_size, exp.h)
-        exp.validation = TaskSampler(vw, s.learner.shots, 1, s.data.scaler, s.train.seed).latest()
-    if args.no_pretrain_select:
-        def last_iterate():
-            trainer = exp.pretrain_trainer()
-            trainer._val = None  # no validation: the last iterate
-            return exp.fit("pretrained", trainer)
-        exp.pretrain = last_iterate
-    pre, learners = exp.train(extra=False)
+        exp.validation = TaskSampler(vw, s.train.shots, 1, s.data.scaler, s.train.seed).latest()
+    pre, learners = exp.train(hooks=LastIterate() if args.no_pretrain_select else None)
     learner = learners[s.learner.name]
     if args.refit:
         part = full.slice(0, np.maximum(full.lengths - (args.trim - 1) * exp.h, 0))
         sampler = WindowSampler(Windows(part, s.data.input_size, exp.h), s.data.scaler, exp.rank_seed + 1)
-        batch = s.train.pretrain_batch_size or s.train.meta_batch_size * (s.learner.shots + 1)
+        batch = s.train.pretrain_batch_size or s.train.meta_batch_size * (s.train.shots + 1)
         MetaTrainer(pre, sampler, None, outer_lr=s.train.pretrain_lr, meta_batch_size=batch, iterations=args.refit,
                     val_every=10**9).fit()
         learner.model.load_state_dict(pre.model.state_dict())
-    fine = exp.finetuner(pre.model)
+    methods = {m.name: m for m in network_methods(s, {s.learner.name: learner}, pre)}
+    runs = {"pretrained": methods["pretrained"], "finetune": methods["pretrained_finetune"],
+            s.learner.name: methods[s.learner.name]}
+    every = s.forecast.finetune_all_shots  # pretrained_finetune_all adapts on up to this many windows (0: not scored)
+    if every:
+        runs["finetune_all"] = methods["pretrained_finetune_all"]
     res, saved = {}, {}
-    # (key, tag, problem): key numbers the saved forecasts; leak-free, only the cut whose origin is where
-    # training data ends is scored
+    # (key, tag, (history, truth)): key numbers the saved forecasts; leak-free, only the cut whose origin is
+    # where training data ends is scored
     scored = args.score_cut or args.trim
-    every = s.eval.finetune_all_shots  # pretrained_finetune_all adapts on up to this many windows (0: not scored)
-    shots = (s.learner.shots, every) if every else (s.learner.shots,)
-    problems = [(c, "", p) for c, p in enumerate(zip(*(validation_problems(exp, args.cuts, k) for k in shots)))
-                if not scored or c + 1 == scored]
+    problems = [(c, "", cut) for c, cut in enumerate(validation_cuts(exp, args.cuts)) if not scored or c + 1 == scored]
     if args.score_train:
         if not args.trim:
             raise SystemExit("--score-train needs --trim")
-        at_trim = tuple(validation_problems(exp, args.trim, k, full)[-1] for k in shots)  # the meta-train series' cut
-        problems.append((args.cuts + args.trim - 1, "@train", at_trim))
+        problems.append((args.cuts + args.trim - 1, "@train", validation_cuts(exp, args.trim, full)[-1]))
     networks = [s.learner.name, "finetune_all"] if every else [s.learner.name]
-    for c, tag, (prob, *prob_all) in problems:
-        steps_at_test = s.eval.adapt_steps or None
-        runs = [("pretrained", pre, 0, prob), ("finetune", fine, steps_at_test, prob),
-                (s.learner.name, learner, steps_at_test, prob)]
-        if every:
-            runs.append(("finetune_all", finetune_all(pre.model, s), None, prob_all[0]))
-        for label, lrn, steps, problem in runs:
-            yhat = forecast(lrn, problem, s.data.scaler, steps)[0]
+    classical = args.classical.split(",") if args.classical else []
+    for c, tag, (hist, truth) in problems:
+        made = Forecasts(hist, exp.layout)
+        forecasts = {label: made[m] for label, m in runs.items()}
+        if classical:
+            forecasts.update(classical_forecasts(hist, exp.h, exp.data.season_length, classical))
+        saved[f"truth_{c}"] = truth
+        for label, yhat in forecasts.items():
             saved[f"{label}_{c}"] = yhat
-            saved[f"truth_{c}"] = prob.truth
-            res.setdefault(label + tag, []).append(smape(prob.truth, yhat))
-        if args.classical:
-            methods = args.classical.split(",")
-            for name, yhat in classical_forecasts(prob.history, exp.h, exp.data.season_length, methods).items():
-                res.setdefault(name + tag, []).append(smape(prob.truth, yhat))
-                saved[f"{name}_{c}"] = yhat
-                for network in networks:  # each network's plain average with the classical method
-                    mean = (yhat + saved[f"{network}_{c}"]) / 2
-                    res.setdefault(f"{network}+{name}{tag}", []).append(smape(prob.truth, mean))
+            res.setdefault(label + tag, []).append(smape(truth, yhat))
+        for name in classical:
+            for network in networks:  # each network's plain average with the classical method
+                mean = (forecasts[name] + forecasts[network]) / 2
+                res.setdefault(f"{network}+{name}{tag}", []).append(smape(truth, mean))
     if args.windows and every:
-        by_windows(exp, learner, pre, problems, [int(n) for n in args.windows.split(",")],
+        by_windows(exp, methods, pre, problems, [int(n) for n in args.windows.split(",")],
                    args.save and args.save.removesuffix(".npz") + ".windows")
     line = " ".join(f"{k}={np.concatenate(v).mean():.3f}" for k, v in res.items())
     print(f"{' '.join(args.set)} trim={args.trim} member={args.member} | {line} | "

@@ -20,7 +20,9 @@ import argparse
 
 import numpy as np
 
+from fewcast import evaluation
 from fewcast.config import Settings
+from fewcast.data import load_panel_data
 from fewcast.datasets import load
 from fewcast.experiment import Experiment
 from fewcast.metrics import smape
@@ -33,16 +35,15 @@ def run(dataset: str, protocol: str, model_seed: int, drop: np.ndarray | None = 
     """``(results, series trained on)`` of one experiment; ``drop``: ids of series whose training parts are
     left out."""
     s = Settings()
-    s.update("data", {"dataset": dataset})
     s.update("eval", {"protocol": protocol, "classical": ["autoets", "theta"], "combine": [], "curve_steps": 1,
                       "shots_curve": [], "plot_series": 0})
     s.update("train", {"model_seed": model_seed})
-    exp = Experiment(s, log=lambda *_: None)
+    exp = Experiment(s, load_panel_data(dataset, s.data), log=lambda *_: None)
     if drop is not None:
         panel = exp.train_panel
         exp.train_panel = panel.take(np.flatnonzero(~np.isin(panel.ids, drop)))
-        exp.windows = Windows(exp.train_panel, s.data.input_size, exp.h, drop_zero_target=s.data.drop_zero_target)
-    return exp.run(), exp.train_panel.n_series
+        exp.windows = Windows(exp.train_panel, s.data.input_size, exp.h, drop_zero_target=s.train.drop_zero_target)
+    return evaluation.run(exp), exp.train_panel.n_series
 
 
 def main() -> None:

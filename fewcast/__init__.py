@@ -6,7 +6,8 @@ short series with a few gradient steps. Data enters as a long frame (``unique_id
 
 from fewcast.errors import InputError, PanelWarning
 from fewcast.forecaster import FewShotForecaster
-from fewcast.panel import Columns, Panel, from_frame, read_panel
+from fewcast.frame import from_frame, read_panel
+from fewcast.panel import Columns, Panel
 from fewcast.tasks import Split, Tasks, TaskSampler, split_series
 from fewcast.windows import Windows, scale, unscale
 

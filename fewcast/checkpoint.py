@@ -1,4 +1,4 @@
-"""Checkpoints that cannot run code and cannot be half-written.
+"""Files that cannot be half-written: checkpoints that cannot run code, and atomic writes of single files.
 
 A checkpoint is a directory: ``model.safetensors`` (every tensor: weights, learned rates, optimizer
 moments, the best-validating weights, RNG states), ``state.json`` (numbers and strings: the iteration,
@@ -50,6 +50,22 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def atomic_write(path: str | Path, data: bytes | str) -> None:
+    """Write through a temporary file in the same directory, fsync, then rename over ``path``."""
+    path = Path(path)
+    raw = data.encode() if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def save(directory: str | Path, tensors: dict[str, torch.Tensor], state: dict, settings: Settings) -> Path:
@@ -133,6 +149,8 @@ def load(directory: str | Path) -> tuple[dict[str, torch.Tensor], dict, Settings
         raise InputError(f"checkpoint {directory}: unknown format {state.get('format')!r} (expected {FORMAT})")
     written = read_toml(directory / "config.toml")
     settings = Settings.from_dict(written, str(directory / "config.toml"))
+    # the data a run trained on: the command's argument since it stopped being a setting, data.dataset before
+    state.setdefault("source", written.get("data", {}).get("dataset"))
     for (part, name), value in BEFORE.items():
         if name not in written.get(part, {}):  # written before the setting existed: what the run really used
             setattr(getattr(settings, part), name, value)

@@ -1,4 +1,4 @@
-"""The ``fewcast`` command line.
+"""The ``fewcast`` command line: datasets, validate, train, evaluate, forecast and demo.
 
 Every subcommand reads the same long-frame contract (``--id-col``, ``--time-col``, ``--target-col``).
 Bad input prints one line to stderr and exits with status 2, never a traceback.
@@ -7,43 +7,31 @@ Bad input prints one line to stderr and exits with status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import warnings
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 
 from fewcast import datasets
 from fewcast.errors import InputError, PanelWarning
-from fewcast.panel import Panel, describe_freq, read_panel
-from fewcast.tasks import shots_that_fit, task_windows
-from fewcast.windows import Windows
+from fewcast.options import add_settings_options, as_flags, settings_from_args
 
 EXIT_INPUT = 2
 
 
-def add_data_options(p: argparse.ArgumentParser) -> None:
-    """The data-frame contract options shared by every command that reads a panel."""
-    g = p.add_argument_group("columns of the long frame")
-    g.add_argument("--id-col", default="unique_id", help="series id column (default: unique_id)")
-    g.add_argument("--time-col", default="ds", help="time column, dates or integer steps (default: ds)")
-    g.add_argument("--target-col", default="y", help="value column (default: y)")
-    g.add_argument("--fill", action="store_true",
-                   help="interpolate NaN or infinite values and insert missing time stamps instead of failing")
-
-
-def load_data(source: str, args: argparse.Namespace, min_length: int = 1) -> tuple[Panel, str]:
-    """A panel from a file path or an embedded dataset name (its training part), and a label."""
-    if not Path(source).exists() and source in datasets.DATASETS:
-        ds = datasets.load(source)
-        return ds.train.drop_short(min_length), f"embedded dataset {source} (official test horizon held out)"
-    panel = read_panel(source, args.id_col, args.time_col, args.target_col, fill=args.fill, min_length=min_length)
-    return panel, source
+def show_warnings(caught) -> None:
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
 
 
 # -- fewcast datasets ------------------------------------------------------------------------------
 
 def cmd_datasets(args: argparse.Namespace) -> int:
+    from fewcast.frame import write_frame
+
     if args.export:
         name, path = args.export
         data = datasets.load(name)
@@ -59,104 +47,60 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_frame(frame, path: str) -> None:
-    suffix = Path(path).suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        frame.to_parquet(path, index=False)
-    elif suffix == ".csv":
-        frame.to_csv(path, index=False)
-    else:
-        raise InputError(f"cannot write {path}: use a .csv or .parquet file name")
-
-
 # -- fewcast validate ------------------------------------------------------------------------------
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    embedded = not Path(args.path).exists() and args.path in datasets.DATASETS
-    if args.h is None:
-        args.h = datasets.DATASETS[args.path].h if embedded else 1
-    width = args.input_size + args.h
+    from fewcast.calendar import describe_freq
+    from fewcast.data import read_source
+    from fewcast.panel import Columns
+    from fewcast.tasks import shots_that_fit, task_windows
+    from fewcast.windows import Windows
+
+    embedded = datasets.is_embedded(args.path)
+    h = args.h or (datasets.DATASETS[args.path].h if embedded else 1)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PanelWarning)
-        panel, label = load_data(args.path, args, min_length=width)
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
+        panel, _ = read_source(args.path, Columns(args.id_col, args.time_col, args.target_col), bool(args.fill),
+                               min_length=args.input_size + h)
+    show_warnings(caught)
     lengths = panel.lengths
-    windows = Windows(panel, args.input_size, args.h)
-    print(f"{label}: valid")
+    windows = Windows(panel, args.input_size, h)
+    print(f"{f'embedded dataset {args.path} (official test horizon held out)' if embedded else args.path}: valid")
     print(f"  series:     {panel.n_series}")
     print(f"  lengths:    min {lengths.min()}, median {np.median(lengths):g}, max {lengths.max()}")
     zone = panel.zone
     where = "" if zone is None else f", time zone {zone.tz}, {'read on its wall clock' if zone.wall else 'held in UTC'}"
     print(f"  frequency:  {describe_freq(panel.freq)}{where}")
     print(f"  observations: {len(panel.values)}")
-    print(f"  windows:    {len(windows)} of {args.input_size} -> {args.h} "
+    print(f"  windows:    {len(windows)} of {args.input_size} -> {h} "
           f"(per series: min {windows.counts.min()}, median {np.median(windows.counts):g})")
     # train learns from all but a file's last h points (its held-out horizon); an embedded panel's
     # training part is already that
-    counts = windows.counts if embedded else np.maximum(windows.counts - args.h, 0)  # (series,)
-    held = int((counts >= task_windows(args.shots, args.h)).sum())
-    fits = shots_that_fit(int(counts.max()), args.h)
+    counts = windows.counts if embedded else np.maximum(windows.counts - h, 0)  # (series,)
+    held = int((counts >= task_windows(args.shots, h)).sum())
+    fits = shots_that_fit(int(counts.max()), h)
     advice = "" if held else f"; --shots {fits} fits the longest" if fits >= 1 else "; lower --input-size or --h"
     print(f"  tasks:      {held} series hold a meta-training task of {args.shots} shots{advice}")
     return 0
 
 
-# -- settings as options ---------------------------------------------------------------------------
-
-# option names that would collide or read badly get their own spelling
-OPTION_NAMES = {("model", "name"): "--model", ("learner", "name"): "--learner", ("data", "dataset"): "--dataset"}
-SKIP_OPTIONS = {("data", "id_col"), ("data", "time_col"), ("data", "target_col"), ("data", "fill")}
-
-
-def add_settings_options(p: argparse.ArgumentParser, include_dataset: bool = True) -> None:
-    """One option per setting (``--inner-lr`` for ``learner.inner_lr``), default: leave the setting as is."""
-    from dataclasses import fields
-
-    from fewcast.config import Settings
-
-    base = Settings()
-    p.add_argument("--config", help="a TOML settings file (as written to config.toml by every run)")
-    for section in Settings.SECTIONS:
-        g = p.add_argument_group(f"[{section}] settings")
-        for f in fields(getattr(base, section)):
-            if (section, f.name) in SKIP_OPTIONS or (not include_dataset and (section, f.name) == ("data", "dataset")):
-                continue
-            flag = OPTION_NAMES.get((section, f.name), "--" + f.name.replace("_", "-"))
-            default = getattr(getattr(base, section), f.name)
-            shown = ",".join(map(str, default)) if isinstance(default, list) else default
-            g.add_argument(flag, dest=f"set__{section}__{f.name}", default=None, metavar=type(default).__name__.upper(),
-                           help=f"{section}.{f.name} (default: {shown})")
-
-
-def settings_from_args(args: argparse.Namespace, base=None):
-    """Settings from a preset or --config, then every option given on the command line."""
-    from fewcast.config import Settings, load_toml
-
-    settings = load_toml(args.config) if getattr(args, "config", None) else (base or Settings())
-    for key, value in vars(args).items():
-        if key.startswith("set__") and value is not None:
-            _, section, name = key.split("__", 2)
-            settings.update(section, {name: value}, "command line")
-    for name in ("id_col", "time_col", "target_col", "fill"):
-        if hasattr(args, name) and getattr(args, name) != getattr(Settings().data, name):
-            settings.update("data", {name: getattr(args, name)}, "command line")
-    return settings
-
-
-# -- fewcast demo ----------------------------------------------------------------------------------
+# -- fewcast demo / train / evaluate / forecast ----------------------------------------------------
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from fewcast import evaluation
     from fewcast.config import preset
+    from fewcast.data import load_panel_data, resolved
     from fewcast.experiment import Experiment
     from fewcast.report import markdown_table, sorted_table, write_run
 
-    settings = settings_from_args(args, preset(args.preset))
+    base, dataset = preset(args.preset)
+    settings = settings_from_args(args, base)
+    source = args.dataset or dataset
     out = Path(args.out)
-    print(f"fewcast demo: {settings.data.dataset}, {settings.eval.protocol} protocol, learner {settings.learner.name}, "
+    print(f"fewcast demo: {source}, {settings.eval.protocol} protocol, learner {settings.learner.name}, "
           f"writing to {out}", flush=True)
-    experiment = Experiment(settings, progress=not args.quiet)
-    results = experiment.run()
+    data = load_panel_data(source, settings.data, settings.train.memmap)
+    results = evaluation.run(Experiment(resolved(settings, data), data, progress=not args.quiet))
     paths = write_run(results, out)
     print()
     print(markdown_table(sorted_table(results.table)))
@@ -164,18 +108,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- fewcast train / evaluate / forecast ------------------------------------------------------------
-
 def cmd_train(args: argparse.Namespace) -> int:
     from fewcast.learners import TrainingDiverged, TrainingInterrupted
     from fewcast.run import StopFlag, TrainingRun
 
-    settings = None
-    if not args.resume:
-        settings = settings_from_args(args)
-        settings.update("data", {"dataset": args.data})
-    run = TrainingRun(args.out, settings, resume=args.resume, progress=not args.quiet,
-                      log=lambda *a: print(*a, file=sys.stderr), tensorboard=args.tensorboard)
+    settings = None if args.resume else settings_from_args(args)
+    run = TrainingRun(args.out, None if args.resume else args.data, settings, resume=args.resume,
+                      progress=not args.quiet, log=lambda *a: print(*a, file=sys.stderr), tensorboard=args.tensorboard)
     resume_cmd = f"fewcast train {args.data} --out {args.out} --resume"
     try:
         with StopFlag() as stop:
@@ -188,69 +127,51 @@ def cmd_train(args: argparse.Namespace) -> int:
               f"train again into a new --out with a lower --outer-lr or --inner-lr", file=sys.stderr)
         return 1
     if run.main:
-        print(f"trained {run.settings.learner.name} on {args.data}; run in {args.out} "
+        print(f"trained {run.settings.learner.name} on {run.source}; run in {args.out} "
               f"(checkpoint, config.toml, split.json, metrics.csv)")
     return 0
 
 
-def _load_forecaster(run: str):
+def _load(run: str):
     from fewcast.forecaster import FewShotForecaster
+    from fewcast.run import CHECKPOINT
 
-    return FewShotForecaster.load(Path(run) / "checkpoint")
+    return FewShotForecaster.load(Path(run) / CHECKPOINT)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from fewcast.data import load_panel_data
     from fewcast.report import markdown_table, sorted_table, write_run
+    from fewcast.run import read_metrics
 
-    fc = _load_forecaster(args.run)
-    s = fc.settings
-    if args.protocol:
-        s.update("eval", {"protocol": args.protocol})
-    if args.fill:
-        s.update("data", {"fill": True})
-    source = args.data or s.data.dataset
-    if Path(source).exists() or source not in datasets.DATASETS:
-        from fewcast.panel import read_frame
-
-        frame = read_frame(source, s.data.id_col)
-    else:  # an embedded panel: its official horizon is the last h points of the full series
-        frame = datasets.load(source).to_frame(with_test=True).rename(
-            columns={"unique_id": s.data.id_col, "ds": s.data.time_col, "y": s.data.target_col})
-    fc.logs = _read_logs(Path(args.run) / "metrics.csv")
-    results = fc.evaluate_run(frame)
+    fc = _load(args.run)
+    evaluation = settings_from_args(args, copy.deepcopy(fc.settings)).eval
+    source = args.data or fc.state.get("source")
+    if not source:
+        raise InputError(f"{args.run} does not record the data it was trained on: pass --data")
+    data_settings = copy.deepcopy(fc.settings.data)
+    if args.fill is not None:
+        data_settings.fill = args.fill
+    fc.logs = read_metrics(args.run)
+    results = fc.score(load_panel_data(source, data_settings), evaluation)
     write_run(results, args.run)
     print(markdown_table(sorted_table(results.table)))
     print(f"wrote results.csv, results.md, report.html and pictures to {args.run}")
     return 0
 
 
-def _read_logs(path: Path) -> dict[str, list[dict]]:
-    """metrics.csv of a run, one list of rows per training phase."""
-    import pandas as pd
-
-    if not path.exists():
-        return {}
-    frame = pd.read_csv(path)
-    return {phase: part.drop(columns="phase").to_dict("records") for phase, part in frame.groupby("phase", sort=False)}
-
-
 def cmd_forecast(args: argparse.Namespace) -> int:
-    from fewcast.panel import read_frame
+    from fewcast.frame import read_frame, write_frame
 
-    fc = _load_forecaster(args.run)
+    fc = _load(args.run)
     s = fc.settings
-    if args.fill:
-        s.update("data", {"fill": True})
     id_col = args.id_col or s.data.id_col
-    time_col = args.time_col or s.data.time_col
-    target_col = args.target_col or s.data.target_col
     frame = read_frame(args.data, id_col)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PanelWarning)
-        out = fc.predict(frame, h=args.h, id_col=id_col, time_col=time_col, target_col=target_col,
-                         combine=[m for m in args.combine.split(",") if m], adapt=args.adapt)
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
+        out = fc.predict(frame, h=args.h, method=args.method, combine=[m for m in args.combine.split(",") if m],
+                         id_col=id_col, time_col=args.time_col, target_col=args.target_col, fill=args.fill)
+    show_warnings(caught)
     write_frame(out, args.out)
     print(f"wrote {len(out)} forecasts of {out[id_col].nunique()} series to {args.out}")
     return 0
@@ -271,13 +192,12 @@ EXAMPLES = {
         "  fewcast train sales.csv --out runs/sales --resume      # continue after Ctrl-C or a crash\n"
         "  fewcast train game --out runs/game --config runs/m3/config.toml"
     ),
-    "evaluate": "examples:\n  fewcast evaluate runs/m3\n  fewcast evaluate runs/sales --data sales.csv",
+    "evaluate": "examples:\n  fewcast evaluate runs/m3\n  fewcast evaluate runs/sales --data sales.csv --history 36",
     "forecast": (
         "examples:\n  fewcast forecast runs/sales --data new_stores.csv --out forecasts.csv\n"
         "  fewcast forecast runs/m3 --data new.parquet --h 6 --out next6.parquet\n"
         "  fewcast forecast runs/m3 --data new.csv --out f.csv --combine autoets   # and its average with AutoETS\n"
-        "  fewcast forecast runs/m3 --data new.csv --out f.csv --adapt finetune_all  # plain SGD on every window\n"
-        "  fewcast forecast runs/m3 --data new.csv --out f.csv --adapt auto  # that on long series only"
+        "  fewcast forecast runs/m3 --data new.csv --out f.csv --method pretrained_finetune_all+autoets"
     ),
     "validate": (
         "examples:\n  fewcast validate sales.csv\n"
@@ -286,87 +206,86 @@ EXAMPLES = {
     ),
 }
 
-
-FILL_HELP = ("insert missing time stamps and interpolate missing or NaN values of this data (default: as the "
-             "run was trained)")
+METHOD_HELP = ("the forecast to write, by its name in evaluate's results table: <learner> (the adapted "
+               "meta-learner, the default), <learner>_zeroshot, pretrained, pretrained_finetune, "
+               "pretrained_finetune_all (plain SGD on every window), <learner>_auto (that on a series with "
+               "forecast.finetune_all_min_shots windows or more, the learner on the others), naive, seasonal_naive, "
+               "autoets, theta, or a network method averaged with a classical one (<learner>+autoets)")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from fewcast.config import EvalConfig, Settings
+
     parser = argparse.ArgumentParser(
         prog="fewcast",
         description="Few-shot forecasting for panels of short related series (long frames: unique_id, ds, y).",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    fmt = argparse.RawDescriptionHelpFormatter
 
-    p = sub.add_parser("datasets", help="list the embedded panels, or export one", epilog=EXAMPLES["datasets"],
-                       formatter_class=fmt)
+    def command(name: str, help: str, func):
+        p = sub.add_parser(name, help=help, epilog=EXAMPLES[name], formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.set_defaults(func=func)
+        return p
+
+    def columns(p, defaults: tuple[str, str, str] | None):
+        """The long frame's column options (``defaults`` None: as the run was trained) and ``--fill``."""
+        names = (("id-col", "series id column"), ("time-col", "time column"), ("target-col", "value column"))
+        for (name, what), default in zip(names, defaults or (None,) * 3):
+            shown = default or "as the run was trained"
+            p.add_argument(f"--{name}", default=default, help=f"{what} (default: {shown})")
+        p.add_argument("--fill", action=argparse.BooleanOptionalAction, default=None,
+                       help="insert missing time stamps and interpolate NaN values of this data (default: "
+                            f"{'as the run was trained' if defaults is None else 'no'})")
+
+    p = command("datasets", "list the embedded panels, or export one", cmd_datasets)
     p.add_argument("--export", nargs=2, metavar=("NAME", "PATH"), help="write a dataset to a .csv or .parquet")
     p.add_argument("--with-test", action="store_true", help="with --export: include the official test horizon")
-    p.set_defaults(func=cmd_datasets)
 
-    p = sub.add_parser("validate", help="check a panel file and summarize it", epilog=EXAMPLES["validate"],
-                       formatter_class=fmt)
+    p = command("validate", "check a panel file and summarize it", cmd_validate)
     p.add_argument("path", help="a CSV or Parquet file (or an embedded dataset name)")
-    add_data_options(p)
-    from fewcast.config import ADAPTATIONS, Settings
-
+    columns(p, ("unique_id", "ds", "y"))
     trained = Settings()
     p.add_argument("--input-size", type=positive_int, default=trained.data.input_size,
                    help=f"input window length (default: {trained.data.input_size}, as train)")
     p.add_argument("--h", type=positive_int, default=None,
                    help="forecast horizon (default: an embedded dataset's own, else 1)")
-    p.add_argument("--shots", type=positive_int, default=trained.learner.shots,
-                   help=f"support windows of a meta-training task (default: {trained.learner.shots}, as train)")
-    p.set_defaults(func=cmd_validate)
+    p.add_argument("--shots", type=positive_int, default=trained.train.shots,
+                   help=f"support windows of a meta-training task (default: {trained.train.shots}, as train)")
 
-    p = sub.add_parser("train", help="meta-train on a panel into a run directory (checkpoints, resume)",
-                       epilog=EXAMPLES["train"], formatter_class=fmt)
+    p = command("train", "meta-train on a panel into a run directory (checkpoints, resume)", cmd_train)
     p.add_argument("data", help="a CSV or Parquet file, or an embedded dataset name")
     p.add_argument("--out", required=True, help="the run directory")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--tensorboard", action="store_true",
                    help="also write TensorBoard event files to RUN/tensorboard (needs: pip install tensorboard)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_data_options(p)
-    add_settings_options(p, include_dataset=False)
-    p.set_defaults(func=cmd_train)
+    add_settings_options(p, Settings.SECTIONS, only={"eval": ("protocol",)})
 
-    p = sub.add_parser("evaluate", help="score a trained run on its held-out series, write results and pictures",
-                       epilog=EXAMPLES["evaluate"], formatter_class=fmt)
+    p = command("evaluate", "score a trained run on its held-out series, write results and pictures", cmd_evaluate)
     p.add_argument("run", help="a run directory written by fewcast train")
     p.add_argument("--data", help="the panel (default: the one it was trained on)")
-    p.add_argument("--protocol", choices=["holdout", "all-series"])
-    p.add_argument("--fill", action="store_true", help=FILL_HELP)
-    p.set_defaults(func=cmd_evaluate)
+    p.add_argument("--fill", action=argparse.BooleanOptionalAction, default=None,
+                   help="insert missing time stamps and interpolate NaN values of this data (default: as the run "
+                        "was trained)")
+    scored = tuple(f.name for f in fields(EvalConfig) if f.name != "extra_learners")
+    add_settings_options(p, ("eval",), only={"eval": scored}, config=False)
 
-    p = sub.add_parser("forecast", help="adapt to and forecast every series of a new panel",
-                       epilog=EXAMPLES["forecast"], formatter_class=fmt)
+    p = command("forecast", "adapt to and forecast every series of a new panel", cmd_forecast)
     p.add_argument("run", help="a run directory written by fewcast train")
     p.add_argument("--data", required=True, help="the new series: a CSV or Parquet file")
     p.add_argument("--out", required=True, help="where to write the forecasts (.csv or .parquet)")
     p.add_argument("--h", type=positive_int, help="how many steps ahead (default: the trained h)")
-    p.add_argument("--id-col", help="default: the trained one")
-    p.add_argument("--time-col", help="default: the trained one")
-    p.add_argument("--target-col", help="default: the trained one")
+    columns(p, None)
+    p.add_argument("--method", help=METHOD_HELP)
     p.add_argument("--combine", default="", help="classical methods (autoets, theta, naive, seasonal_naive) to "
                    "average with: one more column fewcast+METHOD each")
-    p.add_argument("--adapt", choices=ADAPTATIONS, default="learned",
-                   help="learned: the meta-learner adapts (default); finetune_all: the pre-trained network, plain "
-                   "SGD on every window; auto: finetune_all on a series with at least eval.finetune_all_min_shots "
-                   "(30 by default) windows, learned on the others (pretrained_finetune_all and <learner>_auto "
-                   "in evaluate's table: use whichever scored best)")
-    p.add_argument("--fill", action="store_true", help=FILL_HELP)
-    p.set_defaults(func=cmd_forecast)
 
-    p = sub.add_parser("demo", help="meta-train, score every method on unseen series, write a report",
-                       epilog=EXAMPLES["demo"], formatter_class=fmt)
+    p = command("demo", "meta-train, score every method on unseen series, write a report", cmd_demo)
+    p.add_argument("--dataset", help="an embedded dataset name or a CSV / Parquet file (default: the preset's)")
     p.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
     p.add_argument("--preset", default="default", help="default (tuned, m3-monthly) or seed (the seed experiment)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_data_options(p)
-    add_settings_options(p)
-    p.set_defaults(func=cmd_demo)
+    add_settings_options(p, Settings.SECTIONS)
     return parser
 
 
@@ -387,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except InputError as exc:
-        print(f"fewcast {args.command}: error: {exc}", file=sys.stderr)
+        print(f"fewcast {args.command}: error: {as_flags(str(exc))}", file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:
         print(f"fewcast {args.command}: interrupted", file=sys.stderr)

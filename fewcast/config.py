@@ -1,9 +1,11 @@
-"""Settings as dataclasses, one TOML section each, saved with every run and checkpoint.
+"""Settings: dataclasses grouped by lifetime, one TOML section each, saved with every run and checkpoint.
 
-``[data]``, ``[model]``, ``[learner]``, ``[train]`` and ``[eval]`` map one to one onto :class:`DataConfig`,
-:class:`ModelConfig`, :class:`LearnerConfig`, :class:`TrainConfig` and :class:`EvalConfig`; every field
-is also a command-line option (``--inner-lr`` for ``inner_lr``). Unknown keys are an error, so a typo
-in a config file never silently falls back to a default.
+What a checkpoint needs to rebuild the forecaster (:data:`Settings.FORECASTER`): ``[data]`` (columns and
+windows), ``[model]`` (the network), ``[learner]`` (the meta-learner) and ``[forecast]`` (how a forecast
+adapts). What training needs: ``[train]``. What evaluation needs: ``[eval]``. Every field carries its
+help text, which the command line shows; each section checks its own values (``check``). Unknown keys are
+an error, so a typo in a config file never silently falls back to a default; keys of older config files
+that moved or were renamed are read where they belong now (:data:`MOVED`).
 """
 
 from __future__ import annotations
@@ -20,107 +22,209 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from fewcast.errors import InputError
+from fewcast.panel import Columns
+
+
+def setting(default, help: str):
+    """A settings field: its default and the help text ``--help`` shows for it."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+def _one_of(name: str, value, choices) -> None:
+    if value not in choices:
+        raise InputError(f"unknown {name} {value!r}; choose one of {', '.join(map(str, choices))}")
+
+
+def _at_least(section, low, *names: str) -> None:
+    for name in names:
+        if getattr(section, name) < low:
+            raise InputError(f"`{name}` must be {low} or more (got {getattr(section, name)})")
 
 
 @dataclass
 class DataConfig:
-    """Which panel, how it is cut into windows, and how series are split."""
+    """How a panel is read and cut into windows (the forecaster needs it to forecast)."""
 
-    dataset: str = "m3-monthly"  # an embedded dataset name, or a CSV / Parquet path
-    id_col: str = "unique_id"
-    time_col: str = "ds"
-    target_col: str = "y"
-    fill: bool = False  # interpolate NaN or infinite targets and insert missing time stamps instead of failing
-    input_size: int = 24
-    h: int = 0  # 0: the dataset's official horizon (user data: required)
-    season_length: int = 0  # 0: the dataset's (user data: guessed from the frequency)
-    scaler: str = "mean_abs"
-    deseasonalize: bool = False  # divide each series by its classical seasonal indices (fewcast.seasonal)
-    drop_zero_target: bool = False
-    history: int = 0  # 0: all; T: meta-test series are cut to their last T observations
-    staleness: int = 0  # training data ends this many points before each series' visible end (a model
-    # trained a while ago); at h or more, the validation horizon lies after everything trained on
-    val_frac: float = 0.1
-    test_frac: float = 0.3
-    memmap: bool = False  # Parquet data larger than memory: a memory-mapped cache, rows sorted by id and time
+    id_col: str = setting("unique_id", "series id column of the long frame")
+    time_col: str = setting("ds", "time column: dates or integer steps")
+    target_col: str = setting("y", "value column")
+    fill: bool = setting(False, "insert missing time stamps and interpolate NaN or infinite values instead of "
+                                "refusing the data")
+    input_size: int = setting(24, "input window: how many of a series' latest values a network sees")
+    h: int = setting(0, "forecast horizon; 0: an embedded panel's official one (your own data needs it)")
+    season_length: int = setting(0, "season length; 0: an embedded panel's own, else guessed from the frequency")
+    scaler: str = setting("mean_abs", "how each window is scaled by its own input: mean_abs, standard or none")
+    deseasonalize: bool = setting(False, "divide each series by its classical seasonal indices before the "
+                                         "networks see it, and multiply their forecasts back")
+
+    @property
+    def columns(self) -> Columns:
+        return Columns(self.id_col, self.time_col, self.target_col)
+
+    def check(self) -> None:
+        from fewcast.windows import SCALERS
+
+        _at_least(self, 1, "input_size")
+        _at_least(self, 0, "h", "season_length")
+        _one_of("scaler", self.scaler, SCALERS)
 
 
 @dataclass
 class ModelConfig:
-    name: str = "mlp"
-    hidden: int = 128
-    depth: int = 2  # mlp: hidden layers; nbeats: layers per block
-    blocks: int = 3  # nbeats only
-    ensemble: int = 3  # independently initialized members trained side by side; forecasts are their mean
-    ensemble_inputs: list[int] = field(default_factory=list)  # member k sees its last [k % len] inputs; []: all
-    ensemble_transforms: list[str] = field(default_factory=lambda: ["identity", "log", "last"])  # member k works on
-    # "identity", "log" or "last" (minus the last input) scaled values, cycling through the list ([]: all
-    # identity); log needs values >= 0
+    """The network (the forecaster needs it to rebuild the weights)."""
+
+    name: str = setting("mlp", "network: mlp, nbeats or gru")
+    hidden: int = setting(128, "units per hidden layer")
+    depth: int = setting(2, "mlp: hidden layers; nbeats: layers per block")
+    blocks: int = setting(3, "nbeats: residual blocks")
+    ensemble: int = setting(3, "independently initialized members trained side by side; a forecast is their mean")
+    ensemble_inputs: list[int] = setting([], "member k sees only its last inputs[k % len] values ([]: all)")
+    ensemble_transforms: list[str] = setting(["identity", "log", "last"], "member k works on the scaled values "
+                                             "(identity), their logarithm (log, values >= 0) or their change from "
+                                             "the window's last value (last), cycling through the list")
+
+    def check(self) -> None:
+        from fewcast.models import MODELS, check_transforms
+
+        _one_of("model", self.name, MODELS)
+        _at_least(self, 1, "hidden", "ensemble")
+        check_transforms(self.ensemble_transforms)
 
 
 @dataclass
 class LearnerConfig:
-    name: str = "metasgd"
-    inner_lr: float = 0.001
-    inner_steps: int = 1
-    first_order: bool = False
-    loss: str = "mae"
-    multi_step_loss: bool = False
-    msl_iterations: int = 100
-    learn_inner_lr: bool = False
-    first_order_iterations: int = 0
-    adapt: str = "all"  # "all" parameters or only the model's "head" (anil always adapts the head)
-    shots: int = 20
-    query_shots: int = 1
-    init: str = "pretrained"  # start meta-training from the pre-trained network, or from "random"
-    outer_params: str = "rates"  # what meta-training updates: "all" (weights and learned rates) or "rates" only
+    """The meta-learner: how a network adapts to a series' own windows."""
+
+    name: str = setting("metasgd", "meta-learner: maml, fomaml, anil, metasgd or reptile")
+    inner_lr: float = setting(0.001, "inner learning rate (Meta-SGD: every learned rate's start)")
+    inner_steps: int = setting(1, "SGD steps on a series' support windows")
+    first_order: bool = setting(False, "leave out the second-order terms of the meta-gradient (FOMAML)")
+    loss: str = setting("mae", "window loss: mae, mse or smape")
+    multi_step_loss: bool = setting(False, "MAML++: weigh the query loss after every inner step")
+    msl_iterations: int = setting(100, "MAML++: outer iterations over which those weights anneal to the last step")
+    learn_inner_lr: bool = setting(False, "MAML++: a learned inner rate per layer and step")
+    first_order_iterations: int = setting(0, "MAML++: first-order for this many outer iterations first")
+    adapt_params: str = setting("all", "which parameters adapt: all, or the network's head (anil: always the head)")
+
+    def options(self) -> dict[str, Any]:
+        """The keyword arguments a learner takes (``build_learner(name, model, **options)``)."""
+        return {k: v for k, v in asdict(self).items() if k != "name"}
+
+    def check(self) -> None:
+        from fewcast.learners import LEARNERS, LOSSES
+
+        _one_of("learner", self.name, LEARNERS)
+        _one_of("loss", self.loss, LOSSES)
+        _one_of("adapt_params", self.adapt_params, ("all", "head"))
+        _at_least(self, 0, "inner_steps")
+
+
+@dataclass
+class ForecastConfig:
+    """How a forecast adapts to each series: the adapted learner, and plain fine-tuning on every window."""
+
+    adapt_shots: int = setting(0, "support windows a forecast adapts on (a series' latest); 0: train.shots")
+    adapt_steps: int = setting(0, "adaptation steps of a forecast; 0: learner.inner_steps")
+    finetune_all_shots: int = setting(200, "pretrained_finetune_all: plain SGD on up to this many of a series' "
+                                           "latest windows (0: not scored in results tables)")
+    finetune_all_steps: int = setting(20, "pretrained_finetune_all: SGD steps")
+    finetune_all_lr: float = setting(0.003, "pretrained_finetune_all: SGD learning rate")
+    finetune_all_min_shots: int = setting(30, "<learner>_auto: pretrained_finetune_all on a series with at least "
+                                              "this many windows, the learner on the others")
+
+    def check(self) -> None:
+        _at_least(self, 0, "adapt_shots", "adapt_steps", "finetune_all_shots", "finetune_all_steps",
+                  "finetune_all_min_shots")
 
 
 @dataclass
 class TrainConfig:
-    outer_lr: float = 0.001
-    meta_batch_size: int = 128
-    iterations: int = 150
-    pretrain_iterations: int = 1000
-    pretrain_lr: float = 0.001
-    pretrain_batch_size: int = 0  # 0: meta_batch_size * (shots + query_shots) windows; -1: full batch
-    pretrain_ema: float = 0.995  # pre-training validates and keeps a moving average of its weights with this
-    # decay, warmed up as min(decay, (1 + n) / (10 + n)) at step n (0: the raw weights)
-    clip: float = 10.0
-    val_every: int = 25
-    patience: int = 0  # validations without improvement before stopping; 0: never stop early
-    cosine: bool = False  # both training phases anneal their learning rate to 0 along a cosine
-    seed: int = 0  # the split of series, the initial weights and the sampled tasks
-    model_seed: int = 0  # another draw of initial weights and sampled tasks on the same split (same seed)
-    device: str = "auto"
-    compile: bool = False  # torch.compile the meta-step (falls back to eager when it does not compile)
-    checkpoint_every: int = 0
+    """Pre-training and meta-training: tasks, split, optimizer, schedule, checkpoints."""
+
+    shots: int = setting(20, "support windows of a meta-training task")
+    query_shots: int = setting(1, "query windows of a meta-training task")
+    init: str = setting("pretrained", "meta-training starts from the pre-trained network, or from random weights")
+    outer_params: str = setting("rates", "what meta-training updates: all (weights and learned rates) or rates")
+    val_frac: float = setting(0.1, "share of series for meta-validation")
+    test_frac: float = setting(0.3, "share of series held out for the holdout protocol")
+    staleness: int = setting(0, "training data ends this many points before each series' visible end (at h or "
+                                "more, nothing trained on overlaps the validation horizon)")
+    drop_zero_target: bool = setting(False, "drop windows whose targets are all zero (as the seed experiment did)")
+    memmap: bool = setting(False, "Parquet data larger than memory: a memory-mapped cache (rows sorted by id, time)")
+    outer_lr: float = setting(0.001, "Adam learning rate of meta-training")
+    meta_batch_size: int = setting(128, "tasks per meta-training iteration")
+    iterations: int = setting(150, "meta-training iterations")
+    pretrain_iterations: int = setting(1000, "pre-training iterations")
+    pretrain_lr: float = setting(0.001, "Adam learning rate of pre-training")
+    pretrain_batch_size: int = setting(0, "windows per pre-training iteration; 0: meta_batch_size * (shots + "
+                                          "query_shots); -1: every window")
+    pretrain_ema: float = setting(0.995, "pre-training validates and keeps a moving average of its weights with "
+                                         "this decay, warmed up as min(decay, (1 + n) / (10 + n)) (0: raw weights)")
+    clip: float = setting(10.0, "gradient norm clip (0: none)")
+    val_every: int = setting(25, "iterations between validations")
+    patience: int = setting(0, "validations without improvement before stopping early (0: never)")
+    cosine: bool = setting(False, "anneal both phases' learning rate to 0 along a cosine")
+    seed: int = setting(0, "the split of series, the initial weights and the sampled tasks")
+    model_seed: int = setting(0, "another draw of initial weights and sampled tasks on the same split")
+    device: str = setting("auto", "auto, cpu or cuda")
+    compile: bool = setting(False, "torch.compile the meta-step (falls back to eager when it does not compile)")
+    checkpoint_every: int = setting(0, "iterations between checkpoints (0: at the end of each phase only)")
+
+    def check(self) -> None:
+        _one_of("init", self.init, ("pretrained", "random"))
+        _one_of("outer_params", self.outer_params, ("all", "rates"))
+        _at_least(self, 1, "shots", "query_shots")
+        _at_least(self, 0, "staleness", "patience", "checkpoint_every")
+        if not (0 <= self.val_frac < 1 and 0 <= self.test_frac < 1 and self.val_frac + self.test_frac < 1):
+            raise InputError(f"`val_frac` and `test_frac` must be in [0, 1) and sum below 1 (got {self.val_frac}, "
+                             f"{self.test_frac})")
+        if not 0.0 <= self.pretrain_ema < 1.0:
+            raise InputError(f"`pretrain_ema` must be a decay in [0, 1) (got {self.pretrain_ema}); 0 turns the "
+                             f"average off")
 
 
-# how a forecast adapts: the meta-learner, plain SGD on every window, or per series: the meta-learner on a series
-# with fewer than eval.finetune_all_min_shots windows, plain SGD on every window of the others
-ADAPTATIONS = ("learned", "finetune_all", "auto")
+PROTOCOLS = ("holdout", "all-series")
 
 
 @dataclass
 class EvalConfig:
-    protocol: str = "holdout"
-    learners: list[str] = field(default_factory=list)  # extra learners to score beside maml and the default
-    classical: list[str] = field(default_factory=lambda: ["naive", "seasonal_naive", "autoets", "theta"])
-    combine: list[str] = field(default_factory=lambda: ["autoets"])  # classical methods each averaged with the
-    # adapted learner's forecast, scored as "<learner>+<method>" (each must be in classical)
-    adapt_steps: int = 0  # adaptation steps at test time; 0: the learner's inner_steps
-    adapt_shots: int = 0  # support windows at test time (a series' most recent ones); 0: the learner's shots
-    finetune_all_shots: int = 200  # pretrained_finetune_all: plain SGD on up to this many of a series' latest
-    # windows (every window of a monthly M3 series), the best adaptation found on validation; 0: not scored
-    finetune_all_steps: int = 20
-    finetune_all_lr: float = 0.003
-    finetune_all_min_shots: int = 30  # auto ("<learner>_auto" in results tables): pretrained_finetune_all on a
-    # series with at least this many windows, the learner on the others (chosen on validation)
-    curve_steps: int = 10  # adaptation steps in the learning-trajectory plot
-    shots_curve: list[int] = field(default_factory=lambda: [0, 1, 2, 5, 10, 20])
-    plot_series: int = 6
-    trajectory_title: str = ""
+    """Scoring on held-out series: protocol, methods, pictures."""
+
+    protocol: str = setting("holdout", "holdout (held-out series never trained on) or all-series")
+    history: int = setting(0, "held-out series are cut to their last T observations (0: all of it)")
+    extra_learners: list[str] = setting([], "learners meta-trained and scored beside the run's and maml")
+    classical: list[str] = setting(["naive", "seasonal_naive", "autoets", "theta"], "classical methods scored")
+    combine: list[str] = setting(["autoets"], "classical methods each averaged with the adapted networks' "
+                                              "forecasts (each must be in classical)")
+    curve_steps: int = setting(10, "adaptation steps in the learning-trajectory plot")
+    shots_curve: list[int] = setting([0, 1, 2, 5, 10, 20], "support windows of the accuracy-against-shots plot")
+    plot_series: int = setting(6, "held-out series drawn in the report")
+    trajectory_title: str = setting("", "title of the learning-trajectory plot")
+
+    def check(self) -> None:
+        from fewcast.baselines import check_methods
+
+        _one_of("protocol", self.protocol, PROTOCOLS)
+        _at_least(self, 0, "history", "curve_steps", "plot_series")
+        check_methods(self.classical)
+        missing = [m for m in self.combine if m not in self.classical]
+        if missing:
+            raise InputError(f"combine lists {', '.join(missing)}, which classical does not compute: add it to "
+                             f"`classical` or drop it from `combine`")
+
+
+# keys of older config files, read where they belong now: (section, key) -> (section, key)
+MOVED = MappingProxyType({
+    ("learner", "adapt"): ("learner", "adapt_params"),
+    **{("learner", k): ("train", k) for k in ("shots", "query_shots", "init", "outer_params")},
+    **{("data", k): ("train", k) for k in ("val_frac", "test_frac", "staleness", "drop_zero_target", "memmap")},
+    ("data", "history"): ("eval", "history"),
+    **{("eval", k): ("forecast", k) for k in ("adapt_shots", "adapt_steps", "finetune_all_shots",
+                                             "finetune_all_steps", "finetune_all_lr", "finetune_all_min_shots")},
+    ("eval", "learners"): ("eval", "extra_learners"),
+})
 
 
 @dataclass
@@ -128,13 +232,15 @@ class Settings:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
+    forecast: ForecastConfig = field(default_factory=ForecastConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
-    SECTIONS = ("data", "model", "learner", "train", "eval")
-    # settings that never changed a run (the validation set is every validation series' latest task); older
-    # config files still hold them, so they are read and ignored
-    RETIRED = MappingProxyType({"train": frozenset({"val_tasks"})})
+    SECTIONS = ("data", "model", "learner", "forecast", "train", "eval")
+    FORECASTER = ("data", "model", "learner", "forecast")  # what a checkpoint needs to rebuild the forecaster
+    # settings that never changed what a run computes (data.dataset: the data is the command's argument);
+    # older config files still hold them, so they are read and ignored
+    RETIRED = MappingProxyType({"train": frozenset({"val_tasks"}), "data": frozenset({"dataset"})})
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return {s: asdict(getattr(self, s)) for s in self.SECTIONS}
@@ -151,20 +257,31 @@ class Settings:
         return settings
 
     def update(self, section: str, values: dict[str, Any], where: str = "settings") -> None:
-        """Set fields of one section, checking names and types."""
-        target = getattr(self, section)
-        known = {f.name: f for f in fields(target)}
+        """Set fields of one section, checking names and types (keys of older files: where they are now)."""
         for key, value in values.items():
             if key in self.RETIRED.get(section, ()):
                 continue
-            if key not in known:
-                raise InputError(f"{where}: unknown setting {section}.{key}; known: {', '.join(known)}")
-            inner = int if known[key].type == "list[int]" else str  # what a list setting holds
-            setattr(target, key, _coerce(value, getattr(target, key), f"{section}.{key}", where, inner))
+            part, name = MOVED.get((section, key), (section, key))
+            target = getattr(self, part)
+            known = {f.name: f for f in fields(target)}
+            if name not in known:
+                raise InputError(f"{where}: unknown setting {part}.{name}; known: {', '.join(known)}")
+            inner = int if known[name].type == "list[int]" else str  # what a list setting holds
+            setattr(target, name, _coerce(value, getattr(target, name), f"{part}.{name}", where, inner))
 
     def field_sections(self) -> dict[str, str]:
         """Which section each setting name belongs to (names are unique across sections)."""
         return {f.name: s for s in self.SECTIONS for f in fields(getattr(self, s)) if f.name != "name"}
+
+    def check(self) -> None:
+        """Every section's own checks, then those across sections; an InputError names the setting."""
+        from fewcast.models import uses_transform
+
+        for section in self.SECTIONS:
+            getattr(self, section).check()
+        if uses_transform(self.model.ensemble_transforms, self.model.ensemble) and self.data.scaler == "standard":
+            raise InputError("ensemble_transforms 'log' takes the log of scaled values, which the 'standard' scaler "
+                             "makes negative: use `scaler=mean_abs` (or none) with it")
 
 
 def _coerce(value: Any, current: Any, name: str, where: str, inner: type = str) -> Any:
@@ -229,34 +346,38 @@ def _toml_value(v: Any) -> str:
 
 def seed_preset() -> Settings:
     """The seed experiment's settings (../shared/SEED.md), with real per-series tasks, second-order MAML
-    and held-out series: 30 -> 1 windows of the ``game`` panel, the 10-10 MLP, one inner SGD step of 0.01,
+    and held-out series: 30 -> 1 windows (of the ``game`` panel), the 10-10 MLP, one inner SGD step of 0.01,
     Adam 0.001 for 500 iterations of 1,000 tasks (the seed's inert ``tasks_per_meta_batch``, made real),
     a pre-trained network with full-batch Adam 0.01 for 500 iterations, then K = 10 support windows and
     10 SGD steps of 0.01 on 1,000 held-out users."""
     return Settings.from_dict({
-        "data": {"dataset": "game", "input_size": 30, "h": 1, "val_frac": 0.1, "test_frac": 0.2},
+        "data": {"input_size": 30, "h": 1},
         "model": {"name": "mlp", "hidden": 10, "depth": 2, "ensemble": 1, "ensemble_transforms": []},
         "learner": {"name": "maml", "inner_lr": 0.01, "inner_steps": 1, "first_order": False, "loss": "mse",
-                    "adapt": "all",
-                    "shots": 10, "query_shots": 1, "init": "random", "outer_params": "all"},
-        "train": {"outer_lr": 0.001, "meta_batch_size": 1000, "iterations": 500, "pretrain_iterations": 500,
-                  "pretrain_lr": 0.01, "pretrain_batch_size": -1, "pretrain_ema": 0.0,
+                    "adapt_params": "all"},
+        "forecast": {"adapt_steps": 10},
+        "train": {"shots": 10, "query_shots": 1, "init": "random", "outer_params": "all", "val_frac": 0.1,
+                  "test_frac": 0.2, "outer_lr": 0.001, "meta_batch_size": 1000, "iterations": 500,
+                  "pretrain_iterations": 500, "pretrain_lr": 0.01, "pretrain_batch_size": -1, "pretrain_ema": 0.0,
                   "val_every": 25},
-        "eval": {"adapt_steps": 10, "curve_steps": 10,
+        "eval": {"curve_steps": 10,
                  "trajectory_title": "Average learning trajectory for K=10, starting from initial weights"},
     }, "the seed preset")
 
 
-PRESETS = {"default": Settings, "seed": seed_preset}
+# preset name -> (its settings, the panel it runs on)
+PRESETS = {"default": (Settings, "m3-monthly"), "seed": (seed_preset, "game")}
 
 
-def preset(name: str) -> Settings:
+def preset(name: str) -> tuple[Settings, str]:
+    """A preset's settings and the embedded panel it runs on."""
     if name not in PRESETS:
         raise InputError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return PRESETS[name]()
+    make, dataset = PRESETS[name]
+    return make(), dataset
 
 
 __all__ = [
-    "DataConfig", "EvalConfig", "LearnerConfig", "ModelConfig", "Settings", "TrainConfig",
+    "DataConfig", "EvalConfig", "ForecastConfig", "LearnerConfig", "ModelConfig", "Settings", "TrainConfig",
     "dumps_toml", "load_toml", "preset", "seed_preset",
 ]

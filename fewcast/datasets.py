@@ -11,12 +11,14 @@ the ``game`` panel has daily dates.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from fewcast.errors import InputError
-from fewcast.panel import Columns, Panel, from_frame
+from fewcast.frame import from_frame
+from fewcast.panel import Columns, Panel
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,11 @@ class Dataset:
 
 def names() -> list[str]:
     return list(DATASETS)
+
+
+def is_embedded(source) -> bool:
+    """Whether ``source`` names an embedded dataset rather than a file (a file of that name wins)."""
+    return str(source) in DATASETS and not Path(source).exists()
 
 
 def load(name: str, n_series: int | None = None, seed: int = 0) -> Dataset:

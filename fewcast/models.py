@@ -21,11 +21,12 @@ forbids in-place buffer updates), so normalization, where used, is ``LayerNorm``
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from fewcast.errors import InputError
+from fewcast.errors import InputError, describe_ids
 
 TRANSFORMS = ("identity", "log", "last")
 LOG_FLOOR = 1e-3  # a log member reads scaled values below this (zeros) as this: log(1e-3) = -6.9
@@ -211,6 +212,21 @@ def member_kinds(transforms: list[str] | None, members: int) -> list[str]:
 def uses_transform(transforms: list[str] | None, members: int, kind: str = "log") -> bool:
     """Whether any of ``members`` members works in space ``kind``."""
     return kind in member_kinds(transforms, members)
+
+
+def check_log_values(panel, cfg, column: str) -> None:
+    """Refuse a panel with negative values when a member of the model of ``cfg`` (a
+    :class:`~fewcast.config.ModelConfig`) works on logs (zeros are fine: they are floored); the error names
+    ``column`` and the series."""
+    if not uses_transform(cfg.ensemble_transforms, cfg.ensemble) or panel.n_series == 0:
+        return
+    nonempty = np.flatnonzero(panel.lengths > 0)
+    lowest = np.minimum.reduceat(panel.values, panel.offsets[nonempty])  # (nonempty series,)
+    negative = nonempty[lowest < 0]
+    if len(negative):
+        raise InputError(f"column '{column}': negative values in series {describe_ids(panel.ids[negative])}, which a "
+                         f"log ensemble member cannot take: shift those series above zero, or train with "
+                         f"`ensemble_transforms=identity,last`")
 
 
 MODELS = {"mlp": MLP, "nbeats": NBeats, "gru": GRU}

@@ -8,33 +8,14 @@ from __future__ import annotations
 
 import base64
 import html
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
 from fewcast import plots
+from fewcast.checkpoint import atomic_write
 from fewcast.config import dumps_toml
-from fewcast.experiment import Results
-
-COLUMNS = ["protocol", "method", "smape", "mase", "mae", "rmse", "n_series"]
-
-
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write through a temporary file in the same directory, fsync, then rename over ``path``."""
-    path = Path(path)
-    raw = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+from fewcast.evaluation import COLUMNS, Results
 
 
 def markdown_table(table: pd.DataFrame) -> str:
@@ -91,21 +72,8 @@ def render_html(results: Results, table: pd.DataFrame, pictures: dict[str, Path]
     )
     timing = "".join(f"<li>{html.escape(k)}: {v:.1f} s</li>" for k, v in results.timings.items())
     settings = html.escape(dumps_toml(s))
-    combined = "".join(f" <b>{html.escape(s.learner.name)}+{html.escape(m)}</b> is the average of the adapted "
-                       f"{html.escape(s.learner.name)} and {html.escape(m)} forecasts (a combination)."
-                       for m in s.eval.combine)
-    if s.eval.finetune_all_shots:
-        combined += (f" <b>pretrained_finetune</b> adapts as {html.escape(s.learner.name)} does; "
-                     f"<b>pretrained_finetune_all</b> takes {s.eval.finetune_all_steps} SGD steps at "
-                     f"{s.eval.finetune_all_lr:g} on up to {s.eval.finetune_all_shots} of a series' windows"
-                     + "".join(f"; <b>pretrained_finetune_all+{html.escape(m)}</b> is its average with {html.escape(m)}"
-                               for m in s.eval.combine) + "."
-                     f" <b>{html.escape(s.learner.name)}_auto</b> (what <code>fewcast forecast --adapt auto</code> "
-                     f"gives) is pretrained_finetune_all on a series with at least {s.eval.finetune_all_min_shots} "
-                     f"windows and {html.escape(s.learner.name)} on the others, where a few windows are too few "
-                     f"for plain fine-tuning"
-                     + "".join(f"; <b>{html.escape(s.learner.name)}_auto+{html.escape(m)}</b> is its average with "
-                               f"{html.escape(m)}" for m in s.eval.combine) + ".")
+    methods = "\n".join(f"<dt>{html.escape(name)}</dt><dd>{html.escape(text)}</dd>"
+                        for name, text in results.methods.items())
     captions = {
         "training_curves.png": "Meta-training: meta-train loss per iteration and meta-validation loss.",
         "trajectory.png": "Support loss and horizon sMAPE after 0..N adaptation steps, per initialization.",
@@ -125,12 +93,16 @@ td:nth-child(-n+2) {{ text-align: left; }} img {{ max-width: 100%; }} pre {{ bac
 </style></head><body>
 <h1>fewcast: {html.escape(results.dataset)}, {html.escape(s.eval.protocol)} protocol</h1>
 <p>Meta-learner <b>{html.escape(s.learner.name)}</b> on {html.escape(s.model.name)}; forecasts of series the
-networks never saw (holdout) or of every series' official horizon (all-series). Lower is better.{combined}</p>
+networks never saw (holdout) or of every series' official horizon (all-series). Lower is better.</p>
 <h2>Results</h2>
 <table id="results"><thead><tr>{"".join(f"<th>{c}</th>" for c in COLUMNS)}</tr></thead>
 <tbody>
 {rows}
 </tbody></table>
+<h2>Methods</h2>
+<dl id="methods">
+{methods}
+</dl>
 <h2>Pictures</h2>
 {figures}
 <h2>Time</h2><ul>{timing}</ul>

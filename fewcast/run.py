@@ -1,12 +1,14 @@
-"""A training run on disk: ``fewcast train`` writes it, ``--resume`` continues it, exactly.
+"""A run directory: its layout, its checkpoints of trained networks, and training into it with exact resume.
 
 ``RUN/`` holds ``config.toml`` (every setting), ``split.json`` (the series split: the meta-test series
 are never trained on, nor is any series' last ``h`` points), ``metrics.csv`` (a row per iteration, both
 phases) and ``checkpoint/`` (see :mod:`fewcast.checkpoint`), written every ``checkpoint_every``
-iterations, at the end of each phase, and when SIGINT or SIGTERM asks the run to stop. The run has two
-phases: pre-training (``pretrained``) and meta-training (the learner). A resumed run reloads the phase,
-weights, optimizer, schedule, sampler and RNG state of the checkpoint and ends with the same weights as an
-uninterrupted run with the same seed.
+iterations, at the end of each phase, and when SIGINT or SIGTERM asks the run to stop; ``fewcast
+evaluate`` adds the results table, pictures and report (:mod:`fewcast.report`). A checkpoint's tensors are
+named by what they belong to: ``learner.``, ``pretrained.`` and (while training) ``trainer.``. The run has
+two phases: pre-training (``pretrained``) and meta-training (the learner), then ``done``. A resumed run
+reloads the phase, weights, optimizer, schedule, sampler and RNG state of the checkpoint and ends with the
+same weights as an uninterrupted run with the same seed.
 """
 
 from __future__ import annotations
@@ -16,14 +18,62 @@ import json
 import signal
 from pathlib import Path
 
+import pandas as pd
+
 from fewcast import checkpoint
 from fewcast.config import Settings, dumps_toml
+from fewcast.data import load_panel_data, resolved
 from fewcast.errors import InputError
-from fewcast.experiment import Experiment
-from fewcast.learners import MetaTrainer, Pretrain
-from fewcast.report import atomic_write
+from fewcast.experiment import Experiment, Hooks
+from fewcast.learners import GradientLearner, MetaTrainer, Pretrain, build_learner
+from fewcast.models import build_from_config
 
+CONFIG, SPLIT, METRICS, CHECKPOINT = "config.toml", "split.json", "metrics.csv", "checkpoint"
 METRIC_FIELDS = ["phase", "iteration", "train_loss", "val_loss", "outer_lr", "seconds", "tasks_per_second"]
+DONE = "done"
+
+
+def save_networks(path: str | Path, learner: GradientLearner, pretrained: Pretrain, state: dict,
+                  settings: Settings, trainer: MetaTrainer | None = None) -> None:
+    """A checkpoint of the networks (either may be None while training) and, while training, the trainer."""
+    tensors = {}
+    if trainer is not None:
+        t_tensors, t_state = trainer.state_dict()
+        tensors.update({f"trainer.{k}": v for k, v in t_tensors.items()})
+        state = {**state, "trainer": t_state}
+    for prefix, module in (("pretrained.", pretrained), ("learner.", learner)):
+        if module is not None:
+            tensors.update({f"{prefix}{k}": v for k, v in module.state_dict().items()})
+    checkpoint.save(path, tensors, state, settings)
+
+
+def load_networks(path: str | Path) -> tuple[Settings, dict, GradientLearner, Pretrain]:
+    """The settings, state, learner and pre-trained network of a finished run's checkpoint."""
+    tensors, state, settings = checkpoint.load(path)
+    if state.get("phase") != DONE:
+        raise InputError(f"the training run in {path} is not finished (it stopped in phase "
+                         f"{state.get('phase')!r}); continue it with `fewcast train ... --resume`")
+    def network():
+        return build_from_config(settings.model, settings.data.input_size, settings.data.h)
+
+    pretrained = Pretrain(network(), loss=settings.learner.loss)
+    learner = build_learner(settings.learner.name, network(), **settings.learner.options())
+    for prefix, module in (("learner.", learner), ("pretrained.", pretrained)):
+        try:
+            module.load_state_dict(checkpoint.section(tensors, prefix), strict=True)
+        except RuntimeError as exc:
+            first = str(exc).splitlines()[0]
+            raise InputError(f"checkpoint {path} does not fit its own settings: {first}") from None
+    return settings, state, learner, pretrained
+
+
+def read_metrics(run: str | Path) -> dict[str, list[dict]]:
+    """A run's ``metrics.csv``, one list of rows per training phase (empty when there is none)."""
+    path = Path(run) / METRICS
+    if not path.exists():
+        return {}
+    frame = pd.read_csv(path)
+    return {phase: part.drop(columns="phase").to_dict("records") for phase, part in frame.groupby("phase", sort=False)}
 
 
 class StopFlag:
@@ -49,43 +99,38 @@ class StopFlag:
         return self.raised
 
 
-class TrainingRun:
-    """Train (or resume) into ``directory``."""
+class TrainingRun(Hooks):
+    """Train the data ``source`` (or resume) into ``directory``."""
 
-    def __init__(self, directory: str | Path, settings: Settings | None = None, resume: bool = False,
-                 progress: bool = True, log=print, tensorboard: bool = False):
+    def __init__(self, directory: str | Path, source: str | None = None, settings: Settings | None = None,
+                 resume: bool = False, progress: bool = True, log=print, tensorboard: bool = False):
         self.dir = Path(directory)
-        self.tb = None
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                raise InputError("--tensorboard needs the tensorboard package: "
-                                 "pip install 'fewcast[tensorboard]' (or pip install tensorboard)") from None
-            self.tb = SummaryWriter(str(Path(directory) / "tensorboard"))
-        self.ck = self.dir / "checkpoint"
+        self.ck = self.dir / CHECKPOINT
         self.log = log
-        self.resume_state: tuple | None = None
+        self.resumed: tuple | None = None
         if resume:
-            tensors, state, saved = checkpoint.load(self.ck)
-            if state.get("phase") == "done":
+            tensors, state, settings = checkpoint.load(self.ck)
+            if state.get("phase") == DONE:
                 raise InputError(f"the run in {self.dir} is already complete; nothing to resume")
-            self.resume_state = (tensors, state)
-            settings = saved
-        elif (self.ck / checkpoint.MANIFEST).exists() or self.ck.with_name("checkpoint.old").exists():
+            self.resumed = (tensors, state)
+            source = state["source"]
+            self.start = state["phase"]
+        elif (self.ck / checkpoint.MANIFEST).exists() or self.ck.with_name(CHECKPOINT + ".old").exists():
             raise InputError(f"{self.dir} already holds a training run; pass --resume to continue it, "
                              f"or choose another --out")
-        if settings is None:
-            raise InputError("no settings given")
-        self.settings = settings
-        self.experiment = Experiment(settings, progress=progress, log=log)
+        if settings is None or source is None:
+            raise InputError("no settings or data given")
+        self.tb = _tensorboard(self.dir) if tensorboard else None
+        data = load_panel_data(source, settings.data, settings.train.memmap)
+        self.settings, self.source = resolved(settings, data), str(source)
+        self.experiment = Experiment(self.settings, data, progress=progress, log=log)
         self.main = self.experiment.dist is None or self.experiment.dist.main  # only rank 0 writes
         split = self.experiment.split
         self.split = {"train": split.train.tolist(), "val": split.val.tolist(), "test": split.test.tolist()}
         if self.main:
             self.dir.mkdir(parents=True, exist_ok=True)
-            atomic_write(self.dir / "config.toml", dumps_toml(settings))
-            atomic_write(self.dir / "split.json", json.dumps(self.split, indent=1))
+            checkpoint.atomic_write(self.dir / CONFIG, dumps_toml(self.settings))
+            checkpoint.atomic_write(self.dir / SPLIT, json.dumps(self.split, indent=1))
         self._metrics_start()
 
     # -- metrics ------------------------------------------------------------------------------------
@@ -93,10 +138,10 @@ class TrainingRun:
         self._metrics = None
         if not self.main:
             return
-        path = self.dir / "metrics.csv"
+        path = self.dir / METRICS
         keep: list[dict] = []
-        if self.resume_state is not None and path.exists():  # drop rows after the checkpoint
-            _, state = self.resume_state
+        if self.resumed is not None and path.exists():  # drop rows after the checkpoint
+            _, state = self.resumed
             order = ["pretrained", self.settings.learner.name]
             with open(path, newline="") as f:
                 for row in csv.DictReader(f):
@@ -120,50 +165,49 @@ class TrainingRun:
                     self.tb.add_scalar(f"{phase}/val_loss", row["val_loss"], row["iteration"])
         return write
 
-    # -- checkpoints --------------------------------------------------------------------------------
+    # -- the hooks of Experiment.train ----------------------------------------------------------------
     def _save(self, phase: str, trainer: MetaTrainer | None, pretrained: Pretrain | None, learner=None) -> None:
         if not self.main:
             return
-        tensors, state = {}, {"phase": phase, "freq": self.experiment.data.visible.freq,
-                              "columns": [self.settings.data.id_col, self.settings.data.time_col,
-                                          self.settings.data.target_col], "split": self.split}
-        if trainer is not None:
-            t_tensors, t_state = trainer.state_dict()
-            tensors.update({f"trainer.{k}": v for k, v in t_tensors.items()})
-            state["trainer"] = t_state
-        if pretrained is not None:
-            tensors.update({f"pretrained.{k}": v for k, v in pretrained.state_dict().items()})
-        if learner is not None:
-            tensors.update({f"learner.{k}": v for k, v in learner.state_dict().items()})
-        checkpoint.save(self.ck, tensors, state, self.settings)
+        d = self.settings.data
+        state = {"phase": phase, "source": self.source, "freq": self.experiment.data.visible.freq,
+                 "columns": [d.id_col, d.time_col, d.target_col], "split": self.split}
+        save_networks(self.ck, learner, pretrained, state, self.settings, trainer)
+
+    def trainer_options(self, phase: str, pretrained: Pretrain | None) -> dict:
+        return dict(on_iteration=self._row(phase), should_interrupt=self.stop,
+                    on_checkpoint=lambda t: self._save(phase, t, pretrained))
+
+    def restore(self, phase: str, trainer: MetaTrainer) -> None:
+        if self.resumed is None or self.resumed[1]["phase"] != phase or "trainer" not in self.resumed[1]:
+            return
+        tensors, state = self.resumed
+        trainer.load_state_dict(checkpoint.section(tensors, "trainer."), state["trainer"])
+        what = "pre-training" if phase == "pretrained" else "meta-training"
+        self.log(f"resuming {what} at iteration {trainer.iteration}")
+
+    def restore_pretrained(self, pretrained: Pretrain) -> None:
+        pretrained.load_state_dict(checkpoint.section(self.resumed[0], "pretrained."), strict=True)
+
+    def finished(self, phase: str, pretrained: Pretrain, learner: GradientLearner | None = None) -> None:
+        self._save(phase, None, pretrained, learner)
 
     def train(self, stop=None) -> None:
         """Both phases, from scratch or from the checkpoint; checkpoints as it goes."""
-        exp, name = self.experiment, self.settings.learner.name
-        tensors, state = self.resume_state or ({}, {"phase": "pretrained"})
+        self.stop = stop
         try:
-            pretrained = None
-            if state["phase"] == "pretrained":
-                trainer = exp.pretrain_trainer(on_iteration=self._row("pretrained"), should_interrupt=stop,
-                                               on_checkpoint=lambda t: self._save("pretrained", t, None))
-                if "trainer" in state:
-                    trainer.load_state_dict(checkpoint.section(tensors, "trainer."), state["trainer"])
-                    self.log(f"resuming pre-training at iteration {trainer.iteration}")
-                pretrained = exp.fit("pretrained", trainer)
-                state, tensors = {"phase": name}, {}
-                self._save(name, None, pretrained)
-            else:
-                pretrained = exp.pretrain_trainer().learner
-                pretrained.load_state_dict(checkpoint.section(tensors, "pretrained."), strict=True)
-            trainer = exp.meta_trainer(name, pretrained, on_iteration=self._row(name), should_interrupt=stop,
-                                       on_checkpoint=lambda t: self._save(name, t, pretrained))
-            if "trainer" in state:
-                trainer.load_state_dict(checkpoint.section(tensors, "trainer."), state["trainer"])
-                self.log(f"resuming meta-training at iteration {trainer.iteration}")
-            learner = exp.fit(name, trainer)
-            self._save("done", None, pretrained, learner)
+            self.experiment.train(hooks=self)
         finally:
             if self._metrics is not None:
                 self._metrics.close()
             if self.tb is not None:
                 self.tb.close()
+
+
+def _tensorboard(directory: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise InputError("--tensorboard needs the tensorboard package: "
+                         "pip install 'fewcast[tensorboard]' (or pip install tensorboard)") from None
+    return SummaryWriter(str(directory / "tensorboard"))

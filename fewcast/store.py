@@ -20,19 +20,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fewcast.calendar import Zone, infer_freq, time_gaps, time_of_day
 from fewcast.errors import InputError, describe_ids
-from fewcast.panel import Columns, Panel, Zone, infer_freq, time_gaps, time_of_day
+from fewcast.frame import parquet_files
+from fewcast.panel import Columns, Panel
 
 CACHE_SUFFIX = ".fewcast-cache"
-
-
-def _sources(path: Path) -> list[Path]:
-    if not path.exists():
-        raise InputError(f"no such file: {path}")
-    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
-    if not files:
-        raise InputError(f"{path} is a directory with no .parquet files in it")
-    return files
 
 
 def _fingerprint(files: list[Path]) -> list[list]:
@@ -52,7 +45,7 @@ def build_cache(path: str | Path, id_col: str = "unique_id", time_col: str = "ds
     import pyarrow.parquet as pq
 
     path = Path(path)
-    files = _sources(path)
+    files = parquet_files(path)
     out = cache_dir(path)
     meta_path = out / "meta.json"
     columns = [id_col, time_col, target_col]
@@ -148,7 +141,7 @@ def build_cache(path: str | Path, id_col: str = "unique_id", time_col: str = "ds
 
 def _to_wall_clock(ds: np.ndarray, tz: str, chunk: int = 1 << 22) -> bool:
     """Rewrite UTC stamps ``ds`` as wall-clock times in ``tz`` when every one falls at the same local time of
-    day, read in chunks of rows (the in-memory path's :func:`~fewcast.panel.zoned`); whether it did."""
+    day, read in chunks of rows (the in-memory path's :func:`~fewcast.calendar.zoned`); whether it did."""
     def local(lo: int) -> np.ndarray:
         utc = pd.DatetimeIndex(np.asarray(ds[lo : lo + chunk]))
         return utc.tz_localize("UTC").tz_convert(tz).tz_localize(None).to_numpy(dtype="datetime64[ns]")
@@ -168,7 +161,7 @@ def _to_wall_clock(ds: np.ndarray, tz: str, chunk: int = 1 << 22) -> bool:
 def _check_gaps(ds: np.ndarray, offsets: np.ndarray, ids: np.ndarray, time_col: str,
                 chunk: int = 1 << 22) -> None:
     """An InputError naming the series whose time stamps skip a period, read in chunks of rows (the
-    in-memory path's :func:`~fewcast.panel.time_gaps`, which can also fill them)."""
+    in-memory path's :func:`~fewcast.calendar.time_gaps`, which can also fill them)."""
     freq = infer_freq(ds, offsets)
     total = len(ds)
     rows = []
@@ -181,8 +174,8 @@ def _check_gaps(ds: np.ndarray, offsets: np.ndarray, ids: np.ndarray, time_col: 
     if len(gap):
         bad = ids[np.unique(np.searchsorted(offsets, gap, side="right") - 1)]
         raise InputError(f"column '{time_col}': {len(gap)} gap{'s' if len(gap) > 1 else ''} in the time stamps "
-                         f"of series {describe_ids(bad)}; add the missing rows to the data (or drop --memmap and "
-                         f"pass --fill to insert them)")
+                         f"of series {describe_ids(bad)}; add the missing rows to the data (or pass `memmap=False` and "
+                         f"`fill=True` to insert them)")
 
 
 def open_cache(path: str | Path, id_col: str = "unique_id", time_col: str = "ds", target_col: str = "y",

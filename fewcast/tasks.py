@@ -91,7 +91,7 @@ def eligible_series(windows: Windows, shots: int, query_shots: int = 1, series: 
     if len(out) == 0:
         longest = int(windows.counts[candidates].max()) if len(candidates) else 0
         fits = shots_that_fit(longest, windows.h, query_shots)
-        advice = f"--shots {fits} fits it" if fits >= 1 else "lower --input-size or --h"
+        advice = f"`shots={fits}` fits it" if fits >= 1 else "lower `input_size` or `h`"
         raise InputError(
             f"no series has the {need} windows a task needs (shots={shots}, h={windows.h}, "
             f"query_shots={query_shots}, input_size={windows.input_size}); the longest has {longest}: {advice}"

@@ -66,20 +66,3 @@ def test_game_dataset_holds_out_a_week():
 def test_unknown_dataset():
     with pytest.raises(InputError, match="unknown dataset 'm5'"):
         datasets.load("m5")
-
-
-def test_validate_csv_written_from_m3_monthly(tmp_path, run_cli):
-    path = tmp_path / "m3.csv"
-    code, out, _ = run_cli("datasets", "--export", "m3-monthly", path)
-    assert code == 0 and "1428 series" in out
-    code, out, err = run_cli("validate", path)
-    assert code == 0, err
-    assert "series:     1428" in out
-    assert "lengths:    min 48, median 115, max 126" in out
-
-
-def test_datasets_listing(run_cli):
-    code, out, _ = run_cli("datasets")
-    assert code == 0
-    for name in datasets.names():
-        assert name in out

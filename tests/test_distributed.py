@@ -105,7 +105,7 @@ def test_torchrun_train_writes_one_run(tmp_path):
     import sys
 
     from fewcast import FewShotForecaster
-    from tests.test_experiment import seasonal_panel
+    from tests.conftest import seasonal_panel
 
     data = tmp_path / "panel.csv"
     seasonal_panel(30).to_frame().to_csv(data, index=False)
@@ -136,7 +136,7 @@ def test_torchrun_resume_after_sigterm_equals_uninterrupted(tmp_path):
     import time
 
     from fewcast import checkpoint
-    from tests.test_experiment import seasonal_panel
+    from tests.conftest import seasonal_panel
 
     data = tmp_path / "panel.csv"
     seasonal_panel(30).to_frame().to_csv(data, index=False)

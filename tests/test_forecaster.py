@@ -8,31 +8,7 @@ import pytest
 
 from fewcast import FewShotForecaster
 from fewcast.errors import InputError, PanelWarning
-from fewcast.panel import from_frame
-
-TINY = dict(input_size=12, h=6, season_length=12, hidden=16, shots=3, iterations=6, pretrain_iterations=6,
-            meta_batch_size=8, val_every=3, val_frac=0.2, test_frac=0.3, classical=["naive"], combine=[], curve_steps=1,
-            shots_curve=[0, 2], plot_series=2)
-
-
-def monthly_frame(n: int = 30, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    rows = []
-    for i in range(n):
-        length = int(rng.integers(40, 61))
-        t = np.arange(length)
-        y = 50 + rng.uniform(5, 20) * np.sin(2 * np.pi * t / 12 + rng.uniform(0, 6)) + 0.3 * t
-        start = pd.Timestamp("2015-01-01") + pd.DateOffset(months=int(rng.integers(0, 24)))
-        rows.append(pd.DataFrame({"store": f"s{i:02d}", "month": pd.date_range(start, periods=length, freq="MS"),
-                                  "sales": y}))
-    return pd.concat(rows, ignore_index=True)
-
-
-@pytest.fixture(scope="module")
-def fitted():
-    frame = monthly_frame()
-    fc = FewShotForecaster(model="mlp", learner="metasgd", **TINY).fit(frame, "store", "month", "sales")
-    return fc, frame
+from tests.conftest import TINY, monthly_frame
 
 
 def test_predict_ids_future_timestamps_and_lengths(fitted):
@@ -113,16 +89,12 @@ def assert_predict_matches_evaluate(fc, frame):
     ordered = frame.sort_values(["store", "month"])
     from_end = ordered.groupby("store").cumcount(ascending=False)
     visible = ordered[from_end >= 6]  # all but each series' last h points, as evaluate sees them
-    out = fc.predict(visible[visible.store.isin(test_ids)]).sort_values(["store", "month"])
-    assert list(out["store"].unique()) == list(test_ids)
-    got = out["fewcast"].to_numpy().reshape(len(test_ids), 6)
-    np.testing.assert_allclose(got, run.forecasts["metasgd"], rtol=1e-5, atol=1e-4)
-    every = fc.predict(visible[visible.store.isin(test_ids)], adapt="finetune_all").sort_values(["store", "month"])
-    got = every["fewcast"].to_numpy().reshape(len(test_ids), 6)
-    np.testing.assert_allclose(got, run.forecasts["pretrained_finetune_all"], rtol=1e-5, atol=1e-4)
-    auto = fc.predict(visible[visible.store.isin(test_ids)], adapt="auto").sort_values(["store", "month"])
-    got = auto["fewcast"].to_numpy().reshape(len(test_ids), 6)
-    np.testing.assert_allclose(got, run.forecasts["metasgd_auto"], rtol=1e-5, atol=1e-4)
+    new = visible[visible.store.isin(test_ids)]
+    for method in ("metasgd", "pretrained_finetune_all", "metasgd_auto"):
+        out = fc.predict(new, method=method).sort_values(["store", "month"])
+        assert list(out["store"].unique()) == list(test_ids)
+        got = out["fewcast"].to_numpy().reshape(len(test_ids), 6)
+        np.testing.assert_allclose(got, run.forecasts[method], rtol=1e-5, atol=1e-4, err_msg=method)
     assert set(test_ids) == set(fc.state["split"]["test"])
     assert not set(test_ids) & set(fc.state["split"]["train"])
 
@@ -144,15 +116,6 @@ def test_a_deseasonalizing_forecaster_predicts_as_it_evaluates_and_reloads(tmp_p
     pd.testing.assert_frame_equal(again.predict(frame), fc.predict(frame))
 
 
-def test_forecasts_built_in_chunks_of_series_equal_those_built_at_once(fitted):
-    fc, _frame = fitted
-    panel = from_frame(monthly_frame(n=7, seed=6), "store", "month", "sales")
-    for adapt in ("learned", "finetune_all"):
-        whole = fc._adapted(panel, None, adapt)
-        np.testing.assert_allclose(fc._adapted(panel, None, adapt, chunk=3), whole, rtol=1e-5, atol=1e-4)
-        assert whole.shape == (7, 6)
-
-
 def test_save_and_load_give_identical_forecasts(fitted, tmp_path):
     fc, _frame = fitted
     fc.save(tmp_path / "model")
@@ -170,8 +133,21 @@ def test_predict_combines_with_a_classical_method(fitted):
     np.testing.assert_allclose(out["fewcast+naive"], (out["fewcast"] + out["store"].map(last)) / 2, rtol=1e-6)
     with pytest.raises(InputError, match="unknown classical method arima"):
         fc.predict(new, combine=["arima"])
-    with pytest.raises(InputError, match="unknown adaptation 'sgd'; choose one of learned, finetune_all, auto"):
-        fc.predict(new, adapt="sgd")
+    with pytest.raises(InputError, match="unknown method 'sgd'; choose one of metasgd, metasgd_zeroshot, pretrained, "):
+        fc.predict(new, method="sgd")
+
+
+def test_the_settings_given_are_copied_not_changed(fitted):
+    from fewcast.config import Settings
+
+    given = Settings()
+    fc = FewShotForecaster(h=6, settings=given, hidden=8)
+    assert fc.settings.model.hidden == 8 and fc.settings.data.h == 6
+    assert given == Settings()  # the caller's settings stay as they were
+    fitted_fc, frame = fitted
+    before = fitted_fc.settings.to_dict()
+    fitted_fc.evaluate_run(frame)
+    assert fitted_fc.settings.to_dict() == before  # scoring does not change what was trained
 
 
 def test_unfitted_and_unknown_settings():

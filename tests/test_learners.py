@@ -338,7 +338,7 @@ def test_moving_average_of_weights_is_its_recursion_and_is_what_validates():
         assert torch.equal(v, trainer.best_state[k])
     with pytest.raises(ValueError, match="ema must be a decay"):
         MetaTrainer(learner, _seasonal_sampler(0), ema=1.0)
-    with pytest.raises(InputError, match=r"must be a decay in \[0, 1\) \(got 1.5; --pretrain-ema"):
+    with pytest.raises(InputError, match=r"must be a decay in \[0, 1\) \(got 1.5; `pretrain_ema`"):
         MetaTrainer(learner, _seasonal_sampler(0), ema=1.5)  # a one-line error at the command line, exit 2
 
 

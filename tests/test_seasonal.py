@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fewcast.experiment import make_problems
+from fewcast.engine import make_problems
 from fewcast.panel import Panel
 from fewcast.seasonal import deseasonalize, horizon_factors, seasonal_indices, seasonal_test
 

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fewcast.errors import InputError
-from fewcast.panel import from_frame
+from fewcast.frame import from_frame
 from fewcast.store import cache_dir, open_cache
 from fewcast.tasks import TaskSampler
 from fewcast.windows import Windows
@@ -101,7 +101,7 @@ def test_gaps_found_across_chunks():
         (lambda f: f.assign(y=np.where(f.unique_id == "s05", np.nan, f.y)), r"NaN or infinite values in series 's05'"),
         (lambda f: f.drop(columns="y"), "missing column 'y'"),
         (lambda f: f.drop(index=f.index[f.unique_id == "s07"][5:7]),
-         r"column 'ds': 1 gap in the time stamps of series 's07' \(1 series\); .*--fill"),
+         r"column 'ds': 1 gap in the time stamps of series 's07' \(1 series\); .*`fill=True`"),
     ],
 )
 def test_streaming_errors(tmp_path, mutate, pattern):
@@ -112,8 +112,10 @@ def test_streaming_errors(tmp_path, mutate, pattern):
 
 
 def test_training_on_the_mapped_panel_equals_training_in_memory(tmp_path):
+    from fewcast.data import load_panel_data
+    from fewcast.evaluation import run
     from fewcast.experiment import Experiment
-    from tests.test_experiment import tiny_settings
+    from tests.conftest import tiny_settings
 
     frame = sorted_frame()
     path = tmp_path / "panel.parquet"
@@ -121,12 +123,12 @@ def test_training_on_the_mapped_panel_equals_training_in_memory(tmp_path):
     results = {}
     for memmap in (False, True):
         settings = tiny_settings()
-        settings.update("data", {"dataset": str(path), "memmap": memmap})
+        settings.update("train", {"memmap": memmap})
         settings.update("eval", {"classical": ["naive"], "combine": ["naive"]})
-        exp = Experiment(settings, log=lambda *_: None)
+        exp = Experiment(settings, load_panel_data(path, settings.data, memmap), log=lambda *_: None)
         if memmap:
             assert isinstance(exp.train_panel.values, np.memmap) or exp.train_panel.values.base is not None
-        results[memmap] = exp.run()
+        results[memmap] = run(exp)
     for method, yhat in results[False].forecasts.items():
         np.testing.assert_array_equal(yhat, results[True].forecasts[method], err_msg=method)
     np.testing.assert_array_equal(results[False].test_ids, results[True].test_ids)

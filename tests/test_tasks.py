@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from fewcast.errors import InputError
-from fewcast.panel import Panel, from_frame
+from fewcast.frame import from_frame
+from fewcast.panel import Panel
 from fewcast.tasks import TaskSampler, split_series
 from fewcast.windows import Windows, scale
 
@@ -89,10 +90,10 @@ def test_only_series_long_enough_hold_tasks():
     assert set(restricted.sample(5).series) == {0}
     with pytest.raises(InputError, match="no series has the 37 windows a task needs"):
         TaskSampler(w, shots=30, query_shots=6)
-    with pytest.raises(InputError, match="the longest has 34: --shots 32 fits it"):
+    with pytest.raises(InputError, match="the longest has 34: `shots=32` fits it"):
         TaskSampler(w, shots=40)
     assert list(TaskSampler(w, shots=32).eligible) == [1]  # the advice is exact: 32 + 2 - 1 + 1 = 34
-    with pytest.raises(InputError, match="the longest has 34: lower --input-size or --h"):
+    with pytest.raises(InputError, match="the longest has 34: lower `input_size` or `h`"):
         TaskSampler(w, shots=1, query_shots=40)
 
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from fewcast.errors import InputError
-from fewcast.panel import Panel, from_frame
+from fewcast.frame import from_frame
+from fewcast.panel import Panel
 from fewcast.windows import Windows, scale, unscale
 
 

@@ -3,8 +3,8 @@
     python tools/check_report.py runs/demo/report.html [--screenshot shot.png]
 
 Chromium loads a copy of the report with a small probe script appended (the report itself has no
-script); the probe counts the results-table rows and the images that decoded with a non-zero size, and
-Chromium's --dump-dom prints them. Exit status 0 when every image rendered and the table has rows.
+script); the probe counts the results-table rows, the methods described and the images that decoded with
+a non-zero size, and Chromium's --dump-dom prints them. Exit status 0 when every image rendered and the table has rows.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ window.addEventListener('load', () => {
     rendered: images.filter(i => i.complete && i.naturalWidth > 0 && i.naturalHeight > 0).length,
     rows: rows.length,
     methods: [...rows].map(r => r.cells[1].textContent),
+    described: [...document.querySelectorAll('#methods dt')].map(d => d.textContent),
   }));
 });
 </script>"""

@@ -16,5 +16,5 @@ class ANIL(GradientLearner):
     """``ANIL(model, inner_lr=0.1, inner_steps=5, ...)``: MAML restricted to the model's head."""
 
     def __init__(self, model: nn.Module, inner_lr: float = 0.1, inner_steps: int = 5, **options):
-        options["adapt"] = "head"
+        options["adapt_params"] = "head"
         super().__init__(model, inner_lr, inner_steps, **options)

@@ -13,7 +13,7 @@ Options shared by MAML, ANIL and Meta-SGD (MAML++, Antoniou et al. 2019):
   toward the last step over ``msl_iterations`` outer iterations;
 - ``learn_inner_lr``: a learned inner learning rate per parameter tensor (layer) and per step (LSLR);
 - ``first_order_iterations``: derivative-order annealing, first-order for the first N iterations;
-- ``adapt="head"``: adapt only the model's head (ANIL's restriction, available to every learner).
+- ``adapt_params="head"``: adapt only the model's head (ANIL's restriction, available to every learner).
 
 With an :class:`~fewcast.models.Ensemble` model, predictions carry a leading member axis: the inner loop
 sums the members' support losses (each member's gradient is its own, so each adapts as if alone), the
@@ -81,11 +81,11 @@ class GradientLearner(nn.Module):
         msl_iterations: int = 100,
         learn_inner_lr: bool = False,
         first_order_iterations: int = 0,
-        adapt: str = "all",
+        adapt_params: str = "all",
     ):
         super().__init__()
-        if adapt not in ("all", "head"):
-            raise InputError(f"adapt must be 'all' or 'head' (got {adapt!r})")
+        if adapt_params not in ("all", "head"):
+            raise InputError(f"adapt_params must be 'all' or 'head' (got {adapt_params!r})")
         if inner_steps < 0:
             raise InputError(f"inner_steps must be 0 or more (got {inner_steps})")
         self.model = model
@@ -99,7 +99,7 @@ class GradientLearner(nn.Module):
         self.first_order_iterations = int(first_order_iterations)
         self.iteration = 0  # the outer iteration, set by the trainer (annealing schedules read it)
         self._compiled = None
-        self.adapt_scope = adapt
+        self.adapt_params = adapt_params
         names = [n for n, _ in model.named_parameters()]
         self.adapt_names = self.select_adapted(names)
         self.lslr = None
@@ -111,8 +111,8 @@ class GradientLearner(nn.Module):
 
     # -- what subclasses change ---------------------------------------------------------------------
     def select_adapted(self, names: list[str]) -> list[str]:
-        """The parameters the inner loop adapts: all of them, or the model's head with ``adapt="head"``."""
-        return head_names(self.model) if self.adapt_scope == "head" else names
+        """The parameters the inner loop adapts: all of them, or the model's head with ``adapt_params="head"``."""
+        return head_names(self.model) if self.adapt_params == "head" else names
 
     def inner_lr(self, name: str, step: int):
         """The inner learning rate of parameter ``name`` at inner step ``step`` (scalar or tensor)."""

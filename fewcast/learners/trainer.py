@@ -77,7 +77,7 @@ class MetaTrainer:
             else None
         )
         if not 0.0 <= self.ema < 1.0:
-            raise InputError(f"ema must be a decay in [0, 1) (got {self.ema}; --pretrain-ema at the command line); "
+            raise InputError(f"ema must be a decay in [0, 1) (got {self.ema}; `pretrain_ema`); "
                              f"0 turns the average off")
         # the weights' moving average (floating-point state only: buffers such as integer flags are not averaged)
         self.averaged: dict[str, torch.Tensor] | None = (

@@ -1,0 +1,139 @@
+"""Scoring every forecasting method on held-out series: the results table, learning curves and samples.
+
+The methods scored (:mod:`fewcast.forecasting`): the meta-learners adapted and zero-shot, the pre-trained
+network zero-shot and fine-tuned as the learner adapts, a network from scratch, plain fine-tuning on every
+window and ``<learner>_auto``, the classical baselines, and each ``eval.combine`` method averaged with the
+adapted learner, ``<learner>_auto`` and ``pretrained_finetune_all``. Metrics per series, then averaged
+(:mod:`fewcast.metrics`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from fewcast.config import Settings
+from fewcast.engine import Problems, forecast, forecast_curve
+from fewcast.experiment import Experiment
+from fewcast.forecasting import Forecasts, Method, classical, combined, network_methods
+from fewcast.learners import GradientLearner, Pretrain
+from fewcast.metrics import score, smape
+
+COLUMNS = ["protocol", "method", "smape", "mase", "mae", "rmse", "n_series"]
+
+
+@dataclass
+class Results:
+    """Everything an experiment measured; ``table`` is the results table, ``methods`` what each row is."""
+
+    settings: Settings
+    table: pd.DataFrame
+    logs: dict[str, list[dict]] = field(default_factory=dict)
+    trajectory: pd.DataFrame | None = None
+    shots_curve: pd.DataFrame | None = None
+    samples: list[dict] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    dataset: str = ""
+    forecasts: dict[str, np.ndarray] = field(default_factory=dict)  # method -> (series, h)
+    test_ids: np.ndarray | None = None
+    methods: dict[str, str] = field(default_factory=dict)  # method -> its description
+
+
+def run(exp: Experiment) -> Results:
+    """Pre-train, meta-train the run's learner, ``maml`` and any extra learners, then score every method."""
+    pretrained, learners = exp.train(exp.learner_names())
+    return evaluate(exp, pretrained, learners)
+
+
+def scored_methods(exp: Experiment, pretrained: Pretrain,
+                   learners: dict[str, GradientLearner]) -> tuple[list[Method], list[Method], list[Method]]:
+    """What a results table scores, in its order: the network methods, the classical ones, combinations."""
+    s = exp.settings
+    networks = network_methods(s, learners, pretrained, exp.device, scratch=exp.new_model(seed_offset=1))
+    if not s.forecast.finetune_all_shots:  # 0: plain fine-tuning on every window is not scored
+        networks = networks[:-2]
+    by_name = {m.name: m for m in networks}
+    combined_with = [by_name[n] for n in (s.learner.name, f"{s.learner.name}_auto", "pretrained_finetune_all")
+                     if n in by_name]
+    return (networks, [classical(m) for m in s.eval.classical],
+            [combined(network, m) for m in s.eval.combine for network in combined_with])
+
+
+def evaluate(exp: Experiment, pretrained: Pretrain, learners: dict[str, GradientLearner]) -> Results:
+    """Score every method on the meta-test series (holdout) or on every series (all-series). The networks
+    are moved to the experiment's device (weights loaded from a checkpoint arrive on the CPU)."""
+    s = exp.settings
+    for module in (pretrained, *learners.values()):
+        module.to(exp.device)
+    networks, baselines, combinations = scored_methods(exp, pretrained, learners)
+    methods = [*networks, *baselines, *combinations]
+    problems = exp.problems()
+    made = Forecasts(exp.test_history, exp.layout, exp.device)
+    for label, part in (("forecast networks", networks), ("classical baselines", baselines)):
+        started = time.perf_counter()
+        made.make(part)
+        exp.timings[label] = time.perf_counter() - started
+    made.make(combinations)
+    forecasts = {m.name: made.made[m.name] for m in methods}
+    rows = [{"protocol": s.eval.protocol, "method": name, **score(problems.truth, yhat, problems.mase_scale)}
+            for name, yhat in forecasts.items()]
+    table = pd.DataFrame(rows, columns=COLUMNS)
+
+    started = time.perf_counter()
+    by_name = {m.name: m for m in methods}
+    default, finetune = learners[s.learner.name], by_name["pretrained_finetune"].learner
+    inits = {s.learner.name: default, "pretrained": finetune, "scratch": by_name["scratch"].learner}
+    curves = trajectory(exp, problems, inits), shots_curve(exp, default, finetune)
+    picked = samples(exp, problems, s.learner.name, forecasts)
+    exp.timings["curves"] = time.perf_counter() - started
+    return Results(s, table, exp.logs, *curves, picked, exp.timings, exp.data.name, forecasts, exp.test_history.ids,
+                   {m.name: m.description for m in methods})
+
+
+def trajectory(exp: Experiment, problems: Problems, inits: dict[str, GradientLearner]) -> pd.DataFrame:
+    """Average support loss and horizon sMAPE after 0, 1, ..., ``curve_steps`` adaptation steps."""
+    rows = []
+    has_support = problems.shots_used > 0
+    for label, learner in inits.items():
+        yhat, loss = forecast_curve(learner, problems, exp.settings.data.scaler, exp.settings.eval.curve_steps,
+                                    exp.device)  # (steps + 1, series, h), (steps + 1, series)
+        for k in range(len(yhat)):
+            spt = float(loss[k][has_support].mean()) if has_support.any() else np.nan  # nan: no series has one
+            rows.append({"init": label, "steps": k, "support_loss": spt,
+                         "smape": float(smape(problems.truth, yhat[k]).mean())})
+    return pd.DataFrame(rows)
+
+
+def shots_curve(exp: Experiment, learner: GradientLearner, finetune: GradientLearner) -> pd.DataFrame:
+    """Forecast sMAPE of the learner and of plain fine-tuning against the number of support windows."""
+    s = exp.settings
+    rows = []
+    steps = s.forecast.adapt_steps or None
+    for shots in s.eval.shots_curve:
+        problems = exp.problems(shots)
+        for label, lrn in ((s.learner.name, learner), ("pretrained_finetune", finetune)):
+            yhat, _ = forecast(lrn, problems, s.data.scaler, steps, exp.device)
+            rows.append({"method": label, "shots": shots, "smape": float(smape(problems.truth, yhat).mean())})
+    return pd.DataFrame(rows)
+
+
+def samples(exp: Experiment, problems: Problems, name: str, forecasts: dict) -> list[dict]:
+    """A seeded sample of meta-test series with history, truth and forecasts, for the per-series panels."""
+    n = min(exp.settings.eval.plot_series, problems.history.n_series)
+    rng = np.random.default_rng(exp.settings.train.seed)
+    pick = np.sort(rng.choice(problems.history.n_series, size=n, replace=False))
+    out = []
+    for i in pick:
+        out.append({
+            "unique_id": str(problems.history.ids[i]),
+            "history": problems.history.series(i).astype(np.float64),
+            "truth": problems.truth[i],
+            "shots": int(problems.shots_used[i]),
+            "forecasts": {label: forecasts[key][i] for label, key in (
+                (f"{name} before adaptation", f"{name}_zeroshot"), (f"{name} adapted", name),
+                ("pretrained_finetune", "pretrained_finetune"), ("theta", "theta")) if key in forecasts},
+        })
+    return out

@@ -1,0 +1,217 @@
+"""The command line: every command's options (settings with their help, booleans as --x / --no-x, only
+the flags a command uses), validate's summary, forecast's methods and columns, and one-line errors that
+spell settings as flags."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fewcast import datasets
+from fewcast.cli import build_parser
+from fewcast.config import Settings, load_toml
+from fewcast.options import as_flags, settings_from_args
+from tests.conftest import fewcast, seasonal_panel
+from tests.test_frame import zoned_frame
+
+
+def test_help_shows_what_each_setting_does(run_cli):
+    code, text, _ = run_cli("train", "--help")
+    flat = " ".join(text.split())
+    assert code == 0
+    assert "--input-size INT input window: how many of a series' latest values a network sees (default: 24)" in flat
+    assert "--cosine, --no-cosine anneal both phases' learning rate to 0 along a cosine" in flat
+    assert "[data] settings" in text and "[train] settings" in text
+
+
+def test_booleans_are_switches_with_a_no_form():
+    parser = build_parser()
+    args = parser.parse_args(["train", "x.csv", "--out", "r", "--cosine", "--no-deseasonalize", "--fill"])
+    s = settings_from_args(args)
+    assert s.train.cosine and not s.data.deseasonalize and s.data.fill
+    assert settings_from_args(parser.parse_args(["train", "x.csv", "--out", "r"])) == Settings()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "x.csv", "--out", "r", "--cosine", "true"])
+
+
+@pytest.mark.parametrize("command, flag", [
+    (["train", "x.csv", "--out", "r"], ["--plot-series", "3"]),  # evaluation's settings are not training's
+    (["train", "x.csv", "--out", "r"], ["--combine", "theta"]),
+    (["train", "x.csv", "--out", "r"], ["--trajectory-title", "t"]),
+    (["evaluate", "r"], ["--hidden", "32"]),  # a trained run's network is what it is
+    (["evaluate", "r"], ["--extra-learners", "anil"]),  # scoring cannot meta-train another learner
+    (["forecast", "r", "--data", "x.csv", "--out", "f.csv"], ["--iterations", "5"]),
+])
+def test_a_command_offers_only_the_flags_it_uses(command, flag, capsys):
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args([*command, *flag])
+    assert exc.value.code == 2 and f"unrecognized arguments: {flag[0]}" in capsys.readouterr().err
+
+
+def test_errors_spell_settings_as_flags():
+    assert as_flags("pass `fill=True` to interpolate") == "pass --fill to interpolate"
+    assert as_flags("or `memmap=False`") == "or --no-memmap"
+    assert as_flags("`shots=7` fits it; lower `input_size` or `h`") == "--shots 7 fits it; lower --input-size or --h"
+    assert as_flags("`ensemble_transforms=identity,last`") == "--ensemble-transforms identity,last"
+    assert as_flags("`not_a_setting` stays") == "`not_a_setting` stays"
+
+
+def test_validate_summary(frame, tmp_path, run_cli):
+    path = tmp_path / "p.csv"
+    frame.rename(columns={"unique_id": "id", "y": "realValue"}).to_csv(path, index=False)
+    code, out, _ = run_cli("validate", path, "--id-col", "id", "--target-col", "realValue",
+                           "--input-size", "12", "--h", "3")
+    lengths = frame.groupby("unique_id").size()
+    windows = int((lengths - 15 + 1).sum())
+    assert code == 0
+    assert "series:     12" in out
+    assert f"min {lengths.min()}, median {np.median(lengths):g}, max {lengths.max()}" in out
+    assert "MS (monthly)" in out
+    assert f"windows:    {windows} of 12 -> 3" in out
+    # a task of 20 shots needs 20 + 3 windows in the part train learns from (all but the last 3 points)
+    held = int(((lengths - 3) - 15 + 1 >= 23).sum())
+    assert f"tasks:      {held} series hold a meta-training task of 20 shots\n" in out
+    code, out, _ = run_cli("validate", path, "--id-col", "id", "--target-col", "realValue",
+                           "--input-size", "12", "--h", "3", "--shots", "60")
+    fits = (lengths.max() - 3) - 15 + 1 - 3  # the most shots the longest series can hold
+    assert f"tasks:      0 series hold a meta-training task of 60 shots; --shots {fits} fits the longest" in out
+    for freq, held in (("MS", "MS (monthly), time zone Europe/Paris, read on its wall clock"),
+                       ("h", "h (hourly), time zone Europe/Paris, held in UTC")):
+        zoned_frame(freq, 40, "Europe/Paris").to_parquet(tmp_path / "zoned.parquet")
+        code, out, _ = run_cli("validate", tmp_path / "zoned.parquet", "--h", "3")
+        assert code == 0 and f"frequency:  {held}\n" in out
+
+
+def test_validate_defaults_are_train_defaults(run_cli):
+    code, out, _ = run_cli("validate", "m3-monthly")
+    assert code == 0 and "of 24 -> 18" in out  # train's input_size and the dataset's own horizon
+
+
+def test_real_command_exits_2_without_traceback(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("unique_id,ds,value\na,1,2\n")
+    proc = subprocess.run([sys.executable, "-m", "fewcast", "validate", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "fewcast validate: error: missing column 'y' (columns found: unique_id, ds, value); "
+        "name the right one with --target-col"
+    )
+
+
+def test_validate_csv_written_from_m3_monthly(tmp_path, run_cli):
+    path = tmp_path / "m3.csv"
+    code, out, _ = run_cli("datasets", "--export", "m3-monthly", path)
+    assert code == 0 and "1428 series" in out
+    code, out, err = run_cli("validate", path)
+    assert code == 0, err
+    assert "series:     1428" in out
+    assert "lengths:    min 48, median 115, max 126" in out
+
+
+def test_datasets_listing(run_cli):
+    code, out, _ = run_cli("datasets")
+    assert code == 0
+    for name in datasets.names():
+        assert name in out
+
+
+def test_readme_your_own_data_commands(tmp_path):
+    """The three commands of the README's "Your own data" section, run as written (scaled down)."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("## Your own data", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"^(\.venv/bin/fewcast .+)$", section, flags=re.M)
+    assert [c.split()[1] for c in commands] == ["validate", "train", "forecast"]
+    frame = seasonal_panel(30).to_frame().rename(columns={"unique_id": "store", "ds": "month", "y": "sales"})
+    frame.to_csv(tmp_path / "sales.csv", index=False)
+    frame[frame.store.isin(["s01", "s02"])].to_csv(tmp_path / "new_stores.csv", index=False)
+    small = ["--iterations", "4", "--pretrain-iterations", "4", "--hidden", "16", "--quiet"]
+    for command in commands:
+        args = command.split()[1:]
+        if args[0] == "train":
+            args += small
+        proc = fewcast(*args, cwd=tmp_path)
+        assert proc.returncode == 0, (command, proc.stderr)
+    out = pd.read_csv(tmp_path / "forecasts.csv")
+    assert list(out.columns) == ["store", "month", "fewcast"] and len(out) == 2 * 6
+
+
+def test_forecast_combine_adds_a_column_and_rejects_unknown_methods(data, uninterrupted, tmp_path):
+    out = tmp_path / "f.csv"
+    proc = fewcast("forecast", uninterrupted, "--data", data, "--out", out, "--combine", "naive")
+    assert proc.returncode == 0, proc.stderr
+    frame = pd.read_csv(out)
+    last = pd.read_csv(data).sort_values(["unique_id", "ds"]).groupby("unique_id")["y"].last()
+    assert list(frame.columns) == ["unique_id", "ds", "fewcast", "fewcast+naive"]
+    np.testing.assert_allclose(frame["fewcast+naive"], (frame["fewcast"] + frame["unique_id"].map(last)) / 2,
+                               rtol=1e-5)
+    bad = fewcast("forecast", uninterrupted, "--data", data, "--out", out, "--combine", "arima")
+    assert bad.returncode == 2 and "unknown classical method arima" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_forecast_adapts_by_plain_fine_tuning_when_asked(data, uninterrupted, tmp_path):
+    from fewcast import FewShotForecaster
+
+    learned, every = tmp_path / "learned.csv", tmp_path / "every.csv"
+    assert fewcast("forecast", uninterrupted, "--data", data, "--out", learned).returncode == 0
+    proc = fewcast("forecast", uninterrupted, "--data", data, "--out", every, "--method", "pretrained_finetune_all")
+    assert proc.returncode == 0, proc.stderr
+    fc = FewShotForecaster.load(uninterrupted / "checkpoint")
+    by_api = fc.predict(pd.read_csv(data), method="pretrained_finetune_all")
+    np.testing.assert_allclose(pd.read_csv(every)["fewcast"], by_api["fewcast"], rtol=1e-5)
+    assert not np.allclose(pd.read_csv(every)["fewcast"], pd.read_csv(learned)["fewcast"])
+    auto = tmp_path / "auto.csv"
+    proc = fewcast("forecast", uninterrupted, "--data", data, "--out", auto, "--method", "metasgd_auto")
+    assert proc.returncode == 0, proc.stderr
+    by_api = fc.predict(pd.read_csv(data), method="metasgd_auto")
+    np.testing.assert_allclose(pd.read_csv(auto)["fewcast"], by_api["fewcast"], rtol=1e-5)
+
+
+def test_forecast_and_evaluate_take_fill(data, uninterrupted, tmp_path):
+    """Data with a gap is refused with the advice to pass --fill, which forecast and evaluate take."""
+    frame = pd.read_csv(data)
+    holed = frame.drop(index=frame.index[(frame.unique_id == frame.unique_id.iloc[0])][10:12])
+    holed.to_csv(tmp_path / "holed.csv", index=False)
+    out = tmp_path / "f.csv"
+    refused = fewcast("forecast", uninterrupted, "--data", tmp_path / "holed.csv", "--out", out)
+    assert refused.returncode == 2 and "pass --fill" in refused.stderr and "Traceback" not in refused.stderr
+    filled = fewcast("forecast", uninterrupted, "--data", tmp_path / "holed.csv", "--out", out, "--fill")
+    assert filled.returncode == 0, filled.stderr
+    assert "inserted 2 missing time stamps" in filled.stderr
+    assert len(pd.read_csv(out)) == frame.unique_id.nunique() * 6
+    run = tmp_path / "run"
+    shutil.copytree(uninterrupted, run)  # evaluate writes its results into the run
+    scored = fewcast("evaluate", run, "--data", tmp_path / "holed.csv", "--fill")
+    assert scored.returncode == 0, scored.stderr
+    assert (run / "results.csv").exists()
+
+
+def test_a_run_on_an_embedded_panel_records_its_horizon_and_forecasts(tmp_path):
+    """h = 0 means the panel's official horizon: the run records it, so evaluate and forecast rebuild the
+    network it trained (a run that recorded 0 could not be loaded)."""
+    run = tmp_path / "yearly"
+    small = ["--iterations", "2", "--pretrain-iterations", "2", "--shots", "3", "--input-size", "6", "--hidden", "8",
+             "--quiet"]
+    assert fewcast("train", "m3-yearly", "--out", run, *small).returncode == 0
+    assert (Settings.from_dict({}).data.h, load_toml(run / "config.toml").data.h) == (0, 6)
+    scored = fewcast("evaluate", run, "--classical", "naive", "--combine", "")
+    assert scored.returncode == 0, scored.stderr
+    assert "| holdout | metasgd |" in scored.stdout.replace("  ", " ")
+    datasets.load("m3-yearly").to_frame().head(200).to_csv(tmp_path / "new.csv", index=False)
+    made = fewcast("forecast", run, "--data", tmp_path / "new.csv", "--out", tmp_path / "f.csv",
+                   "--method", "metasgd+naive")
+    assert made.returncode == 0, made.stderr
+    assert list(pd.read_csv(tmp_path / "f.csv").columns) == ["unique_id", "ds", "fewcast"]
+
+
+def test_forecast_names_the_methods_on_a_typo(uninterrupted, data, tmp_path):
+    bad = fewcast("forecast", uninterrupted, "--data", data, "--out", tmp_path / "f.csv", "--method", "mestasgd")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "unknown method 'mestasgd'; choose one of metasgd, metasgd_zeroshot, pretrained" in bad.stderr
