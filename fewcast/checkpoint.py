@@ -149,8 +149,6 @@ def load(directory: str | Path) -> tuple[dict[str, torch.Tensor], dict, Settings
         raise InputError(f"checkpoint {directory}: unknown format {state.get('format')!r} (expected {FORMAT})")
     written = read_toml(directory / "config.toml")
     settings = Settings.from_dict(written, str(directory / "config.toml"))
-    # the data a run trained on: the command's argument since it stopped being a setting, data.dataset before
-    state.setdefault("source", written.get("data", {}).get("dataset"))
     for (part, name), value in BEFORE.items():
         if name not in written.get(part, {}):  # written before the setting existed: what the run really used
             setattr(getattr(settings, part), name, value)

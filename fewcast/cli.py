@@ -88,20 +88,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from fewcast import evaluation
-    from fewcast.config import preset
+    from fewcast.config import preset, read_toml
     from fewcast.data import load_panel_data, resolved
     from fewcast.experiment import Experiment
     from fewcast.report import markdown_table, sorted_table, write_run
 
     base, dataset = preset(args.preset)
     settings = settings_from_args(args, base)
-    source = args.dataset or dataset
+    written = read_toml(args.config).get("data", {}).get("dataset") if args.config else None  # older files
+    source = args.dataset or written or dataset
     out = Path(args.out)
     print(f"fewcast demo: {source}, {settings.eval.protocol} protocol, learner {settings.learner.name}, "
           f"writing to {out}", flush=True)
-    data = load_panel_data(source, settings.data, settings.train.memmap)
+    data = load_panel_data(source, settings)
     results = evaluation.run(Experiment(resolved(settings, data), data, progress=not args.quiet))
-    paths = write_run(results, out)
+    paths = write_run(results, out, config=settings)
     print()
     print(markdown_table(sorted_table(results.table)))
     print(f"wrote {', '.join(sorted(p.name for p in paths.values()))} to {out}")
@@ -149,11 +150,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     source = args.data or fc.state.get("source")
     if not source:
         raise InputError(f"{args.run} does not record the data it was trained on: pass --data")
-    data_settings = copy.deepcopy(fc.settings.data)
+    reading = copy.deepcopy(fc.settings)  # the data is read as the run read it, --fill apart
     if args.fill is not None:
-        data_settings.fill = args.fill
+        reading.data.fill = args.fill
     fc.logs = read_metrics(args.run)
-    results = fc.score(load_panel_data(source, data_settings), evaluation)
+    results = fc.score(load_panel_data(source, reading), evaluation)
     write_run(results, args.run)
     print(markdown_table(sorted_table(results.table)))
     print(f"wrote results.csv, results.md, report.html and pictures to {args.run}")

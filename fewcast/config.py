@@ -1,11 +1,12 @@
 """Settings: dataclasses grouped by lifetime, one TOML section each, saved with every run and checkpoint.
 
-What a checkpoint needs to rebuild the forecaster (:data:`Settings.FORECASTER`): ``[data]`` (columns and
-windows), ``[model]`` (the network), ``[learner]`` (the meta-learner) and ``[forecast]`` (how a forecast
-adapts). What training needs: ``[train]``. What evaluation needs: ``[eval]``. Every field carries its
-help text, which the command line shows; each section checks its own values (``check``). Unknown keys are
-an error, so a typo in a config file never silently falls back to a default; keys of older config files
-that moved or were renamed are read where they belong now (:data:`MOVED`).
+What a checkpoint needs to rebuild the forecaster: ``[data]`` (columns and windows), ``[model]`` (the
+network), ``[learner]`` (the meta-learner) and ``[forecast]`` (how a forecast adapts; its support windows
+default to ``train.shots``). What training needs: ``[train]``. What evaluation needs: ``[eval]``. Every
+field carries its help text, which the command line shows; each section checks its own values
+(``check``). Unknown keys are an error, so a typo in a config file never silently falls back to a
+default; keys of older config files that moved or were renamed are read where they belong now
+(:data:`MOVED`).
 """
 
 from __future__ import annotations
@@ -237,7 +238,6 @@ class Settings:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     SECTIONS = ("data", "model", "learner", "forecast", "train", "eval")
-    FORECASTER = ("data", "model", "learner", "forecast")  # what a checkpoint needs to rebuild the forecaster
     # settings that never changed what a run computes (data.dataset: the data is the command's argument);
     # older config files still hold them, so they are read and ignored
     RETIRED = MappingProxyType({"train": frozenset({"val_tasks"}), "data": frozenset({"dataset"})})
@@ -272,6 +272,15 @@ class Settings:
     def field_sections(self) -> dict[str, str]:
         """Which section each setting name belongs to (names are unique across sections)."""
         return {f.name: s for s in self.SECTIONS for f in fields(getattr(self, s)) if f.name != "name"}
+
+    def adapt_shots(self) -> int:
+        """How many of a series' latest windows a forecast adapts on: ``forecast.adapt_shots``, else the
+        support windows of a meta-training task (``train.shots``)."""
+        return self.forecast.adapt_shots or self.train.shots
+
+    def adapt_steps(self) -> int | None:
+        """A forecast's adaptation steps: ``forecast.adapt_steps``, else None (the learner's own)."""
+        return self.forecast.adapt_steps or None
 
     def check(self) -> None:
         """Every section's own checks, then those across sections; an InputError names the setting."""

@@ -65,21 +65,22 @@ def read_source(source: str | Path, columns: Columns | None = None, fill: bool =
     return read_panel(source, c.id_col, c.time_col, c.target_col, fill=fill, min_length=min_length), None
 
 
-def load_panel_data(source: str | Path, data: DataConfig, memmap: bool = False) -> PanelData:
+def load_panel_data(source: str | Path, settings: Settings) -> PanelData:
     """The panel ``source`` names, split into what models may see and the horizon: an embedded panel's
-    official horizon (its first ``data.h`` points), a file's last ``data.h`` points. ``memmap``: a Parquet
-    file or directory larger than memory, used through a memory-mapped cache (:mod:`fewcast.store`)."""
-    embedded = datasets.is_embedded(source)
-    if not data.h and not embedded:
+    official horizon (its first ``data.h`` points), a file's last ``data.h`` points. With ``train.memmap``,
+    a Parquet file or directory larger than memory, used through a memory-mapped cache (:mod:`fewcast.store`)."""
+    data = settings.data
+    official = datasets.DATASETS[str(source)].h if datasets.is_embedded(source) else 0
+    h = data.h or official
+    if not h:
         raise InputError("your own data needs a forecast horizon: set `h`")
-    if memmap and not embedded:
+    if official and h > official:
+        raise InputError(f"h={h} is longer than {source}'s official horizon of {official}")
+    if settings.train.memmap and not official:
         return _mapped(source, data)
-    panel, dataset = read_source(source, data.columns, data.fill, min_length=data.h + 2)
+    panel, dataset = read_source(source, data.columns, data.fill, min_length=h + 2)
     if dataset is None:
-        return PanelData.from_panel(Path(source).name, panel, data.h, data.season_length)
-    h = data.h or dataset.h
-    if h > dataset.h:
-        raise InputError(f"h={h} is longer than {source}'s official horizon of {dataset.h}")
+        return PanelData.from_panel(Path(source).name, panel, h, data.season_length)
     horizon = dataset.test.select(panel.ids).slice(0, h)
     return PanelData(str(source), panel, horizon, h, data.season_length or dataset.season_length)
 

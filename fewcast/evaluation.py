@@ -53,8 +53,8 @@ def scored_methods(exp: Experiment, pretrained: Pretrain,
     """What a results table scores, in its order: the network methods, the classical ones, combinations."""
     s = exp.settings
     networks = network_methods(s, learners, pretrained, exp.device, scratch=exp.new_model(seed_offset=1))
-    if not s.forecast.finetune_all_shots:  # 0: plain fine-tuning on every window is not scored
-        networks = networks[:-2]
+    if not s.forecast.finetune_all_shots:  # 0: plain fine-tuning on every window (and auto) is not scored
+        networks = [m for m in networks if m.name not in ("pretrained_finetune_all", f"{s.learner.name}_auto")]
     by_name = {m.name: m for m in networks}
     combined_with = [by_name[n] for n in (s.learner.name, f"{s.learner.name}_auto", "pretrained_finetune_all")
                      if n in by_name]
@@ -111,7 +111,7 @@ def shots_curve(exp: Experiment, learner: GradientLearner, finetune: GradientLea
     """Forecast sMAPE of the learner and of plain fine-tuning against the number of support windows."""
     s = exp.settings
     rows = []
-    steps = s.forecast.adapt_steps or None
+    steps = s.adapt_steps()
     for shots in s.eval.shots_curve:
         problems = exp.problems(shots)
         for label, lrn in ((s.learner.name, learner), ("pretrained_finetune", finetune)):

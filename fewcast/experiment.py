@@ -162,7 +162,7 @@ class Experiment:
     def problems(self, shots: int | None = None) -> Problems:
         """The held-out series' forecast problems, adapting on ``shots`` windows (default: a forecast's)."""
         s, lay = self.settings, self.layout
-        shots = (s.forecast.adapt_shots or s.train.shots) if shots is None else shots
+        shots = s.adapt_shots() if shots is None else shots
         return make_problems(self.test_history, self.test_truth, lay.input_size, lay.h, shots, lay.season_length,
                              lay.deseasonalize)
 

@@ -97,7 +97,7 @@ class FewShotForecaster:
         self._check_fitted()
         return catalog(self.settings, self.learner, self.pretrained, self._device())
 
-    def predict(self, df: pd.DataFrame, h: int | None = None, method: str | None = None,
+    def predict(self, df: pd.DataFrame, h: int | None = None, *, method: str | None = None,
                 combine: list[str] | tuple[str, ...] = (), id_col: str | None = None, time_col: str | None = None,
                 target_col: str | None = None, fill: bool | None = None) -> pd.DataFrame:
         """Forecast the next ``h`` values of every series of ``df`` after adapting to its own history.

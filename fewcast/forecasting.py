@@ -159,7 +159,7 @@ def network_methods(s: Settings, learners: dict[str, GradientLearner], pretraine
     (``scratch``) fine-tuned alike, plain fine-tuning on every window, and the per-series switch
     ``<learner>_auto`` between that and the run's learner."""
     f, name = s.forecast, s.learner.name
-    shots, steps = f.adapt_shots or s.train.shots, f.adapt_steps or None
+    shots, steps = s.adapt_shots(), s.adapt_steps()
     how = f"adapted on each series' latest {shots} windows, {steps or 'its own'} steps"
     out: list[Method] = []
     for key, learner in learners.items():
@@ -179,7 +179,7 @@ def network_methods(s: Settings, learners: dict[str, GradientLearner], pretraine
                            tuned, every, None)
     auto = Auto(f"{name}_auto", f"pretrained_finetune_all on a series with at least {f.finetune_all_min_shots} "
                 f"windows, {name} on the others (a few windows are too few for plain fine-tuning)",
-                finetune_all, out[0], f.finetune_all_min_shots)
+                finetune_all, next(m for m in out if m.name == name), f.finetune_all_min_shots)
     return [*out, finetune_all, auto]
 
 

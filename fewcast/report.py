@@ -14,7 +14,7 @@ import pandas as pd
 
 from fewcast import plots
 from fewcast.checkpoint import atomic_write
-from fewcast.config import dumps_toml
+from fewcast.config import Settings, dumps_toml
 from fewcast.evaluation import COLUMNS, Results
 
 
@@ -31,8 +31,9 @@ def sorted_table(table: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values(["protocol", "smape"]).reset_index(drop=True)
 
 
-def write_run(results: Results, out: str | Path) -> dict[str, Path]:
-    """Write every artifact of ``results`` into ``out``; returns their paths by name."""
+def write_run(results: Results, out: str | Path, config: Settings | None = None) -> dict[str, Path]:
+    """Write every artifact of ``results`` into ``out`` (and ``config`` as ``config.toml``, the settings to rerun
+    with); returns their paths by name."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     table = sorted_table(results.table)
@@ -41,8 +42,9 @@ def write_run(results: Results, out: str | Path) -> dict[str, Path]:
     atomic_write(paths["results.csv"], table[COLUMNS].to_csv(index=False))
     paths["results.md"] = out / "results.md"
     atomic_write(paths["results.md"], markdown_table(table))
-    paths["config.toml"] = out / "config.toml"
-    atomic_write(paths["config.toml"], dumps_toml(results.settings))
+    if config is not None:
+        paths["config.toml"] = out / "config.toml"
+        atomic_write(paths["config.toml"], dumps_toml(config))
     for name, log in results.logs.items():
         pd.DataFrame(log).to_csv(out / f"metrics_{name}.csv", index=False)
     pictures = {

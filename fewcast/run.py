@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from fewcast import checkpoint
-from fewcast.config import Settings, dumps_toml
+from fewcast import checkpoint, datasets
+from fewcast.config import Settings, dumps_toml, read_toml
 from fewcast.data import load_panel_data, resolved
 from fewcast.errors import InputError
 from fewcast.experiment import Experiment, Hooks
@@ -53,6 +53,7 @@ def load_networks(path: str | Path) -> tuple[Settings, dict, GradientLearner, Pr
     if state.get("phase") != DONE:
         raise InputError(f"the training run in {path} is not finished (it stopped in phase "
                          f"{state.get('phase')!r}); continue it with `fewcast train ... --resume`")
+    _upgrade(Path(path), state, settings)
     def network():
         return build_from_config(settings.model, settings.data.input_size, settings.data.h)
 
@@ -65,6 +66,19 @@ def load_networks(path: str | Path) -> tuple[Settings, dict, GradientLearner, Pr
             first = str(exc).splitlines()[0]
             raise InputError(f"checkpoint {path} does not fit its own settings: {first}") from None
     return settings, state, learner, pretrained
+
+
+def _upgrade(path: Path, state: dict, settings: Settings) -> None:
+    """A checkpoint of a run from before runs recorded their data and its horizon: the data named in
+    ``RUN/config.toml`` (``data.dataset``, when the checkpoint is ``RUN/checkpoint``), and an embedded panel's
+    own horizon and season where the settings say 0."""
+    config = path.parent / CONFIG
+    if "source" not in state and path.name == CHECKPOINT and config.exists():
+        state["source"] = read_toml(config).get("data", {}).get("dataset")
+    source = state.get("source")
+    if source and datasets.is_embedded(source) and not settings.data.h:
+        info = datasets.DATASETS[source]
+        settings.update("data", {"h": info.h, "season_length": settings.data.season_length or info.season_length})
 
 
 def read_metrics(run: str | Path) -> dict[str, list[dict]]:
@@ -112,8 +126,9 @@ class TrainingRun(Hooks):
             tensors, state, settings = checkpoint.load(self.ck)
             if state.get("phase") == DONE:
                 raise InputError(f"the run in {self.dir} is already complete; nothing to resume")
+            _upgrade(self.ck, state, settings)
             self.resumed = (tensors, state)
-            source = state["source"]
+            source = state.get("source")
             self.start = state["phase"]
         elif (self.ck / checkpoint.MANIFEST).exists() or self.ck.with_name(CHECKPOINT + ".old").exists():
             raise InputError(f"{self.dir} already holds a training run; pass --resume to continue it, "
@@ -121,15 +136,15 @@ class TrainingRun(Hooks):
         if settings is None or source is None:
             raise InputError("no settings or data given")
         self.tb = _tensorboard(self.dir) if tensorboard else None
-        data = load_panel_data(source, settings.data, settings.train.memmap)
+        data = load_panel_data(source, settings)
         self.settings, self.source = resolved(settings, data), str(source)
         self.experiment = Experiment(self.settings, data, progress=progress, log=log)
         self.main = self.experiment.dist is None or self.experiment.dist.main  # only rank 0 writes
         split = self.experiment.split
         self.split = {"train": split.train.tolist(), "val": split.val.tolist(), "test": split.test.tolist()}
-        if self.main:
+        if self.main and not resume:  # the settings as given, to rerun with; the checkpoint holds them as used
             self.dir.mkdir(parents=True, exist_ok=True)
-            checkpoint.atomic_write(self.dir / CONFIG, dumps_toml(self.settings))
+            checkpoint.atomic_write(self.dir / CONFIG, dumps_toml(settings))
             checkpoint.atomic_write(self.dir / SPLIT, json.dumps(self.split, indent=1))
         self._metrics_start()
 
@@ -143,10 +158,11 @@ class TrainingRun(Hooks):
         if self.resumed is not None and path.exists():  # drop rows after the checkpoint
             _, state = self.resumed
             order = ["pretrained", self.settings.learner.name]
+            last = state.get("trainer", {}).get("iteration", 0)  # no trainer state: the phase had just begun
             with open(path, newline="") as f:
                 for row in csv.DictReader(f):
                     if order.index(row["phase"]) < order.index(state["phase"]) or (
-                            row["phase"] == state["phase"] and int(row["iteration"]) <= state["trainer"]["iteration"]):
+                            row["phase"] == state["phase"] and int(row["iteration"]) <= last):
                         keep.append(row)
         with open(path, "w", newline="") as f:
             writer = csv.DictWriter(f, METRIC_FIELDS)

@@ -92,7 +92,7 @@ def build_cache(path: str | Path, id_col: str = "unique_id", time_col: str = "ds
             if bad.any():
                 raise InputError(f"column '{target_col}' has NaN or infinite values in series "
                                  f"{describe_ids(np.unique(id_array.filter(pa.array(bad)).to_pylist()))}; "
-                                 f"fix them (or use the in-memory path with --fill)")
+                                 f"fix them (or use the in-memory path with `fill=True`)")
             # series boundaries inside the batch, and with the previous batch's last series
             new = np.ones(n, dtype=bool)
             if n > 1:
@@ -107,7 +107,7 @@ def build_cache(path: str | Path, id_col: str = "unique_id", time_col: str = "ds
                 bad_ids = np.unique(id_array.filter(pa.array(backwards)).to_pylist())
                 raise InputError(f"column '{time_col}' is not increasing inside series "
                                  f"{describe_ids(bad_ids)}: streaming needs rows sorted by "
-                                 f"({id_col}, {time_col}); sort the file, or drop --memmap")
+                                 f"({id_col}, {time_col}); sort the file, or pass `memmap=False`")
             first_rows = np.flatnonzero(new)
             ids.extend(id_array.take(pa.array(first_rows)).to_pylist())
             starts.extend((first_rows + row).tolist())
@@ -126,7 +126,7 @@ def build_cache(path: str | Path, id_col: str = "unique_id", time_col: str = "ds
     names, counts = np.unique(ids_text, return_counts=True)
     if (counts > 1).any():
         raise InputError(f"series {describe_ids(names[counts > 1])} appear in more than one run of rows: "
-                         f"streaming needs rows grouped by {id_col} (sort the file, or drop --memmap)")
+                         f"streaming needs rows grouped by {id_col} (sort the file, or pass `memmap=False`)")
     offsets = np.append(np.asarray(starts, dtype=np.int64), total)
     tz = getattr(time_type, "tz", None)  # Arrow gives zoned stamps as UTC
     wall = bool(tz) and _to_wall_clock(ds, tz)

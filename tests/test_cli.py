@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fewcast import datasets
+from fewcast import checkpoint, datasets
 from fewcast.cli import build_parser
 from fewcast.config import Settings, load_toml
 from fewcast.options import as_flags, settings_from_args
@@ -193,22 +193,30 @@ def test_forecast_and_evaluate_take_fill(data, uninterrupted, tmp_path):
     assert (run / "results.csv").exists()
 
 
-def test_a_run_on_an_embedded_panel_records_its_horizon_and_forecasts(tmp_path):
-    """h = 0 means the panel's official horizon: the run records it, so evaluate and forecast rebuild the
-    network it trained (a run that recorded 0 could not be loaded)."""
-    run = tmp_path / "yearly"
+def test_a_run_on_an_embedded_panel_forecasts_with_its_horizon_and_season(tmp_path):
+    """h = 0 means the panel's official horizon and season_length = 0 its season: the checkpoint records
+    them, so evaluate and forecast rebuild the network it trained and score with the panel's season, while
+    config.toml keeps the settings as given, to rerun on another panel."""
+    run = tmp_path / "quarterly"
     small = ["--iterations", "2", "--pretrain-iterations", "2", "--shots", "3", "--input-size", "6", "--hidden", "8",
              "--quiet"]
-    assert fewcast("train", "m3-yearly", "--out", run, *small).returncode == 0
-    assert (Settings.from_dict({}).data.h, load_toml(run / "config.toml").data.h) == (0, 6)
-    scored = fewcast("evaluate", run, "--classical", "naive", "--combine", "")
+    assert fewcast("train", "m3-quarterly", "--out", run, *small).returncode == 0
+    used = checkpoint.load(run / "checkpoint")[2].data
+    given = load_toml(run / "config.toml").data
+    assert (used.h, used.season_length, given.h, given.season_length) == (8, 4, 0, 0)
+    scored = fewcast("evaluate", run, "--classical", "naive,seasonal_naive", "--combine", "")
     assert scored.returncode == 0, scored.stderr
-    assert "| holdout | metasgd |" in scored.stdout.replace("  ", " ")
-    datasets.load("m3-yearly").to_frame().head(200).to_csv(tmp_path / "new.csv", index=False)
+    table = pd.read_csv(run / "results.csv").set_index("method")
+    assert table.loc["seasonal_naive", "smape"] != table.loc["naive", "smape"]  # a season of 4, not 1
+    datasets.load("m3-quarterly").to_frame().head(200).to_csv(tmp_path / "new.csv", index=False)
     made = fewcast("forecast", run, "--data", tmp_path / "new.csv", "--out", tmp_path / "f.csv",
                    "--method", "metasgd+naive")
     assert made.returncode == 0, made.stderr
     assert list(pd.read_csv(tmp_path / "f.csv").columns) == ["unique_id", "ds", "fewcast"]
+    again = fewcast("train", "m3-yearly", "--out", tmp_path / "yearly", "--config", run / "config.toml",
+                    "--iterations", "1", "--pretrain-iterations", "1", "--quiet")
+    assert again.returncode == 0, again.stderr
+    assert checkpoint.load(tmp_path / "yearly" / "checkpoint")[2].data.h == 6  # yearly's own horizon
 
 
 def test_forecast_names_the_methods_on_a_typo(uninterrupted, data, tmp_path):

@@ -12,9 +12,11 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import torch
 
 from fewcast import checkpoint
+from fewcast.config import MOVED, Settings, _toml_value, load_toml
 from tests.conftest import TRAIN_SETTINGS as SETTINGS
 from tests.conftest import fewcast
 
@@ -108,3 +110,71 @@ def test_tensorboard_option(data, tmp_path):
     else:
         assert proc.returncode == 0, proc.stderr
         assert list((tmp_path / "tb" / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def old_layout(settings: Settings, dataset: str) -> str:
+    """Settings as runs wrote config.toml before settings were grouped by lifetime (and held the data)."""
+    raw = settings.to_dict()
+    old = {section: dict(values) for section, values in raw.items()}
+    for (section, key), (part, name) in MOVED.items():
+        old[section][key] = old[part].pop(name)
+    old.pop("forecast")
+    old["data"]["dataset"] = dataset
+    return "\n".join(f"[{section}]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in values.items())
+                     for section, values in old.items())
+
+
+def test_a_run_written_before_settings_moved_still_evaluates_and_forecasts(tmp_path):
+    """A finished run of the previous layout: config.toml in the old sections, holding the data; a checkpoint
+    with h = 0 (the panel's own) and no record of its data. It loads, evaluates on its data and forecasts."""
+    run = tmp_path / "old"
+    small = ["--iterations", "2", "--pretrain-iterations", "2", "--shots", "3", "--input-size", "6", "--hidden", "8",
+             "--quiet"]
+    assert fewcast("train", "m3-yearly", "--out", run, *small).returncode == 0
+    ck = run / "checkpoint"
+    state = json.loads((ck / "state.json").read_text())
+    del state["source"]
+    (ck / "state.json").write_text(json.dumps(state))
+    settings = load_toml(ck / "config.toml")
+    settings.update("data", {"h": 0, "season_length": 0})
+    for path in (ck / "config.toml", run / "config.toml"):
+        path.write_text(old_layout(settings, "m3-yearly"))
+    manifest = {n: checkpoint._sha256(ck / n) for n in checkpoint.FILES}
+    (ck / checkpoint.MANIFEST).write_text(json.dumps(manifest))
+    from fewcast.run import load_networks
+
+    upgraded, state, _, _ = load_networks(ck)
+    assert state["source"] == "m3-yearly" and (upgraded.data.h, upgraded.data.season_length) == (6, 1)
+    assert upgraded.train.shots == 3
+    scored = fewcast("evaluate", run, "--classical", "naive", "--combine", "")
+    assert scored.returncode == 0, scored.stderr
+    assert pd.read_csv(run / "results.csv")["n_series"].iloc[0] == 194
+
+
+def test_a_run_killed_as_meta_training_began_resumes_to_the_same_weights(data, uninterrupted, tmp_path, monkeypatch):
+    """The checkpoint written when pre-training ends holds no meta-training state yet: a run killed before
+    meta-training's first checkpoint resumes from it (meta-training from its start) to the same weights."""
+    from fewcast.cli import build_parser
+    from fewcast.experiment import Experiment
+    from fewcast.options import settings_from_args
+    from fewcast.run import TrainingRun
+
+    run = tmp_path / "early"
+    settings = settings_from_args(build_parser().parse_args(["train", str(data), "--out", str(run), *SETTINGS]))
+
+    class Killed(Exception):
+        pass
+
+    def killed(*_, **__):
+        raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Experiment, "meta_trainer", killed)
+        with pytest.raises(Killed):
+            TrainingRun(run, str(data), settings, progress=False, log=lambda *_: None).train()
+    _, state, _ = checkpoint.load(run / "checkpoint")
+    assert state["phase"] == "metasgd" and "trainer" not in state
+    TrainingRun(run, resume=True, progress=False, log=lambda *_: None).train()
+    straight, again = final_tensors(uninterrupted), final_tensors(run)
+    assert set(straight) == set(again) and all(torch.equal(straight[k], again[k]) for k in straight)
+    assert list(pd.read_csv(run / "metrics.csv").groupby("phase", sort=False).size()) == [40, 60]

@@ -125,7 +125,7 @@ def test_training_on_the_mapped_panel_equals_training_in_memory(tmp_path):
         settings = tiny_settings()
         settings.update("train", {"memmap": memmap})
         settings.update("eval", {"classical": ["naive"], "combine": ["naive"]})
-        exp = Experiment(settings, load_panel_data(path, settings.data, memmap), log=lambda *_: None)
+        exp = Experiment(settings, load_panel_data(path, settings), log=lambda *_: None)
         if memmap:
             assert isinstance(exp.train_panel.values, np.memmap) or exp.train_panel.values.base is not None
         results[memmap] = run(exp)
