@@ -43,7 +43,7 @@ def main() -> None:
                 name, value = item.split("=", 1)
                 settings.update(sections[name], {name: value})
             started = time.perf_counter()
-            results = run(Experiment(settings, load_panel_data(dataset, settings.data), log=lambda *_: None))
+            results = run(Experiment(settings, load_panel_data(dataset, settings), log=lambda *_: None))
             seconds = time.perf_counter() - started
             suffix = "".join(f"-{item.replace('=', '')}" for item in args.set)
             write_run(results, Path(args.out) / f"{dataset}-{protocol}{suffix}")

@@ -38,7 +38,7 @@ def main() -> None:
     s.update("eval", {"classical": ["seasonal_naive", "autoets", "theta"], "curve_steps": 1, "shots_curve": [],
                       "plot_series": 0})
     started = time.perf_counter()
-    exp = Experiment(s, load_panel_data(args.dataset, s.data), log=lambda *_: None)
+    exp = Experiment(s, load_panel_data(args.dataset, s), log=lambda *_: None)
     pretrained, learners = exp.train()
     print(f"trained in {time.perf_counter() - started:.0f} s; {exp.test_history.n_series} held-out series")
     full = exp.test_history

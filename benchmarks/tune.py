@@ -127,7 +127,7 @@ def main() -> None:
         s.update("model" if k == "name_model" else sections[k], {("name" if k == "name_model" else k): v})
     s.train.model_seed = args.member
     started = time.perf_counter()
-    exp = Experiment(s, load_panel_data(args.dataset, s.data), log=lambda *_: None)
+    exp = Experiment(s, load_panel_data(args.dataset, s), log=lambda *_: None)
     full = exp.train_panel
     if args.trim:
         tp = exp.train_panel

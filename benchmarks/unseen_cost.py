@@ -38,7 +38,7 @@ def run(dataset: str, protocol: str, model_seed: int, drop: np.ndarray | None = 
     s.update("eval", {"protocol": protocol, "classical": ["autoets", "theta"], "combine": [], "curve_steps": 1,
                       "shots_curve": [], "plot_series": 0})
     s.update("train", {"model_seed": model_seed})
-    exp = Experiment(s, load_panel_data(dataset, s.data), log=lambda *_: None)
+    exp = Experiment(s, load_panel_data(dataset, s), log=lambda *_: None)
     if drop is not None:
         panel = exp.train_panel
         exp.train_panel = panel.take(np.flatnonzero(~np.isin(panel.ids, drop)))
