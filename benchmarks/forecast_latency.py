@@ -20,10 +20,10 @@ import time
 import torch
 
 from fewcast import FewShotForecaster, datasets
-from fewcast.config import seed_preset
 from fewcast.engine import Layout
 from fewcast.forecasting import Forecasts
 from fewcast.frame import from_frame
+from fewcast.presets import seed_preset
 
 
 def main() -> None:

@@ -88,9 +88,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from fewcast import evaluation
-    from fewcast.config import preset, read_toml
+    from fewcast.config import read_toml
     from fewcast.data import load_panel_data, resolved
     from fewcast.experiment import Experiment
+    from fewcast.presets import preset
     from fewcast.report import markdown_table, sorted_table, write_run
 
     base, dataset = preset(args.preset)

@@ -7,8 +7,9 @@ from dataclasses import fields
 
 import pytest
 
-from fewcast.config import MOVED, Settings, dumps_toml, load_toml, preset
+from fewcast.config import MOVED, Settings, dumps_toml, load_toml
 from fewcast.errors import InputError
+from fewcast.presets import preset
 
 # a config.toml as runs wrote it before settings were grouped by lifetime (every moved key, some changed)
 OLD_CONFIG = """
