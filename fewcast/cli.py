@@ -50,37 +50,49 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 # -- fewcast validate ------------------------------------------------------------------------------
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from fewcast.calendar import describe_freq
+    from fewcast.calendar import describe_freq, guess_season
+    from fewcast.config import Settings
     from fewcast.data import read_source
+    from fewcast.derive import derive
     from fewcast.panel import Columns
     from fewcast.tasks import shots_that_fit, task_windows
     from fewcast.windows import Windows
 
-    embedded = datasets.is_embedded(args.path)
-    h = args.h or (datasets.DATASETS[args.path].h if embedded else 1)
+    info = datasets.DATASETS[args.path] if datasets.is_embedded(args.path) else None
+    h = args.h or (info.h if info else 1)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PanelWarning)
         panel, _ = read_source(args.path, Columns(args.id_col, args.time_col, args.target_col), bool(args.fill),
-                               min_length=args.input_size + h)
+                               min_length=(args.input_size or 1) + h)
     show_warnings(caught)
+    # train learns from all but a file's last h points (its held-out horizon); an embedded panel's
+    # training part is already that
+    visible = panel if info else panel.slice(0, panel.lengths - h)
+    given = Settings.from_dict({"data": {"input_size": args.input_size or 0, "h": h,
+                                         "season_length": args.season_length or 0},
+                                "train": {"shots": args.shots or 0}})
+    season = args.season_length or (info.season_length if info else guess_season(panel.freq))
+    settings, reasons = derive(given, visible, h, season)
+    input_size, shots = settings.data.input_size, settings.train.shots
     lengths = panel.lengths
-    windows = Windows(panel, args.input_size, h)
-    print(f"{f'embedded dataset {args.path} (official test horizon held out)' if embedded else args.path}: valid")
+    windows = Windows(panel, input_size, h)
+    print(f"{f'embedded dataset {args.path} (official test horizon held out)' if info else args.path}: valid")
     print(f"  series:     {panel.n_series}")
     print(f"  lengths:    min {lengths.min()}, median {np.median(lengths):g}, max {lengths.max()}")
     zone = panel.zone
     where = "" if zone is None else f", time zone {zone.tz}, {'read on its wall clock' if zone.wall else 'held in UTC'}"
     print(f"  frequency:  {describe_freq(panel.freq)}{where}")
     print(f"  observations: {len(panel.values)}")
-    print(f"  windows:    {len(windows)} of {args.input_size} -> {h} "
+    print(f"  windows:    {len(windows)} of {input_size} -> {h} "
           f"(per series: min {windows.counts.min()}, median {np.median(windows.counts):g})")
-    # train learns from all but a file's last h points (its held-out horizon); an embedded panel's
-    # training part is already that
-    counts = windows.counts if embedded else np.maximum(windows.counts - h, 0)  # (series,)
-    held = int((counts >= task_windows(args.shots, h)).sum())
+    counts = Windows(visible, input_size, h).counts  # (series,)
+    held = int((counts >= task_windows(shots, h)).sum())
     fits = shots_that_fit(int(counts.max()), h)
     advice = "" if held else f"; --shots {fits} fits the longest" if fits >= 1 else "; lower --input-size or --h"
-    print(f"  tasks:      {held} series hold a meta-training task of {args.shots} shots{advice}")
+    print(f"  tasks:      {held} series hold a meta-training task of {shots} shots{advice}")
+    print(f"  settings train derives from the data (season {season}; a setting you give is kept):")
+    for line in reasons or ["none: every one is given"]:
+        print(f"    {line}")
     return 0
 
 
@@ -89,7 +101,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from fewcast import evaluation
     from fewcast.config import read_toml
-    from fewcast.data import load_panel_data, resolved
+    from fewcast.data import load_panel_data
     from fewcast.experiment import Experiment
     from fewcast.presets import preset
     from fewcast.report import markdown_table, sorted_table, write_run
@@ -102,7 +114,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"fewcast demo: {source}, {settings.eval.protocol} protocol, learner {settings.learner.name}, "
           f"writing to {out}", flush=True)
     data = load_panel_data(source, settings)
-    results = evaluation.run(Experiment(resolved(settings, data), data, progress=not args.quiet))
+    results = evaluation.run(Experiment(settings, data, progress=not args.quiet, log=lambda *a: print(*a, flush=True)))
     paths = write_run(results, out, config=settings)
     print()
     print(markdown_table(sorted_table(results.table)))
@@ -144,7 +156,8 @@ def _load(run: str):
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from fewcast.data import load_panel_data
     from fewcast.report import markdown_table, sorted_table, write_run
-    from fewcast.run import read_metrics
+    from fewcast.run import SELECTION, read_metrics
+    from fewcast.selection import Selection
 
     fc = _load(args.run)
     evaluation = settings_from_args(args, copy.deepcopy(fc.settings)).eval
@@ -155,6 +168,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.fill is not None:
         reading.data.fill = args.fill
     fc.logs = read_metrics(args.run)
+    ranking = Path(args.run) / SELECTION
+    if ranking.exists() and fc.state.get("method"):
+        fc.selection = Selection.from_csv(ranking)
     results = fc.score(load_panel_data(source, reading), evaluation)
     write_run(results, args.run)
     print(markdown_table(sorted_table(results.table)))
@@ -246,13 +262,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("validate", "check a panel file and summarize it", cmd_validate)
     p.add_argument("path", help="a CSV or Parquet file (or an embedded dataset name)")
     columns(p, ("unique_id", "ds", "y"))
-    trained = Settings()
-    p.add_argument("--input-size", type=positive_int, default=trained.data.input_size,
-                   help=f"input window length (default: {trained.data.input_size}, as train)")
+    p.add_argument("--input-size", type=positive_int, default=None,
+                   help="input window length (default: derived from the data, as train does)")
     p.add_argument("--h", type=positive_int, default=None,
                    help="forecast horizon (default: an embedded dataset's own, else 1)")
-    p.add_argument("--shots", type=positive_int, default=trained.train.shots,
-                   help=f"support windows of a meta-training task (default: {trained.train.shots}, as train)")
+    p.add_argument("--season-length", type=positive_int, default=None,
+                   help="season length (default: an embedded dataset's own, else guessed from the frequency)")
+    p.add_argument("--shots", type=positive_int, default=None,
+                   help="support windows of a meta-training task (default: derived from the data, as train does)")
 
     p = command("train", "meta-train on a panel into a run directory (checkpoints, resume)", cmd_train)
     p.add_argument("data", help="a CSV or Parquet file, or an embedded dataset name")

@@ -53,7 +53,8 @@ class DataConfig:
     target_col: str = setting("y", "value column")
     fill: bool = setting(False, "insert missing time stamps and interpolate NaN or infinite values instead of "
                                 "refusing the data")
-    input_size: int = setting(24, "input window: how many of a series' latest values a network sees")
+    input_size: int = setting(0, "input window: how many of a series' latest values a network sees; 0: derived "
+                                 "from h, the season and the series' lengths")
     h: int = setting(0, "forecast horizon; 0: an embedded panel's official one (your own data needs it)")
     season_length: int = setting(0, "season length; 0: an embedded panel's own, else guessed from the frequency")
     scaler: str = setting("mean_abs", "how each window is scaled by its own input: mean_abs, standard or none")
@@ -67,8 +68,7 @@ class DataConfig:
     def check(self) -> None:
         from fewcast.windows import SCALERS
 
-        _at_least(self, 1, "input_size")
-        _at_least(self, 0, "h", "season_length")
+        _at_least(self, 0, "input_size", "h", "season_length")
         _one_of("scaler", self.scaler, SCALERS)
 
 
@@ -83,8 +83,9 @@ class ModelConfig:
     ensemble: int = setting(3, "independently initialized members trained side by side; a forecast is their mean")
     ensemble_inputs: list[int] = setting([], "member k sees only its last inputs[k % len] values ([]: all)")
     ensemble_transforms: list[str] = setting(["identity", "log", "last"], "member k works on the scaled values "
-                                             "(identity), their logarithm (log, values >= 0) or their change from "
-                                             "the window's last value (last), cycling through the list")
+                                             "(identity), their logarithm (log; asinh, for data below zero) or "
+                                             "their change from the window's last value (last), cycling through "
+                                             "the list")
 
     def check(self) -> None:
         from fewcast.models import MODELS, check_transforms
@@ -144,7 +145,7 @@ class ForecastConfig:
 class TrainConfig:
     """Pre-training and meta-training: tasks, split, optimizer, schedule, checkpoints."""
 
-    shots: int = setting(20, "support windows of a meta-training task")
+    shots: int = setting(0, "support windows of a meta-training task; 0: up to 20, as many as the series hold")
     query_shots: int = setting(1, "query windows of a meta-training task")
     init: str = setting("pretrained", "meta-training starts from the pre-trained network, or from random weights")
     outer_params: str = setting("rates", "what meta-training updates: all (weights and learned rates) or rates")
@@ -172,12 +173,14 @@ class TrainConfig:
     device: str = setting("auto", "auto, cpu or cuda")
     compile: bool = setting(False, "torch.compile the meta-step (falls back to eager when it does not compile)")
     checkpoint_every: int = setting(0, "iterations between checkpoints (0: at the end of each phase only)")
+    select: bool = setting(True, "choose the forecast on a leak-free validation cut: the networks also train on "
+                                 "the data up to h points before its end, and every candidate is scored on the rest")
 
     def check(self) -> None:
         _one_of("init", self.init, ("pretrained", "random"))
         _one_of("outer_params", self.outer_params, ("all", "rates"))
-        _at_least(self, 1, "shots", "query_shots")
-        _at_least(self, 0, "staleness", "patience", "checkpoint_every")
+        _at_least(self, 1, "query_shots")
+        _at_least(self, 0, "shots", "staleness", "patience", "checkpoint_every")
         if not (0 <= self.val_frac < 1 and 0 <= self.test_frac < 1 and self.val_frac + self.test_frac < 1):
             raise InputError(f"`val_frac` and `test_frac` must be in [0, 1) and sum below 1 (got {self.val_frac}, "
                              f"{self.test_frac})")
@@ -197,8 +200,8 @@ class EvalConfig:
     history: int = setting(0, "held-out series are cut to their last T observations (0: all of it)")
     extra_learners: list[str] = setting([], "learners meta-trained and scored beside the run's and maml")
     classical: list[str] = setting(["naive", "seasonal_naive", "autoets", "theta"], "classical methods scored")
-    combine: list[str] = setting(["autoets"], "classical methods each averaged with the adapted networks' "
-                                              "forecasts (each must be in classical)")
+    combine: list[str] = setting(["autoets", "theta"], "classical methods each averaged with the adapted "
+                                                       "networks' forecasts (each must be in classical)")
     curve_steps: int = setting(10, "adaptation steps in the learning-trajectory plot")
     shots_curve: list[int] = setting([0, 1, 2, 5, 10, 20], "support windows of the accuracy-against-shots plot")
     plot_series: int = setting(6, "held-out series drawn in the report")

@@ -8,7 +8,6 @@ whose name is also an embedded dataset's is read as the file.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,9 +98,10 @@ def _mapped(source: str | Path, data: DataConfig) -> PanelData:
                      cut=panel.lengths - data.h)
 
 
-def resolved(settings: Settings, data: PanelData) -> Settings:
-    """A copy of ``settings`` recording the horizon and season length of ``data`` (an embedded panel's own, or
-    the season guessed from the frequency, where the settings leave 0), as a run saves them."""
-    out = copy.deepcopy(settings)
-    out.update("data", {"h": data.h, "season_length": data.season_length})
-    return out
+def resolved(settings: Settings, data: PanelData) -> tuple[Settings, list[str]]:
+    """A copy of ``settings`` with every setting left to the data derived for ``data``
+    (:func:`fewcast.derive.derive`), as a run records them, and why each was derived."""
+    from fewcast.derive import derive
+
+    return derive(settings, data.visible if data.cut is None else data.visible.slice(0, data.cut), data.h,
+                  data.season_length)

@@ -2,7 +2,8 @@
 
 A forecast problem per series (:class:`Problems`): its support windows (the last ``shots`` windows inside
 its history, fewer for a short series, down to none: a zero-shot forecast) and its forecast input (the last
-``input_size`` observations, left-padded with the first one when the history is shorter). Every series
+``input_size`` observations, left-padded with the first one when the history is shorter). A series whose
+history never moved (all zero, or any constant) forecasts its own level. Every series
 adapts at once, in chunks of series that bound the memory. The truth a problem may carry is used only for
 scoring; nothing of it is passed to a network.
 """
@@ -52,6 +53,7 @@ class Problems:
     x_fc: torch.Tensor  # (series, 1, input_size)
     mase_scale: np.ndarray  # (series,)
     factor: np.ndarray | None = None  # (series, h) seasonal indices the forecasts are multiplied by
+    level: np.ndarray | None = None  # (series,) a constant history's value (NaN otherwise): its forecast
 
     @property
     def shots_used(self) -> np.ndarray:
@@ -88,7 +90,7 @@ def make_problems(history: Panel, truth: np.ndarray, input_size: int, h: int, sh
     x_fc = history.values[fpos][:, None, :]  # (series, 1, input_size)
     return Problems(raw, np.asarray(truth, dtype=np.float64), torch.from_numpy(x_spt), torch.from_numpy(y_spt),
                     torch.from_numpy(valid.astype(np.float32)), torch.from_numpy(np.ascontiguousarray(x_fc)),
-                    seasonal_scale(raw, season_length), factor)
+                    seasonal_scale(raw, season_length), factor, raw.constant_levels())
 
 
 def problems_as_tasks(problems: Problems, scaler: str) -> Tasks:
@@ -142,4 +144,7 @@ def forecast_curve(learner: GradientLearner, problems: Problems, scaler: str, st
     preds = torch.cat(preds, 1).double().numpy()  # (curve, series, h)
     if problems.factor is not None:
         preds = preds * problems.factor[None]
+    if problems.level is not None:  # a series that never moved forecasts its own level
+        flat = ~np.isnan(problems.level)  # (series,)
+        preds[:, flat] = problems.level[flat, None]
     return preds, torch.cat(losses, 1).double().numpy()

@@ -18,9 +18,10 @@ import pandas as pd
 from fewcast.config import Settings
 from fewcast.engine import Problems, forecast, forecast_curve
 from fewcast.experiment import Experiment
-from fewcast.forecasting import Forecasts, Method, classical, combined, network_methods
+from fewcast.forecasting import Forecasts, Method, catalog, classical, combined, network_methods
 from fewcast.learners import GradientLearner, Pretrain
 from fewcast.metrics import score, smape
+from fewcast.selection import Selection, select
 
 COLUMNS = ["protocol", "method", "smape", "mase", "mae", "rmse", "n_series"]
 
@@ -40,12 +41,18 @@ class Results:
     forecasts: dict[str, np.ndarray] = field(default_factory=dict)  # method -> (series, h)
     test_ids: np.ndarray | None = None
     methods: dict[str, str] = field(default_factory=dict)  # method -> its description
+    selection: Selection | None = None  # the forecast chosen on validation (the ``fewcast`` row)
 
 
 def run(exp: Experiment) -> Results:
-    """Pre-train, meta-train the run's learner, ``maml`` and any extra learners, then score every method."""
+    """Pre-train, meta-train the run's learner, ``maml`` and any extra learners, choose the forecast on
+    validation (with ``train.select``), then score every method and what ``fewcast forecast`` gives as the
+    ``fewcast`` row."""
     pretrained, learners = exp.train(exp.learner_names())
-    return evaluate(exp, pretrained, learners)
+    chosen = select(exp.settings, exp.data, exp.progress, exp.log) if exp.settings.train.select else None
+    if chosen is not None:
+        exp.log(f"forecast chosen on validation: {chosen.reason()}")
+    return evaluate(exp, pretrained, learners, chosen)
 
 
 def scored_methods(exp: Experiment, pretrained: Pretrain,
@@ -62,9 +69,11 @@ def scored_methods(exp: Experiment, pretrained: Pretrain,
             [combined(network, m) for m in s.eval.combine for network in combined_with])
 
 
-def evaluate(exp: Experiment, pretrained: Pretrain, learners: dict[str, GradientLearner]) -> Results:
-    """Score every method on the meta-test series (holdout) or on every series (all-series). The networks
-    are moved to the experiment's device (weights loaded from a checkpoint arrive on the CPU)."""
+def evaluate(exp: Experiment, pretrained: Pretrain, learners: dict[str, GradientLearner],
+             selection: Selection | None = None) -> Results:
+    """Score every method on the meta-test series (holdout) or on every series (all-series), and with
+    ``selection`` the method it chose as ``fewcast``. The networks are moved to the experiment's device
+    (weights loaded from a checkpoint arrive on the CPU)."""
     s = exp.settings
     for module in (pretrained, *learners.values()):
         module.to(exp.device)
@@ -78,6 +87,10 @@ def evaluate(exp: Experiment, pretrained: Pretrain, learners: dict[str, Gradient
         exp.timings[label] = time.perf_counter() - started
     made.make(combinations)
     forecasts = {m.name: made.made[m.name] for m in methods}
+    described = {m.name: m.description for m in methods}
+    if selection is not None:  # what `fewcast forecast` gives
+        forecasts["fewcast"] = made[catalog(s, learners[s.learner.name], pretrained, exp.device)[selection.chosen]]
+        described["fewcast"] = f"what fewcast forecast gives: {selection.chosen}, chosen on validation"
     rows = [{"protocol": s.eval.protocol, "method": name, **score(problems.truth, yhat, problems.mase_scale)}
             for name, yhat in forecasts.items()]
     table = pd.DataFrame(rows, columns=COLUMNS)
@@ -90,7 +103,7 @@ def evaluate(exp: Experiment, pretrained: Pretrain, learners: dict[str, Gradient
     picked = samples(exp, problems, s.learner.name, forecasts)
     exp.timings["curves"] = time.perf_counter() - started
     return Results(s, table, exp.logs, *curves, picked, exp.timings, exp.data.name, forecasts, exp.test_history.ids,
-                   {m.name: m.description for m in methods})
+                   described, selection)
 
 
 def trajectory(exp: Experiment, problems: Problems, inits: dict[str, GradientLearner]) -> pd.DataFrame:

@@ -28,7 +28,7 @@ import torch
 
 from fewcast import distributed, seasonal
 from fewcast.config import Settings
-from fewcast.data import PanelData
+from fewcast.data import PanelData, resolved
 from fewcast.engine import Layout, Problems, make_problems, problems_as_tasks
 from fewcast.errors import InputError
 from fewcast.learners import GradientLearner, MetaTrainer, Pretrain, build_learner
@@ -71,18 +71,19 @@ class Experiment:
     """A panel split by series, the networks' training data and validation tasks, and their training."""
 
     def __init__(self, settings: Settings, data: PanelData, progress: bool = False,
-                 log: Callable[..., None] = print):
-        self.settings = settings
+                 log: Callable[..., None] = print, trained: bool = False):
+        """``trained``: the settings are those of networks already trained (scoring them): nothing is derived."""
+        settings.check()  # before any training: a typo must not cost a run
+        self.settings, self.derived = (settings, []) if trained else resolved(settings, data)
         self.progress = progress
         self.log = log
-        settings.check()  # before any training: a typo must not cost a run
         self.data = data
         self.device = resolve_device(settings.train.device)
         self.dist = distributed.from_env(self.device)  # None unless launched by torchrun with several ranks
         self.rank_seed = (settings.train.seed + 7919 * settings.train.model_seed
                           + 1009 * (self.dist.rank if self.dist else 0))
         self.h = data.h
-        self.layout = Layout.of(settings.data, data.h, data.season_length)
+        self.layout = Layout.of(self.settings.data, data.h, data.season_length)
         self.timings: dict[str, float] = {}
         self.logs: dict[str, list[dict]] = {}
         self._prepare()

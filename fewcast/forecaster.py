@@ -35,6 +35,7 @@ from fewcast.forecasting import Forecasts, Method, catalog, combined
 from fewcast.frame import from_frame
 from fewcast.learners import GradientLearner, Pretrain
 from fewcast.models import check_log_values
+from fewcast.selection import COLUMNS, Selection, select
 from fewcast.windows import Windows
 
 
@@ -58,7 +59,8 @@ class FewShotForecaster:
         self.settings.check()
         self.learner: GradientLearner | None = None
         self.pretrained: Pretrain | None = None
-        self.state: dict = {}  # what fit learned of the data: its frequency, columns and split (and its source)
+        self.state: dict = {}  # what fit learned: the data's frequency, columns, split (and source), the method
+        self.selection: Selection | None = None  # how fit chose the method on validation
         self.logs: dict[str, list[dict]] = {}  # training curves of fit (or of the run it was loaded from)
 
     # -- training -----------------------------------------------------------------------------------
@@ -77,13 +79,17 @@ class FewShotForecaster:
         s.update("data", {"id_col": id_col, "time_col": time_col, "target_col": target_col,
                           "season_length": data.season_length})
         s.update("eval", {"protocol": "holdout"})
-        experiment = Experiment(s, data, progress=progress, log=print if progress else (lambda *_: None))
+        log = print if progress else (lambda *_: None)
+        experiment = Experiment(s, data, progress=progress, log=log)
+        self.settings = s = experiment.settings  # as derived for the data
         self.pretrained, learners = experiment.train()
+        self.selection = select(s, data, progress, log) if s.train.select else None
         self.learner = learners[s.learner.name]
         self.logs = experiment.logs
         split = experiment.split
         self.state = {"freq": data.visible.freq, "columns": [id_col, time_col, target_col],
-                      "split": {"train": split.train.tolist(), "val": split.val.tolist(), "test": split.test.tolist()}}
+                      "split": {"train": split.train.tolist(), "val": split.val.tolist(), "test": split.test.tolist()},
+                      "method": self.selection.chosen if self.selection else None}
         return self
 
     def _check_fitted(self):
@@ -104,13 +110,13 @@ class FewShotForecaster:
 
         Returns a long frame (id, time, ``fewcast``) under the input's column names, future times
         continuing each series' frequency. ``method`` names the forecast (see :meth:`methods`; default: the
-        adapted learner). ``combine=["autoets"]`` adds a column ``fewcast+autoets``: the average of that
-        forecast and the classical method fitted to the same history. ``fill``: fill gaps and NaN values of
-        ``df`` (default: as at ``fit``).
+        one chosen on validation at :meth:`fit`, else the adapted learner). ``combine=["autoets"]`` adds a
+        column ``fewcast+autoets``: the average of that forecast and the classical method fitted to the same
+        history. ``fill``: fill gaps and NaN values of ``df`` (default: as at ``fit``).
         """
         s = self.settings
         methods = self.methods()
-        name = method or s.learner.name
+        name = method or self.state.get("method") or s.learner.name
         if name not in methods:
             raise InputError(f"unknown method {name!r}; choose one of {', '.join(methods)}")
         id_col, time_col, target_col = (id_col or s.data.id_col, time_col or s.data.time_col,
@@ -157,7 +163,8 @@ class FewShotForecaster:
         return self.score(data, evaluation)
 
     def score(self, data: PanelData, evaluation: EvalConfig | None = None) -> Results:
-        """The results of every method on the meta-test series of ``data`` (the protocol of ``evaluation``)."""
+        """The results of every method on the meta-test series of ``data`` (the protocol of ``evaluation``),
+        with what :meth:`predict` gives as the ``fewcast`` row."""
         self._check_fitted()
         check_same_freq(data.visible, self.state.get("freq"), self.settings.data.time_col)
         reported = copy.deepcopy(self.settings)
@@ -166,9 +173,12 @@ class FewShotForecaster:
         here = copy.deepcopy(reported)
         if here.train.device.startswith("cuda") and not torch.cuda.is_available():
             here.update("train", {"device": "cpu"})  # trained on a GPU, scored on this machine's CPU
-        experiment = Experiment(here, data, log=lambda *_: None)
+        experiment = Experiment(here, data, log=lambda *_: None, trained=True)
         experiment.logs = self.logs
-        results = evaluate(experiment, self.pretrained, {here.learner.name: self.learner})  # moves them to its device
+        chosen = self.selection
+        if chosen is None and self.state.get("method"):
+            chosen = Selection(pd.DataFrame(columns=COLUMNS), self.state["method"], 0, data.h)
+        results = evaluate(experiment, self.pretrained, {here.learner.name: self.learner}, chosen)  # on its device
         results.settings = reported
         return results
 
@@ -182,7 +192,7 @@ class FewShotForecaster:
     def load(cls, path) -> FewShotForecaster:
         settings, state, learner, pretrained = run.load_networks(path)
         fc = cls(settings.model.name, settings.learner.name, settings=settings)
-        fc.state = {k: v for k, v in state.items() if k in ("source", "freq", "columns", "split")}
+        fc.state = {k: v for k, v in state.items() if k in ("source", "freq", "columns", "split", "method")}
         fc.learner, fc.pretrained = learner, pretrained
         return fc
 

@@ -12,8 +12,9 @@ forbids in-place buffer updates), so normalization, where used, is ``LayerNorm``
   vectorized pass (``--ensemble N``), optionally each looking at a different number of the most recent
   inputs (``--ensemble-inputs 12,18,24``, N-BEATS' ensembling over lookbacks) or working in a different
   space (``--ensemble-transforms identity,log,last``: a ``log`` member sees and forecasts the logarithm of
-  the scaled values, so its loss is on relative errors; a ``last`` member sees its window minus its last
-  value and forecasts the change from it).
+  the scaled values, so its loss is on relative errors; an ``asinh`` member works on their inverse
+  hyperbolic sine, which is the logarithm's shape for large values and takes values below zero; a ``last``
+  member sees its window minus its last value and forecasts the change from it).
 - ``gru``: a one-layer GRU encoder over the input window with a linear head, written out step by step from
   linear maps so that it is vmap-able and twice differentiable on every device (cuDNN's fused RNN kernels
   have no double backward, so second-order MAML through ``nn.GRU`` fails on CUDA).
@@ -28,7 +29,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from fewcast.errors import InputError, describe_ids
 
-TRANSFORMS = ("identity", "log", "last")
+TRANSFORMS = ("identity", "log", "asinh", "last")
 LOG_FLOOR = 1e-3  # a log member reads scaled values below this (zeros) as this: log(1e-3) = -6.9
 
 
@@ -135,7 +136,7 @@ class Ensemble(nn.Module):
             raise InputError(f"an ensemble needs at least 1 member (got {members})")
         check_transforms(transforms)
         kinds = member_kinds(transforms, members)
-        for kind in ("log", "last"):  # log_members, last_members: (members,) 1 for a member of that kind, or None
+        for kind in ("log", "asinh", "last"):  # log_members, ...: (members,) 1 for a member of that kind, or None
             flags = torch.tensor([float(k == kind) for k in kinds]) if kind in kinds else None
             self.register_buffer(f"{kind}_members", flags)
         mask = None  # (members, input_size): member k sees only its last inputs[k % len(inputs)] values
@@ -161,7 +162,8 @@ class Ensemble(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., input_size) -> (members, ..., h)
         """Each member's output in its own space (a ``log`` member's is a log value: see :meth:`values`)."""
         params = dict(self.net.named_parameters())  # (members, ...) each
-        if self.input_mask is None and self.log_members is None and self.last_members is None:
+        if self.input_mask is None and self.log_members is None and self.asinh_members is None \
+                and self.last_members is None:
             return vmap(lambda p: functional_call(self.net, p, (x,)))(params)
         members = next(iter(params.values())).shape[0]
         xs = self.targets(x, x).expand(members, *x.shape)  # (members, ..., input_size): what each member sees
@@ -177,6 +179,8 @@ class Ensemble(nn.Module):
         out = y
         if self.log_members is not None:
             out = torch.where(_pick(self.log_members, y.dim()), torch.log(torch.clamp(y, min=LOG_FLOOR)), out)
+        if self.asinh_members is not None:
+            out = torch.where(_pick(self.asinh_members, y.dim()), torch.asinh(y), out)
         if self.last_members is not None:
             out = torch.where(_pick(self.last_members, y.dim()), y - x[..., -1:], out)
         return out
@@ -188,6 +192,9 @@ class Ensemble(nn.Module):
         if self.log_members is not None:
             pick = _pick(self.log_members, out.dim() - 1)
             res = torch.where(pick, torch.exp(torch.where(pick, out, torch.zeros_like(out))), res)  # no inf elsewhere
+        if self.asinh_members is not None:
+            pick = _pick(self.asinh_members, out.dim() - 1)
+            res = torch.where(pick, torch.sinh(torch.where(pick, out, torch.zeros_like(out))), res)
         if self.last_members is not None:
             res = torch.where(_pick(self.last_members, out.dim() - 1), out + x[..., -1:], res)
         return res
@@ -225,8 +232,8 @@ def check_log_values(panel, cfg, column: str) -> None:
     negative = nonempty[lowest < 0]
     if len(negative):
         raise InputError(f"column '{column}': negative values in series {describe_ids(panel.ids[negative])}, which a "
-                         f"log ensemble member cannot take: shift those series above zero, or train with "
-                         f"`ensemble_transforms=identity,last`")
+                         f"log ensemble member cannot take: shift those series above zero, or train on data "
+                         f"with such values (its members then work on asinh, not log)")
 
 
 MODELS = {"mlp": MLP, "nbeats": NBeats, "gru": GRU}

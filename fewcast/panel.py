@@ -120,6 +120,16 @@ class Panel:
         """Values of the ``i``-th series (a view)."""
         return self.values[self.offsets[i] : self.offsets[i + 1]]
 
+    def constant_levels(self) -> np.ndarray:
+        """``(series,)`` the value of each series whose observations are all equal, NaN for the others."""
+        out = np.full(self.n_series, np.nan)
+        rows = np.flatnonzero(self.lengths > 0)
+        if len(rows):
+            low = np.minimum.reduceat(self.values, self.offsets[rows])  # (nonempty series,)
+            high = np.maximum.reduceat(self.values, self.offsets[rows])
+            out[rows] = np.where(low == high, low, np.nan)
+        return out
+
     def times(self, i: int) -> np.ndarray:
         return self.ds[self.offsets[i] : self.offsets[i + 1]]
 

@@ -45,6 +45,9 @@ def write_run(results: Results, out: str | Path, config: Settings | None = None)
     if config is not None:
         paths["config.toml"] = out / "config.toml"
         atomic_write(paths["config.toml"], dumps_toml(config))
+    if results.selection is not None and not results.selection.table.empty:
+        paths["selection.csv"] = out / "selection.csv"
+        atomic_write(paths["selection.csv"], results.selection.to_csv())
     for name, log in results.logs.items():
         pd.DataFrame(log).to_csv(out / f"metrics_{name}.csv", index=False)
     pictures = {
@@ -76,6 +79,7 @@ def render_html(results: Results, table: pd.DataFrame, pictures: dict[str, Path]
     settings = html.escape(dumps_toml(s))
     methods = "\n".join(f"<dt>{html.escape(name)}</dt><dd>{html.escape(text)}</dd>"
                         for name, text in results.methods.items())
+    chosen = _selection(results, table)
     captions = {
         "training_curves.png": "Meta-training: meta-train loss per iteration and meta-validation loss.",
         "trajectory.png": "Support loss and horizon sMAPE after 0..N adaptation steps, per initialization.",
@@ -101,6 +105,7 @@ networks never saw (holdout) or of every series' official horizon (all-series). 
 <tbody>
 {rows}
 </tbody></table>
+{chosen}
 <h2>Methods</h2>
 <dl id="methods">
 {methods}
@@ -111,6 +116,28 @@ networks never saw (holdout) or of every series' official horizon (all-series). 
 <h2>Settings</h2><pre>{settings}</pre>
 </body></html>
 """
+
+
+def _selection(results: Results, table: pd.DataFrame) -> str:
+    """The validation ranking beside the test scores of the same methods, and which was chosen and why."""
+    chosen = results.selection
+    if chosen is None:
+        return ""
+    head = f"<h2>Chosen on validation</h2>\n<p>fewcast forecasts with {html.escape(chosen.reason())}.</p>"
+    if chosen.table.empty:
+        return head
+    test = table.set_index("method")
+    rows = "\n".join(
+        f"<tr><td>{r.rank}</td><td>{html.escape(r.method)}</td><td>{r.smape:.2f}</td><td>{r.mase:.3f}</td>"
+        f"<td>{r.score:.3f}</td><td>{_cell(test, r.method, 'smape', 2)}</td><td>{_cell(test, r.method, 'mase', 3)}</td>"
+        f"</tr>" for r in chosen.table.itertuples(index=False))
+    return (f"{head}\n<table id=\"selection\"><thead><tr><th>rank</th><th>method</th><th>validation sMAPE</th>"
+            f"<th>validation MASE</th><th>score</th><th>test sMAPE</th><th>test MASE</th></tr></thead>\n"
+            f"<tbody>\n{rows}\n</tbody></table>")
+
+
+def _cell(test: pd.DataFrame, method: str, column: str, digits: int) -> str:
+    return f"{test.loc[method, column]:.{digits}f}" if method in test.index else "-"
 
 
 def _fmt(v) -> str:

@@ -22,15 +22,16 @@ import pandas as pd
 
 from fewcast import checkpoint, datasets
 from fewcast.config import Settings, dumps_toml, read_toml
-from fewcast.data import load_panel_data, resolved
+from fewcast.data import load_panel_data
 from fewcast.errors import InputError
 from fewcast.experiment import Experiment, Hooks
 from fewcast.learners import GradientLearner, MetaTrainer, Pretrain, build_learner
 from fewcast.models import build_from_config
 
 CONFIG, SPLIT, METRICS, CHECKPOINT = "config.toml", "split.json", "metrics.csv", "checkpoint"
+SELECTION = "selection.csv"  # the candidates' validation ranking, the chosen one first
 METRIC_FIELDS = ["phase", "iteration", "train_loss", "val_loss", "outer_lr", "seconds", "tasks_per_second"]
-DONE = "done"
+SELECT, DONE = "select", "done"  # the networks are trained: choosing the forecast; everything is
 
 
 def save_networks(path: str | Path, learner: GradientLearner, pretrained: Pretrain, state: dict,
@@ -120,15 +121,16 @@ class TrainingRun(Hooks):
                  resume: bool = False, progress: bool = True, log=print, tensorboard: bool = False):
         self.dir = Path(directory)
         self.ck = self.dir / CHECKPOINT
-        self.log = log
+        self.log, self.progress = log, progress
         self.resumed: tuple | None = None
+        self.method: str | None = None  # the forecast chosen on validation
         if resume:
             tensors, state, settings = checkpoint.load(self.ck)
             if state.get("phase") == DONE:
                 raise InputError(f"the run in {self.dir} is already complete; nothing to resume")
             _upgrade(self.ck, state, settings)
             self.resumed = (tensors, state)
-            source = state.get("source")
+            source, self.method = state.get("source"), state.get("method")
             self.start = state["phase"]
         elif (self.ck / checkpoint.MANIFEST).exists() or self.ck.with_name(CHECKPOINT + ".old").exists():
             raise InputError(f"{self.dir} already holds a training run; pass --resume to continue it, "
@@ -137,8 +139,8 @@ class TrainingRun(Hooks):
             raise InputError("no settings or data given")
         self.tb = _tensorboard(self.dir) if tensorboard else None
         data = load_panel_data(source, settings)
-        self.settings, self.source = resolved(settings, data), str(source)
-        self.experiment = Experiment(self.settings, data, progress=progress, log=log)
+        self.experiment = Experiment(settings, data, progress=progress, log=log)
+        self.settings, self.source = self.experiment.settings, str(source)  # as derived for the data
         self.main = self.experiment.dist is None or self.experiment.dist.main  # only rank 0 writes
         split = self.experiment.split
         self.split = {"train": split.train.tolist(), "val": split.val.tolist(), "test": split.test.tolist()}
@@ -157,7 +159,7 @@ class TrainingRun(Hooks):
         keep: list[dict] = []
         if self.resumed is not None and path.exists():  # drop rows after the checkpoint
             _, state = self.resumed
-            order = ["pretrained", self.settings.learner.name]
+            order = ["pretrained", self.settings.learner.name, SELECT]
             last = state.get("trainer", {}).get("iteration", 0)  # no trainer state: the phase had just begun
             with open(path, newline="") as f:
                 for row in csv.DictReader(f):
@@ -187,7 +189,7 @@ class TrainingRun(Hooks):
             return
         d = self.settings.data
         state = {"phase": phase, "source": self.source, "freq": self.experiment.data.visible.freq,
-                 "columns": [d.id_col, d.time_col, d.target_col], "split": self.split}
+                 "columns": [d.id_col, d.time_col, d.target_col], "split": self.split, "method": self.method}
         save_networks(self.ck, learner, pretrained, state, self.settings, trainer)
 
     def trainer_options(self, phase: str, pretrained: Pretrain | None) -> dict:
@@ -206,18 +208,37 @@ class TrainingRun(Hooks):
         pretrained.load_state_dict(checkpoint.section(self.resumed[0], "pretrained."), strict=True)
 
     def finished(self, phase: str, pretrained: Pretrain, learner: GradientLearner | None = None) -> None:
+        if phase == DONE and self.settings.train.select:
+            phase = SELECT  # trained: the forecast is chosen before the run is done
         self._save(phase, None, pretrained, learner)
 
     def train(self, stop=None) -> None:
-        """Both phases, from scratch or from the checkpoint; checkpoints as it goes."""
+        """Both phases, from scratch or from the checkpoint, checkpointing as it goes; then (unless
+        ``train.select`` is off) the forecast chosen on validation."""
         self.stop = stop
         try:
-            self.experiment.train(hooks=self)
+            if self.start != SELECT:
+                self.experiment.train(hooks=self)
+            if self.settings.train.select:
+                self._select()
         finally:
             if self._metrics is not None:
                 self._metrics.close()
             if self.tb is not None:
                 self.tb.close()
+
+
+    def _select(self) -> None:
+        """Choose the forecast on validation, write the ranking, and mark the checkpoint done with it."""
+        from fewcast.selection import select
+
+        chosen = select(self.settings, self.experiment.data, self.progress, self.log, self.stop)
+        self.method = chosen.chosen
+        self.log(f"forecast chosen on validation: {chosen.reason()}")
+        if self.main:
+            checkpoint.atomic_write(self.dir / SELECTION, chosen.to_csv())
+            tensors, state, _ = checkpoint.load(self.ck)
+            checkpoint.save(self.ck, tensors, {**state, "phase": DONE, "method": self.method}, self.settings)
 
 
 def _tensorboard(directory: Path):

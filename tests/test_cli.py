@@ -26,7 +26,8 @@ def test_help_shows_what_each_setting_does(run_cli):
     code, text, _ = run_cli("train", "--help")
     flat = " ".join(text.split())
     assert code == 0
-    assert "--input-size INT input window: how many of a series' latest values a network sees (default: 24)" in flat
+    assert ("--input-size INT input window: how many of a series' latest values a network sees; 0: derived from h, "
+            "the season and the series' lengths (default: 0)") in flat
     assert "--cosine, --no-cosine anneal both phases' learning rate to 0 along a cosine" in flat
     assert "[data] settings" in text and "[train] settings" in text
 

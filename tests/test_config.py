@@ -88,7 +88,7 @@ def test_every_setting_says_what_it_does_and_has_one_name():
 
 @pytest.mark.parametrize("section, values, message", [
     ("data", {"scaler": "zscore"}, "unknown scaler 'zscore'; choose one of mean_abs, standard, none"),
-    ("data", {"input_size": 0}, "`input_size` must be 1 or more"),
+    ("data", {"input_size": -1}, "`input_size` must be 0 or more"),
     ("model", {"name": "lstm"}, "unknown model 'lstm'"),
     ("model", {"ensemble_transforms": ["sqrt"]}, "unknown ensemble_transforms sqrt"),
     ("learner", {"name": "protonet"}, "unknown learner 'protonet'"),

@@ -48,6 +48,6 @@ def test_a_file_holds_out_its_last_h_points_and_wins_over_an_embedded_name(tmp_p
 def test_a_run_records_the_horizon_and_season_it_used():
     data = load_panel_data("m3-quarterly", given())
     settings = Settings()
-    recorded = resolved(settings, data)
+    recorded, _ = resolved(settings, data)
     assert (recorded.data.h, recorded.data.season_length) == (8, 4)
     assert (settings.data.h, settings.data.season_length) == (0, 0)  # the settings given are left as they were

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from fewcast.engine import make_problems, problems_as_tasks
+from fewcast.engine import forecast, make_problems, problems_as_tasks
+from fewcast.learners import MAML
 from fewcast.panel import Panel
 from fewcast.tasks import TaskSampler
 from fewcast.windows import Windows
@@ -44,3 +45,15 @@ def test_validation_problems_are_the_latest_tasks():
     for name in ("x_spt", "y_spt", "x_qry", "y_qry"):
         torch.testing.assert_close(getattr(tasks, name), getattr(latest, name), msg=name)
     assert tasks.m_spt.min() == 1
+
+
+def test_a_series_that_never_moved_forecasts_its_own_level():
+    history = Panel.from_arrays(np.array(["a_zero", "b_flat", "c_moving"]),
+                                [np.zeros(30), np.full(30, 7.5), np.arange(30.0)])
+    p = make_problems(history, np.zeros((3, 6)), input_size=12, h=6, shots=3, season_length=1)
+    learner = MAML(torch.nn.Linear(12, 6), inner_lr=0.01, inner_steps=1)
+    torch.nn.init.constant_(learner.model.bias, 0.3)  # a network that forecasts 0.3 from an all-zero input
+    yhat = forecast(learner, p, "mean_abs")[0]
+    np.testing.assert_array_equal(yhat[0], np.zeros(6))
+    np.testing.assert_array_equal(yhat[1], np.full(6, 7.5))
+    assert not np.allclose(yhat[2], yhat[2, 0])

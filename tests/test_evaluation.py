@@ -23,7 +23,8 @@ def test_poisoned_horizon_changes_no_forecast(protocol, deseasonalize):
     assert set(clean.forecasts) == set(poisoned.forecasts)
     assert {"metasgd", "metasgd_zeroshot", "maml", "maml_zeroshot", "pretrained", "pretrained_finetune",
             "pretrained_finetune_all", "metasgd_auto", "scratch", "naive", "seasonal_naive", "theta",
-            "metasgd+theta", "metasgd_auto+theta", "pretrained_finetune_all+theta"} == set(clean.forecasts)
+            "metasgd+theta", "metasgd_auto+theta", "pretrained_finetune_all+theta", "fewcast"} == set(clean.forecasts)
+    assert clean.selection.chosen == poisoned.selection.chosen  # chosen on the visible part alone
     np.testing.assert_allclose(clean.forecasts["pretrained_finetune_all+theta"],
                                (clean.forecasts["pretrained_finetune_all"] + clean.forecasts["theta"]) / 2)
     for method, yhat in clean.forecasts.items():
@@ -45,7 +46,7 @@ def test_finetune_all_is_plain_sgd_on_every_window_and_can_be_turned_off():
     expected = forecast(by_hand, exp.problems(9), settings.data.scaler)[0]
     np.testing.assert_allclose(results.forecasts["pretrained_finetune_all"], expected, rtol=1e-6)
     assert not np.allclose(expected, results.forecasts["pretrained_finetune"])  # 3 windows, 1 step: another method
-    settings.update("forecast", {"finetune_all_shots": 0})
+    exp.settings.update("forecast", {"finetune_all_shots": 0})
     assert "pretrained_finetune_all" not in evaluate(exp, pretrained, learners).forecasts
 
 
@@ -56,7 +57,7 @@ def test_auto_fine_tunes_series_with_many_windows_and_lets_the_learner_adapt_the
     pretrained, learners = exp.train()
     counts = exp.test_history.lengths - (12 + 6 - 1)  # windows of 12 -> 6 each held-out series holds, by hand
     middle = int(np.median(counts))
-    settings.update("forecast", {"finetune_all_min_shots": middle})
+    exp.settings.update("forecast", {"finetune_all_min_shots": middle})
     f = evaluate(exp, pretrained, learners).forecasts
     long = counts >= middle
     assert long.any() and not long.all()

@@ -9,6 +9,7 @@ import torch
 
 from fewcast.data import PanelData
 from fewcast.errors import InputError
+from fewcast.evaluation import evaluate
 from fewcast.experiment import Experiment
 from fewcast.panel import Panel
 from fewcast.tasks import split_series
@@ -93,7 +94,7 @@ def test_short_validation_series_still_validate():
     assert sum(np.isfinite(row["val_loss"]) for row in log.history) == 2  # validated at iterations 3 and 6
 
 
-def test_negative_values_are_refused_when_a_member_works_on_logs():
+def test_a_panel_with_values_below_zero_trains_its_log_members_on_asinh():
     data = panel_data(poison=False)
     values = data.visible.values.copy()
     second = slice(data.visible.offsets[1], data.visible.offsets[2])
@@ -102,12 +103,14 @@ def test_negative_values_are_refused_when_a_member_works_on_logs():
     negative = PanelData("synthetic", visible, data.horizon, 6, 12)
     settings = tiny_settings()
     settings.update("model", {"ensemble_transforms": ["identity", "log"]})
-    name = repr(str(visible.ids[1]))
-    advice = r"shift those series above zero, or train with `ensemble_transforms=identity,last`$"
-    with pytest.raises(InputError, match=rf"column 'y': negative values in series {name} \(1 series\).*" + advice):
-        Experiment(settings, negative, log=lambda *_: None)
-    settings.update("model", {"ensemble_transforms": ["identity", "last"]})
-    Experiment(settings, negative, log=lambda *_: None)  # identity and last members take any value
+    exp = Experiment(settings, negative, log=lambda *_: None)
+    assert exp.settings.model.ensemble_transforms == ["identity", "asinh"]
+    assert any("asinh instead of log" in line for line in exp.derived)
+    assert settings.model.ensemble_transforms == ["identity", "log"]  # the settings given are left as they were
+    pretrained, learners = exp.train()
+    assert np.isfinite(evaluate(exp, pretrained, learners).forecasts["metasgd"]).all()
+    with pytest.raises(InputError, match=r"column 'y': negative values in series .* log ensemble member cannot"):
+        Experiment(settings, negative, log=lambda *_: None, trained=True)  # networks trained with a log member
 
 
 def test_model_seed_redraws_the_weights_on_the_same_split():

@@ -480,17 +480,20 @@ def _in_space(kind: str, tasks):
     x_spt, y_spt, x_qry, y_qry = tasks
     if kind == "log":
         return [t.log() for t in tasks]
+    if kind == "asinh":
+        return [t.asinh() for t in tasks]
     if kind == "last":  # each window minus its own last input
         return [x_spt - x_spt[..., -1:], y_spt - x_spt[..., -1:], x_qry - x_qry[..., -1:], y_qry - x_qry[..., -1:]]
     return list(tasks)
 
 
 def _back(kind: str, forecast, x):
-    return forecast.exp() if kind == "log" else forecast + x[..., -1:] if kind == "last" else forecast
+    back = {"log": lambda: forecast.exp(), "asinh": lambda: forecast.sinh(), "last": lambda: forecast + x[..., -1:]}
+    return back.get(kind, lambda: forecast)()
 
 
 @pytest.mark.parametrize("case", ["maml", "metasgd"])
-@pytest.mark.parametrize("transforms", [["identity", "log"], ["log", "last", "identity"]])
+@pytest.mark.parametrize("transforms", [["identity", "log"], ["log", "last", "identity"], ["asinh", "identity"]])
 def test_members_learn_in_their_own_space_and_forecast_values(case, transforms):
     """With ``ensemble_transforms``, each member's meta-gradient is that of the member alone on the
     windows as its space shows them (the scaled windows, their logs, or each window minus its last input;

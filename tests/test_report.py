@@ -82,7 +82,8 @@ def test_demo_writes_every_artifact(tiny_run):
     assert set(table["n_series"]) == {9} and "| protocol | method |" in stdout
     expected = {"metasgd", "metasgd_zeroshot", "maml", "maml_zeroshot", "pretrained", "pretrained_finetune",
                 "scratch", "pretrained_finetune_all", "metasgd_auto", "naive", "seasonal_naive",
-                "metasgd+seasonal_naive", "metasgd_auto+seasonal_naive", "pretrained_finetune_all+seasonal_naive"}
+                "metasgd+seasonal_naive", "metasgd_auto+seasonal_naive", "pretrained_finetune_all+seasonal_naive",
+                "fewcast"}
     assert set(table["method"]) == expected
     saved = load_toml(out / "config.toml")  # every setting, the horizon and season as used
     assert saved.data.id_col == "id" and saved.data.target_col == "sales" and saved.train.iterations == 6

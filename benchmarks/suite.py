@@ -1,0 +1,165 @@
+"""Benchmark suite: every embedded panel and the four high-frequency panels of ``../shared/data``, in the
+``holdout`` and ``all-series`` protocols, with the default settings and no per-panel tuning.
+
+Per panel and protocol: sMAPE and MASE of ``fewcast`` (the forecast chosen on validation), the adapted
+meta-learner, ``pretrained_finetune_all``, seasonal naive, AutoETS and Theta, the method chosen and the
+wall time (choosing, training and scoring). Per panel also the cold start fewcast is for: the holdout
+series cut to a short history (two seasons plus the input window), forecast by the same networks with the
+same chosen method. Across panels: the geometric mean of each method's MASE relative to seasonal naive's
+(as fev and GIFT-Eval aggregate), and in how many runs ``fewcast`` is at least as good as the best of
+seasonal naive, AutoETS and Theta.
+
+    .venv/bin/python benchmarks/suite.py [--quick] [--panels m3-monthly,nn5] [--protocols holdout]
+                                         [--data ../shared/data] [--out runs/suite]
+
+``--quick``: five panels, the holdout protocol, 200 pre-training and 30 meta-training iterations (under
+ten minutes on the project's 2-core CPU). The high-frequency panels are read from ``--data`` (never
+copied into the repository); a panel whose file is missing is skipped with a note.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from fewcast.config import Settings
+from fewcast.data import load_panel_data
+from fewcast.evaluation import evaluate
+from fewcast.experiment import Experiment
+from fewcast.selection import select
+
+EMBEDDED = ["m1-monthly", "m1-quarterly", "m1-yearly", "m3-monthly", "m3-quarterly", "m3-yearly", "m3-other",
+            "tourism-monthly", "tourism-quarterly", "tourism-yearly", "game"]
+# file, h and season as the data's README gives them (the first h where it names several)
+FILES = {"pedestrian": ("pedestrian_melbourne_hourly.parquet", 24, 24),
+         "ausgrid": ("ausgrid_halfhourly.parquet", 96, 48),
+         "nn5": ("nn5_daily.parquet", 56, 7),
+         "kaggle": ("kaggle_web_traffic_daily.parquet", 59, 7)}
+QUICK = ["m3-quarterly", "m3-yearly", "tourism-monthly", "nn5", "pedestrian"]
+METHODS = ["fewcast", "metasgd", "pretrained_finetune_all", "seasonal_naive", "autoets", "theta"]
+CLASSICAL = ["seasonal_naive", "autoets", "theta"]
+
+
+def settings_for(protocol: str, h: int, season: int, quick: bool) -> Settings:
+    s = Settings()
+    s.update("data", {"h": h, "season_length": season})
+    s.update("eval", {"protocol": protocol, "classical": CLASSICAL, "combine": ["autoets", "theta"],
+                      "curve_steps": 0, "shots_curve": [], "plot_series": 0})
+    if quick:
+        s.update("train", {"pretrain_iterations": 200, "iterations": 30})
+    return s
+
+
+def one_run(name: str, source: str, h: int, season: int, protocol: str, quick: bool) -> tuple[list[dict], str]:
+    """The rows of one panel and protocol (and of its cold start under holdout), and the method chosen."""
+    started = time.perf_counter()
+    settings = settings_for(protocol, h, season, quick)
+    data = load_panel_data(source, settings)
+    exp = Experiment(settings, data, log=lambda *_: None)
+    pretrained, learners = exp.train()
+    chosen = select(exp.settings, data, log=lambda *_: None)
+    results = evaluate(exp, pretrained, learners, chosen)
+    seconds = time.perf_counter() - started
+    rows = [_row(name, protocol, results.table, chosen.chosen, seconds)]
+    if protocol == "holdout":
+        s = exp.settings
+        keep = 2 * s.data.season_length + s.data.input_size
+        exp.test_history = exp.test_history.tail(keep)
+        cold = evaluate(exp, pretrained, learners, chosen)
+        rows.append(_row(name, f"cold start ({keep} points)", cold.table, chosen.chosen, float("nan")))
+    return rows, chosen.chosen
+
+
+def _row(panel: str, protocol: str, table: pd.DataFrame, chosen: str, seconds: float) -> dict:
+    scores = table.set_index("method")
+    row = {"panel": panel, "protocol": protocol, "series": int(scores["n_series"].iloc[0]), "chosen": chosen,
+           "seconds": seconds}
+    for m in METHODS:
+        row[f"{m} smape"] = float(scores.loc[m, "smape"])
+        row[f"{m} mase"] = float(scores.loc[m, "mase"])
+    return row
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    lines = ["| panel | protocol | series | " + " | ".join(METHODS) + " | chosen | seconds |",
+             "| --- | --- | --- | " + " | ".join("---" for _ in METHODS) + " | --- | --- |"]
+    for r in frame.to_dict("records"):
+        best_mase = min(r[f"{m} mase"] for m in CLASSICAL)
+        best_smape = min(r[f"{m} smape"] for m in CLASSICAL)
+        cells = []
+        for m in METHODS:
+            cell = f"{r[f'{m} smape']:.2f} / {r[f'{m} mase']:.3f}"
+            if m == "fewcast" and r[f"{m} mase"] <= best_mase + 1e-9 and r[f"{m} smape"] <= best_smape + 1e-9:
+                cell = f"**{cell}**"  # at least as good as the best classical method in both
+            cells.append(cell)
+        seconds = "" if math.isnan(r["seconds"]) else f"{r['seconds']:.0f}"
+        lines.append(f"| {r['panel']} | {r['protocol']} | {r['series']} | " + " | ".join(cells)
+                     + f" | {r['chosen']} | {seconds} |")
+    return "\n".join(lines)
+
+
+def summary(frame: pd.DataFrame) -> str:
+    """Geometric means of MASE relative to seasonal naive, and how often fewcast matches the best classical."""
+    runs = frame[~frame["protocol"].str.startswith("cold")]
+    lines = ["| method | geometric mean of MASE / seasonal naive's |", "| --- | --- |"]
+    for m in METHODS:
+        ratio = runs[f"{m} mase"] / runs["seasonal_naive mase"]
+        lines.append(f"| {m} | {math.exp(np.log(ratio).mean()):.3f} |")
+    best_mase = runs[[f"{m} mase" for m in CLASSICAL]].min(axis=1)
+    best_smape = runs[[f"{m} smape" for m in CLASSICAL]].min(axis=1)
+    both = ((runs["fewcast mase"] <= best_mase + 1e-9) & (runs["fewcast smape"] <= best_smape + 1e-9)).sum()
+    lines.append(f"\nfewcast at least as good as the best of {', '.join(CLASSICAL)} in MASE and sMAPE: {both} of "
+                 f"{len(runs)} runs (MASE alone: {(runs['fewcast mase'] <= best_mase + 1e-9).sum()}, sMAPE alone: "
+                 f"{(runs['fewcast smape'] <= best_smape + 1e-9).sum()})")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--panels", default="", help="comma-separated names (default: all, or the quick five)")
+    ap.add_argument("--protocols", default="", help="default: holdout,all-series (quick: holdout)")
+    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+    ap.add_argument("--out", default="runs/suite")
+    args = ap.parse_args()
+    names = args.panels.split(",") if args.panels else (QUICK if args.quick else [*EMBEDDED, *FILES])
+    protocols = args.protocols.split(",") if args.protocols else (["holdout"] if args.quick else
+                                                                  ["holdout", "all-series"])
+    print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+          f"{', quick' if args.quick else ''}", flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    started = time.perf_counter()
+    for name in names:
+        if name in FILES:
+            file, h, season = FILES[name]
+            source = Path(args.data) / file
+            if not source.exists():
+                print(f"note: {source} is missing; {name} skipped", flush=True)
+                continue
+        else:
+            source, h, season = name, 0, 0
+        for protocol in protocols:
+            got, chosen = one_run(name, str(source), h, season, protocol, args.quick)
+            rows += got
+            print(f"{name}, {protocol}: chosen {chosen}, fewcast sMAPE {got[0]['fewcast smape']:.2f} MASE "
+                  f"{got[0]['fewcast mase']:.3f}, {got[0]['seconds']:.0f} s", flush=True)
+            pd.DataFrame(rows).to_csv(out / "suite.csv", index=False)
+    frame = pd.DataFrame(rows)
+    print(f"\nsMAPE / MASE per series, averaged (bold: fewcast at least as good as the best classical method in "
+          f"both); {time.perf_counter() - started:.0f} s in all\n")
+    print(markdown(frame))
+    print()
+    print(summary(frame))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""Choosing the forecast on validation: every candidate scored on a leak-free cut, the best one recorded.
+
+The networks are trained a second time on the panel as it was ``k`` horizons earlier: every series'
+visible part ends at its visible end ``T`` minus ``k h`` (``k`` from 1 to 8: a fifth of a typical series,
+:func:`cuts`). Each candidate then forecasts each of the last ``k`` horizons ``(T - j h, T - (j - 1) h]``
+from what precedes it: of the validation series under the ``holdout`` protocol (series never trained on,
+as the held-out series are), of every series under ``all-series``. Nothing trained or validated on lies
+in the scored period.
+
+The candidates: the adapted learner, ``pretrained_finetune_all`` and ``<learner>_auto``, each alone and
+averaged with AutoETS and with Theta, and AutoETS, Theta and seasonal naive alone. The chosen one has the
+lowest mean of its sMAPE and its MASE, each relative to seasonal naive's on the same series.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from fewcast.baselines import CLASSICAL
+from fewcast.config import Settings
+from fewcast.data import PanelData
+from fewcast.experiment import Experiment, Hooks
+from fewcast.forecasting import Forecasts, catalog, classical
+from fewcast.learners import TrainingDiverged, TrainingInterrupted
+from fewcast.metrics import mase, seasonal_scale, smape
+
+COLUMNS = ["method", "smape", "mase", "score", "rank"]
+MAX_CUTS = 8
+COMBINED_WITH = ("autoets", "theta")
+BASELINE = "seasonal_naive"
+
+
+def candidate_names(learner: str) -> list[str]:
+    """What the validation chooses from, in the order of ties."""
+    networks = [learner, "pretrained_finetune_all", f"{learner}_auto"]
+    return [*networks, *(f"{n}+{c}" for n in networks for c in COMBINED_WITH), "autoets", "theta", BASELINE]
+
+
+@dataclass
+class Selection:
+    """The validation ranking (``table``, best first), the method chosen, and what was scored."""
+
+    table: pd.DataFrame
+    chosen: str
+    series: int  # how many series the cut scored
+    h: int
+    seconds: float = 0.0
+    logs: dict = field(default_factory=dict)  # the training curves of the networks trained for it
+    cuts: int = 1  # how many horizons before the visible end it scored, one after the other
+
+    def reason(self) -> str:
+        if self.table.empty:
+            return f"{self.chosen}: no series to score on validation"
+        row = self.table.iloc[0]
+        return (f"{self.chosen}: the lowest mean of sMAPE and MASE relative to seasonal naive ({row['score']:.3f}; "
+                f"sMAPE {row['smape']:.2f}, MASE {row['mase']:.3f}) on the last {self.cuts * self.h} points before "
+                f"the visible end of {self.series} series, forecast {self.h} at a time by networks trained on the "
+                f"data before them")
+
+    def to_csv(self) -> str:
+        """The ranking, best first, with how many series and points it scored."""
+        return self.table[COLUMNS].assign(series=self.series, h=self.h, cuts=self.cuts).to_csv(index=False)
+
+    @classmethod
+    def from_csv(cls, path) -> Selection:
+        table = pd.read_csv(path)
+        first = table.iloc[0]
+        return cls(table[COLUMNS], str(first["method"]), int(first["series"]), int(first["h"]),
+                   cuts=int(first.get("cuts", 1)))
+
+
+def cuts(data: PanelData) -> int:
+    """How many horizons the validation scores: a fifth of a typical series' visible part (1 to
+    :data:`MAX_CUTS`), and as many as leave every series at least 2 points to forecast from."""
+    lengths = data.visible.lengths if data.cut is None else np.asarray(data.cut)
+    if data.cut is not None or not len(lengths):
+        return 1
+    typical = int(0.2 * float(np.median(lengths)) // data.h)
+    return int(max(1, min(MAX_CUTS, typical, (int(lengths.min()) - 2) // data.h)))
+
+
+def earlier(data: PanelData, shift: int | None = None) -> PanelData:
+    """``data`` as it was ``shift`` points before (default: ``h``): every series' visible part ``shift`` points
+    shorter, the ``h`` after it its horizon."""
+    h, shift = data.h, shift or data.h
+    if data.cut is not None:  # memory-mapped: the same panel, each series visible up to earlier
+        return PanelData(data.name, data.visible, None, h, data.season_length, cut=np.maximum(data.cut - shift, 1))
+    lengths = data.visible.lengths
+    return PanelData(data.name, data.visible.slice(0, lengths - shift),
+                     data.visible.slice(lengths - shift, lengths - shift + h), h, data.season_length)
+
+
+class _Interruptible(Hooks):
+    def __init__(self, stop):
+        self.stop = stop
+
+    def trainer_options(self, phase, pretrained) -> dict:
+        return {"should_interrupt": self.stop} if self.stop is not None else {}
+
+
+def select(settings: Settings, data: PanelData, progress: bool = False, log=print, stop=None) -> Selection:
+    """Train the networks on ``data`` as it was :func:`cuts` horizons before, score every candidate on each
+    of those horizons from what precedes it, and rank them (``settings`` as derived for ``data``:
+    :attr:`Experiment.settings`). ``stop``: a callable that asks training to stop (Ctrl-C), which raises
+    :class:`TrainingInterrupted`."""
+    started, h, k = time.perf_counter(), data.h, cuts(data)
+    if progress:
+        log(f"choosing the forecast: training on the data up to {k * h} points before the end, scoring the rest")
+    exp = Experiment(settings, earlier(data, k * h), progress=progress, log=log)
+    try:
+        pretrained, learners = exp.train(hooks=_Interruptible(stop))
+    except TrainingInterrupted as exc:
+        raise TrainingInterrupted(f"{exc} while choosing the forecast") from None
+    except TrainingDiverged as exc:  # the run's own networks trained: choose among the classical methods
+        log(f"note: the networks diverged on the validation cut ({exc}); choosing among the classical methods")
+        pretrained, learners = None, None
+    s = exp.settings
+    pos = data.visible.index_of(exp.split.val) if s.eval.protocol == "holdout" else np.arange(data.visible.n_series)
+    if not len(pos):
+        log("note: no series to choose the forecast on; forecasting with the adapted learner")
+        return Selection(pd.DataFrame(columns=COLUMNS), s.learner.name, 0, h, time.perf_counter() - started)
+    names = candidate_names(s.learner.name)
+    if learners is None:
+        methods = [classical(name) for name in names if "+" not in name and name in CLASSICAL]
+    else:
+        offered = catalog(s, learners[s.learner.name], pretrained, exp.device)
+        methods = [offered[name] for name in names]
+    made, truths, scales = {m.name: [] for m in methods}, [], []
+    for j in range(1, k + 1):  # the horizon j horizons before the visible end
+        cut = earlier(data, j * h)
+        history, truth = cut.visible_part(pos), cut.horizon_values(pos)
+        for name, yhat in Forecasts(history, exp.layout, exp.device).make(methods).items():
+            made[name].append(yhat)
+        truths.append(truth)
+        scales.append(seasonal_scale(history, exp.layout.season_length))
+    table = rank({n: np.concatenate(v) for n, v in made.items()}, np.concatenate(truths), np.concatenate(scales))
+    return Selection(table, str(table["method"].iloc[0]), len(pos), h, time.perf_counter() - started, exp.logs, k)
+
+
+def rank(forecasts: dict[str, np.ndarray], truth: np.ndarray, scale: np.ndarray) -> pd.DataFrame:
+    """Every method's sMAPE and MASE on ``truth`` (``(forecasts, h)``, MASE scaled by ``scale``) and their mean
+    relative to seasonal naive's, best first."""
+    scores = {}
+    for name, yhat in forecasts.items():
+        m = mase(truth, yhat, scale)
+        scores[name] = (float(np.mean(smape(truth, yhat))), float(np.nanmean(m)) if np.isfinite(m).any() else np.nan)
+    base = scores[BASELINE]
+    rows = []
+    for name, (a, b) in scores.items():
+        ratios = [a / base[0] if base[0] else np.nan, b / base[1] if base[1] > 0 else np.nan]
+        finite = [r for r in ratios if np.isfinite(r)]
+        rows.append({"method": name, "smape": a, "mase": b, "score": float(np.mean(finite)) if finite else np.nan})
+    table = pd.DataFrame(rows).sort_values("score", kind="stable", na_position="last").reset_index(drop=True)
+    table["rank"] = np.arange(1, len(table) + 1)
+    return table[COLUMNS]

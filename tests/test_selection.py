@@ -1,0 +1,91 @@
+"""Choosing the forecast on validation: leak-free (nothing it trains on lies in the scored period), ranked
+by a criterion checked by hand, recorded in the run and used by forecast, predict and evaluate's row."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fewcast.data import PanelData
+from fewcast.experiment import Experiment
+from fewcast.panel import Panel
+from fewcast.selection import candidate_names, cuts, earlier, rank, select
+from tests.conftest import fewcast, panel_data, tiny_settings
+
+
+def test_the_validation_cut_is_h_points_before_the_visible_end():
+    data = panel_data(poison=False)
+    cut = earlier(data)
+    np.testing.assert_array_equal(cut.visible.lengths, data.visible.lengths - 6)
+    np.testing.assert_array_equal(cut.horizon.values, data.visible.tail(6).values)
+
+
+def test_nothing_trained_on_lies_in_the_scored_period():
+    """Poisoning the last h visible points (what the validation scores) changes the scores, and not one
+    training or validation loss of the networks behind them."""
+    data = panel_data(poison=False)
+    tail = data.visible.slice(data.visible.lengths - 6, data.visible.lengths)  # each series' last 6 points
+    rows = np.isin(np.arange(len(data.visible.values)),
+                   np.concatenate([np.arange(a - 6, a) for a in data.visible.offsets[1:]]))  # (rows,) the same
+    assert np.array_equal(data.visible.values[rows], tail.values)
+    values = np.where(rows, data.visible.values * 3, data.visible.values)
+    poisoned = PanelData("synthetic", Panel(data.visible.ids, values, data.visible.ds, data.visible.offsets),
+                         data.horizon, 6, 12)
+    runs = {}
+    for label, d in (("clean", data), ("poisoned", poisoned)):
+        runs[label] = select(Experiment(tiny_settings(), d, log=lambda *_: None).settings, d, log=lambda *_: None)
+    clean, dirty = runs["clean"], runs["poisoned"]
+    for phase in clean.logs:
+        for column in ("train_loss", "val_loss"):
+            np.testing.assert_array_equal(pd.DataFrame(clean.logs[phase])[column],
+                                          pd.DataFrame(dirty.logs[phase])[column], err_msg=f"{phase} {column}")
+    scores = clean.table.set_index("method")
+    assert set(scores.index) == set(candidate_names("metasgd")) and (clean.series, clean.h) == (6, 6)
+    assert not np.allclose(scores["smape"], dirty.table.set_index("method").loc[scores.index, "smape"])
+
+
+def test_the_ranking_is_the_mean_of_smape_and_mase_relative_to_seasonal_naive():
+    truth = np.array([[13.0, 14.0], [8.0, 7.0]])
+    scale = np.array([1.0, 2.0])
+    forecasts = {"good": np.array([[12.5, 13.0], [8.0, 8.0]]), "bad": np.full((2, 2), 50.0),
+                 "seasonal_naive": np.array([[12.0, 12.0], [9.0, 9.0]])}
+    table = rank(forecasts, truth, scale).set_index("method")
+
+    def by_hand(yhat):
+        smape = np.mean(200 * np.abs(truth - yhat) / (np.abs(truth) + np.abs(yhat)), axis=1).mean()
+        return smape, (np.abs(truth - yhat).mean(1) / scale).mean()
+
+    (smape, mase), (base_smape, base_mase) = by_hand(forecasts["good"]), by_hand(forecasts["seasonal_naive"])
+    assert table.loc["good", "smape"] == pytest.approx(smape) and table.loc["good", "mase"] == pytest.approx(mase)
+    assert table.loc["good", "score"] == pytest.approx((smape / base_smape + mase / base_mase) / 2)
+    assert table.loc["seasonal_naive", "score"] == pytest.approx(1.0)
+    assert list(table.index) == ["good", "seasonal_naive", "bad"] and list(table["rank"]) == [1, 2, 3]
+
+
+def test_long_series_are_scored_on_several_horizons():
+    data = panel_data(poison=False)  # visible parts of 34-54 points, h = 6: one horizon
+    assert cuts(data) == 1
+    long = Panel.from_arrays(np.array(["a", "b"]), [np.arange(300.0), np.arange(200.0)])
+    assert cuts(PanelData("long", long, None, 6, 1)) == 8  # a fifth of 250 points is 8 horizons and more
+    assert cuts(PanelData("long", long, None, 24, 1)) == 2
+
+
+def test_a_run_records_its_choice_and_forecasts_with_it(data, uninterrupted, tmp_path):
+    ranking = pd.read_csv(uninterrupted / "selection.csv")
+    assert set(ranking["method"]) == set(candidate_names("metasgd")) and list(ranking["rank"]) == list(range(1, 13))
+    chosen = ranking["method"].iloc[0]
+    out = tmp_path / "f.csv"
+    assert fewcast("forecast", uninterrupted, "--data", data, "--out", out).returncode == 0
+    named = tmp_path / "named.csv"
+    assert fewcast("forecast", uninterrupted, "--data", data, "--out", named, "--method", chosen).returncode == 0
+    pd.testing.assert_frame_equal(pd.read_csv(out), pd.read_csv(named))
+    run = tmp_path / "run"
+    import shutil
+
+    shutil.copytree(uninterrupted, run)
+    scored = fewcast("evaluate", run, "--classical", "naive,seasonal_naive,autoets,theta")
+    assert scored.returncode == 0, scored.stderr
+    table = pd.read_csv(run / "results.csv").set_index("method")
+    assert table.loc["fewcast", "smape"] == pytest.approx(table.loc[chosen, "smape"])
+    assert 'id="selection"' in (run / "report.html").read_text()
