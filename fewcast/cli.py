@@ -114,8 +114,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"fewcast demo: {source}, {settings.eval.protocol} protocol, learner {settings.learner.name}, "
           f"writing to {out}", flush=True)
     data = load_panel_data(source, settings)
-    results = evaluation.run(Experiment(settings, data, progress=not args.quiet, log=lambda *a: print(*a, flush=True)))
-    paths = write_run(results, out, config=settings)
+    experiment = Experiment(settings, data, progress=not args.quiet, log=lambda *a: print(*a, flush=True))
+    results = evaluation.run(experiment)
+    paths = write_run(results, out, config=settings, derived=(results.settings, experiment.derived))
     print()
     print(markdown_table(sorted_table(results.table)))
     print(f"wrote {', '.join(sorted(p.name for p in paths.values()))} to {out}")
@@ -224,8 +225,9 @@ EXAMPLES = {
     ),
 }
 
-METHOD_HELP = ("the forecast to write, by its name in evaluate's results table: <learner> (the adapted "
-               "meta-learner, the default), <learner>_zeroshot, pretrained, pretrained_finetune, "
+METHOD_HELP = ("the forecast to write, by its name in evaluate's results table (default: the one chosen on "
+               "validation at train, first in RUN/selection.csv): <learner> (the adapted meta-learner), "
+               "<learner>_zeroshot, pretrained, pretrained_finetune, "
                "pretrained_finetune_all (plain SGD on every window), <learner>_auto (that on a series with "
                "forecast.finetune_all_min_shots windows or more, the learner on the others), naive, seasonal_naive, "
                "autoets, theta, or a network method averaged with a classical one (<learner>+autoets)")

@@ -335,12 +335,19 @@ def load_toml(path: str | Path) -> Settings:
     return Settings.from_dict(read_toml(path), str(path))
 
 
-def dumps_toml(settings: Settings) -> str:
-    """The settings as TOML (only strings, numbers, booleans and lists of them occur)."""
+def dumps_toml(settings: Settings, derived: Settings | None = None, reasons: list[str] = ()) -> str:
+    """The settings as TOML (only strings, numbers, booleans and lists of them occur); with ``derived``, the
+    value each setting took for the data beside it as a comment, and ``reasons`` at the top."""
     lines = ["# fewcast settings: `fewcast train DATA --config this-file` reruns with them", ""]
+    if reasons:
+        lines += ["# derived from the data:", *(f"#   {line}" for line in reasons), ""]
+    used = derived.to_dict() if derived is not None else {}
     for section, values in settings.to_dict().items():
         lines.append(f"[{section}]")
-        lines += [f"{key} = {_toml_value(v)}" for key, v in values.items()]
+        for key, v in values.items():
+            took = used.get(section, {}).get(key, v)
+            note = f"  # for this data: {_toml_value(took)}" if took != v else ""
+            lines.append(f"{key} = {_toml_value(v)}{note}")
         lines.append("")
     return "\n".join(lines)
 

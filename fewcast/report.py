@@ -31,9 +31,10 @@ def sorted_table(table: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values(["protocol", "smape"]).reset_index(drop=True)
 
 
-def write_run(results: Results, out: str | Path, config: Settings | None = None) -> dict[str, Path]:
+def write_run(results: Results, out: str | Path, config: Settings | None = None,
+              derived: tuple[Settings, list[str]] | None = None) -> dict[str, Path]:
     """Write every artifact of ``results`` into ``out`` (and ``config`` as ``config.toml``, the settings to rerun
-    with); returns their paths by name."""
+    with, beside what they became for the data: ``derived``); returns their paths by name."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     table = sorted_table(results.table)
@@ -44,7 +45,7 @@ def write_run(results: Results, out: str | Path, config: Settings | None = None)
     atomic_write(paths["results.md"], markdown_table(table))
     if config is not None:
         paths["config.toml"] = out / "config.toml"
-        atomic_write(paths["config.toml"], dumps_toml(config))
+        atomic_write(paths["config.toml"], dumps_toml(config, *(derived or ())))
     if results.selection is not None and not results.selection.table.empty:
         paths["selection.csv"] = out / "selection.csv"
         atomic_write(paths["selection.csv"], results.selection.to_csv())

@@ -146,7 +146,7 @@ class TrainingRun(Hooks):
         self.split = {"train": split.train.tolist(), "val": split.val.tolist(), "test": split.test.tolist()}
         if self.main and not resume:  # the settings as given, to rerun with; the checkpoint holds them as used
             self.dir.mkdir(parents=True, exist_ok=True)
-            checkpoint.atomic_write(self.dir / CONFIG, dumps_toml(settings))
+            checkpoint.atomic_write(self.dir / CONFIG, dumps_toml(settings, self.settings, self.experiment.derived))
             checkpoint.atomic_write(self.dir / SPLIT, json.dumps(self.split, indent=1))
         self._metrics_start()
 

@@ -224,3 +224,13 @@ def test_forecast_names_the_methods_on_a_typo(uninterrupted, data, tmp_path):
     bad = fewcast("forecast", uninterrupted, "--data", data, "--out", tmp_path / "f.csv", "--method", "mestasgd")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert "unknown method 'mestasgd'; choose one of metasgd, metasgd_zeroshot, pretrained" in bad.stderr
+
+
+def test_validate_prints_the_settings_it_would_derive_and_why(run_cli):
+    code, out, _ = run_cli("validate", "m3-yearly")
+    assert code == 0 and "windows:    6064 of 8 -> 6" in out  # the derived input of 8, not a fixed 24
+    assert "settings train derives from the data (season 1; a setting you give is kept):" in out
+    assert "    input_size = 8: 4/3 of h = 6\n" in out
+    assert "    shots = 5: what a quarter of the series hold in a whole task (24 points before the cut)\n" in out
+    code, out, _ = run_cli("validate", "m3-yearly", "--input-size", "6", "--shots", "2")
+    assert "input_size =" not in out and "shots =" not in out and "of 2 shots" in out
