@@ -324,8 +324,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     warnings.simplefilter("default", PanelWarning)
+    succeeded = False
     try:
-        return args.func(args)
+        code = args.func(args)
+        succeeded = True
+        return code
     except InputError as exc:
         print(f"fewcast {args.command}: error: {as_flags(str(exc))}", file=sys.stderr)
         return EXIT_INPUT
@@ -335,4 +338,4 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         joined = sys.modules.get("fewcast.distributed")  # imported only by commands that can train
         if joined is not None:
-            joined.shutdown()
+            joined.shutdown(wait=succeeded)

@@ -36,11 +36,14 @@ def from_env(device: torch.device | str = "cpu") -> Dist | None:
     return Dist(dist.get_rank(), dist.get_world_size())
 
 
-def shutdown() -> None:
-    """Leave the process group, if this process joined one: a gloo group left to be torn down during
-    interpreter shutdown can abort the process (exit -6, "terminate called without an active exception")
-    after a run that succeeded."""
+def shutdown(wait: bool = True) -> None:
+    """Leave the process group, if this process joined one. After a run that succeeded (``wait``) the ranks
+    first wait for each other: a gloo group torn down while a peer still uses its connection, or left to
+    interpreter shutdown, can abort the process (exit -6, "terminate called without an active exception").
+    After a failure there is no barrier, which the other ranks might never reach."""
     if dist.is_available() and dist.is_initialized():
+        if wait:
+            dist.barrier()
         dist.destroy_process_group()
 
 

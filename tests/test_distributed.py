@@ -72,7 +72,7 @@ def worker(rank: int, world: int, port: int, kind: str, out: str) -> None:
                 p.add_(1.0)
     one_step(learner, FixedSampler(share(all_tasks(), rank)), 2 * M, d)
     save_file({k: v.contiguous() for k, v in learner.state_dict().items()}, f"{out}.{rank}")
-    dist.destroy_process_group()
+    distributed.shutdown()
 
 
 def free_port() -> int:
