@@ -1,4 +1,4 @@
-"""Files that cannot be half-written: checkpoints that cannot run code, and atomic writes of single files.
+"""Checkpoints that cannot run code and cannot be half-written.
 
 A checkpoint is a directory: ``model.safetensors`` (every tensor: weights, learned rates, optimizer
 moments, the best-validating weights, RNG states), ``state.json`` (numbers and strings: the iteration,
@@ -19,14 +19,17 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as serialize
 
+from fewcast.atomic import fsync_dir
 from fewcast.config import Settings, dumps_toml, read_toml
-from fewcast.errors import InputError
+from fewcast.errors import InputError, StorageError
 
 FILES = ("model.safetensors", "state.json", "config.toml")
 MANIFEST = "manifest.json"
@@ -44,38 +47,16 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: str | Path, data: bytes | str) -> None:
-    """Write through a temporary file in the same directory, fsync, then rename over ``path``."""
-    path = Path(path)
-    raw = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save(directory: str | Path, tensors: dict[str, torch.Tensor], state: dict, settings: Settings) -> Path:
-    """Write a checkpoint to ``directory`` atomically (replacing any previous one)."""
+    """Write a checkpoint to ``directory`` atomically (replacing any previous one). A write that fails is a
+    :class:`StorageError`, and the previous checkpoint stays as it was."""
     directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.", suffix=".tmp"))
+    tmp = None
     try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.", suffix=".tmp"))
         flat = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-        save_file(flat, tmp / "model.safetensors")
+        (tmp / "model.safetensors").write_bytes(serialize(flat))  # written by Python: a failure is an OSError
         (tmp / "state.json").write_text(json.dumps({"format": FORMAT, **state}, indent=1, default=_json_default))
         (tmp / "config.toml").write_text(dumps_toml(settings))
         manifest = {name: _sha256(tmp / name) for name in FILES}
@@ -83,18 +64,22 @@ def save(directory: str | Path, tensors: dict[str, torch.Tensor], state: dict, s
         for name in (*FILES, MANIFEST):
             with open(tmp / name, "rb") as f:
                 os.fsync(f.fileno())
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         old = directory.with_name(directory.name + ".old")
         if directory.exists():
             if old.exists():
                 shutil.rmtree(old)
             os.replace(directory, old)
         os.replace(tmp, directory)
-        _fsync_dir(directory.parent)
+        fsync_dir(directory.parent)
         if old.exists():
             shutil.rmtree(old)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException as exc:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and not isinstance(exc, StorageError):
+            raise StorageError(f"could not write the checkpoint {directory}: {exc.strerror or exc}; "
+                               f"the previous checkpoint is kept") from exc
         raise
     return directory
 
@@ -124,8 +109,31 @@ def locate(directory: str | Path) -> Path:
 
 
 def load(directory: str | Path) -> tuple[dict[str, torch.Tensor], dict, Settings]:
-    """Verify and read a checkpoint: ``(tensors, state, settings)``; nothing is unpickled."""
-    directory = locate(directory)
+    """Verify and read a checkpoint: ``(tensors, state, settings)``; nothing is unpickled. A checkpoint
+    replaced by a writer while it is read is read again (the new one)."""
+    for attempt in range(40):
+        found = locate(directory)
+        try:
+            inode = os.stat(found).st_ino
+        except FileNotFoundError:  # replaced between locate and stat
+            continue
+        try:
+            return _read(found)
+        except (InputError, OSError):
+            if attempt == 39 or not _replaced(found, inode):
+                raise
+            time.sleep(0.05)
+    return _read(locate(directory))
+
+
+def _replaced(directory: Path, inode: int) -> bool:
+    try:
+        return os.stat(directory).st_ino != inode
+    except FileNotFoundError:
+        return True
+
+
+def _read(directory: Path) -> tuple[dict[str, torch.Tensor], dict, Settings]:
     try:
         manifest = json.loads((directory / MANIFEST).read_text())
     except (OSError, ValueError) as exc:

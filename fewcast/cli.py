@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
+import signal
 import sys
 import warnings
 from dataclasses import fields
@@ -16,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from fewcast import datasets
-from fewcast.errors import InputError, PanelWarning
+from fewcast.errors import InputError, PanelWarning, RunWarning, StorageError
+from fewcast.lock import RunLock
 from fewcast.options import add_settings_options, as_flags, settings_from_args
 
 EXIT_INPUT = 2
@@ -99,18 +102,24 @@ def cmd_validate(args: argparse.Namespace) -> int:
 # -- fewcast demo / train / evaluate / forecast ----------------------------------------------------
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from fewcast import evaluation
     from fewcast.config import read_toml
-    from fewcast.data import load_panel_data
-    from fewcast.experiment import Experiment
     from fewcast.presets import preset
-    from fewcast.report import markdown_table, sorted_table, write_run
 
     base, dataset = preset(args.preset)
     settings = settings_from_args(args, base)
     written = read_toml(args.config).get("data", {}).get("dataset") if args.config else None  # older files
     source = args.dataset or written or dataset
     out = Path(args.out)
+    with RunLock(out, "fewcast demo"):
+        return _demo(args, settings, source, out)
+
+
+def _demo(args, settings, source: str, out: Path) -> int:
+    from fewcast import evaluation
+    from fewcast.data import load_panel_data
+    from fewcast.experiment import Experiment
+    from fewcast.report import markdown_table, sorted_table, write_run
+
     print(f"fewcast demo: {source}, {settings.eval.protocol} protocol, learner {settings.learner.name}, "
           f"writing to {out}", flush=True)
     data = load_panel_data(source, settings)
@@ -124,10 +133,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    settings = None if args.resume else settings_from_args(args)
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 alone writes the run
+        return _train(args, settings)
+    with RunLock(args.out, "fewcast train"):
+        return _train(args, settings)
+
+
+def _train(args, settings) -> int:
     from fewcast.learners import TrainingDiverged, TrainingInterrupted
     from fewcast.run import StopFlag, TrainingRun
 
-    settings = None if args.resume else settings_from_args(args)
     run = TrainingRun(args.out, None if args.resume else args.data, settings, resume=args.resume,
                       progress=not args.quiet, log=lambda *a: print(*a, file=sys.stderr), tensorboard=args.tensorboard)
     resume_cmd = f"fewcast train {args.data} --out {args.out} --resume"
@@ -141,6 +157,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"fewcast train: error: {exc}. The last good checkpoint is in {run.ck}; "
               f"train again into a new --out with a lower --outer-lr or --inner-lr", file=sys.stderr)
         return 1
+    except StorageError as exc:
+        print(f"fewcast train: error: {exc}. Once it can be written, resume with: {resume_cmd}", file=sys.stderr)
+        return 1
     if run.main:
         print(f"trained {run.settings.learner.name} on {run.source}; run in {args.out} "
               f"(checkpoint, config.toml, split.json, metrics.csv)")
@@ -151,10 +170,21 @@ def _load(run: str):
     from fewcast.forecaster import FewShotForecaster
     from fewcast.run import CHECKPOINT
 
-    return FewShotForecaster.load(Path(run) / CHECKPOINT)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RunWarning)
+        fc = FewShotForecaster.load(Path(run) / CHECKPOINT)
+    show_warnings(caught)
+    return fc
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    if not Path(args.run).is_dir():
+        raise InputError(f"no run directory {args.run}; train one with `fewcast train DATA --out {args.run}`")
+    with RunLock(args.run, "fewcast evaluate"):
+        return _evaluate(args)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
     from fewcast.data import load_panel_data
     from fewcast.report import markdown_table, sorted_table, write_run
     from fewcast.run import SELECTION, read_metrics
@@ -320,18 +350,29 @@ def positive_int(text: str) -> int:
     return value
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    warnings.simplefilter("default", PanelWarning)
+    if hasattr(signal, "SIGXFSZ"):  # past a file size limit, a write fails (a StorageError) instead of killing us
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     succeeded = False
     try:
-        code = args.func(args)
+        with warnings.catch_warnings():  # each warning as one line, "warning: ...", and each once
+            warnings.simplefilter("default", PanelWarning)
+            warnings.showwarning = _show_warning
+            code = args.func(args)
         succeeded = True
         return code
     except InputError as exc:
         print(f"fewcast {args.command}: error: {as_flags(str(exc))}", file=sys.stderr)
         return EXIT_INPUT
+    except StorageError as exc:
+        print(f"fewcast {args.command}: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"fewcast {args.command}: interrupted", file=sys.stderr)
         return 130

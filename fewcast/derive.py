@@ -37,18 +37,19 @@ def derive(settings: Settings, visible, h: int, season_length: int) -> tuple[Set
         out.update("data", {"h": h, "season_length": season_length})
     lengths = np.maximum(np.asarray(visible.lengths) - h, 0)  # (series,) what trains at the validation cut
     room = int(np.quantile(lengths, 1 - TASK_SHARE)) if len(lengths) else 0  # a quarter of the series are as long
-    if not d.input_size:
+    input_given = bool(d.input_size)
+    if not input_given:
         size, why = _input_size(h, season_length, visible.freq, room)
         d.input_size = size
         reasons.append(f"input_size = {size}: {why}")
     if not t.shots:
         fits = room - d.input_size - 2 * h + 1  # support windows a task of such a series holds
-        if fits < 1:
+        if fits < 1 and not input_given:
             shorter = max(1, room - 2 * h)
             reasons.append(f"input_size = {shorter}: {d.input_size} leaves no series room for a task "
                            f"(a quarter of them have {room} points before the validation cut)")
             d.input_size, fits = shorter, max(1, room - shorter - 2 * h + 1)
-        t.shots = int(min(MAX_SHOTS, fits))
+        t.shots = int(max(1, min(MAX_SHOTS, fits)))
         reasons.append(f"shots = {t.shots}: " + (f"the most, {MAX_SHOTS}" if fits >= MAX_SHOTS else
                        f"what a quarter of the series hold in a whole task ({room} points before the cut)"))
     if visible.n_series and float(np.min(visible.values)) < 0 and "log" in out.model.ensemble_transforms:

@@ -14,6 +14,15 @@ class InputError(ValueError):
     """Bad input data or settings: the message says what is wrong and how to fix it."""
 
 
+class RunWarning(UserWarning):
+    """A run directory read while another process writes it (its last complete checkpoint is used)."""
+
+
+class StorageError(OSError):
+    """A file could not be written (no space, a file size limit, a read-only directory): the message names it.
+    What was written before it stays whole: a checkpoint is replaced only once the new one is complete."""
+
+
 class PanelWarning(UserWarning):
     """Something was dropped or changed in the input, with a count (e.g. series too short)."""
 

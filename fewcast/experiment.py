@@ -34,7 +34,7 @@ from fewcast.errors import InputError
 from fewcast.learners import GradientLearner, MetaTrainer, Pretrain, build_learner
 from fewcast.models import build_from_config, check_log_values
 from fewcast.panel import Panel
-from fewcast.tasks import Split, Tasks, TaskSampler, WindowSampler, eligible_series, split_series
+from fewcast.tasks import Split, Tasks, TaskSampler, WindowSampler, eligible_series, shots_that_fit, split_series
 from fewcast.windows import Windows
 
 
@@ -75,6 +75,7 @@ class Experiment:
         """``trained``: the settings are those of networks already trained (scoring them): nothing is derived."""
         settings.check()  # before any training: a typo must not cost a run
         self.settings, self.derived = (settings, []) if trained else resolved(settings, data)
+        self.given = settings
         self.progress = progress
         self.log = log
         self.data = data
@@ -124,6 +125,12 @@ class Experiment:
         if len(self.windows) == 0:
             raise InputError(f"no meta-train series is long enough for one window of {input_size} -> {h}; "
                              f"lower `input_size`")
+        if not self.given.train.shots:  # derived on the whole panel: as many as the training series hold
+            counts = self.windows.counts if self.train_series is None else self.windows.counts[self.train_series]
+            fits = shots_that_fit(int(counts.max()), h, t.query_shots)
+            if 1 <= fits < t.shots:
+                t.shots = fits
+                self.derived.append(f"shots = {fits}: what the longest meta-training series holds")
         # meta-training needs whole tasks: say so now, not after pre-training
         eligible_series(self.windows, t.shots, t.query_shots, self.train_series)
         self.validation = self._validation(val_pos) if len(val_pos) else None

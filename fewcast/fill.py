@@ -76,7 +76,18 @@ def _merge_rows(codes, ds, y, new_codes, new_ds):
     return codes[order], ds[order], y[order]
 
 
+LARGEST = 1e30  # past this magnitude, sums and squares of a window overflow the networks' 32-bit floats
+
+
 def check_finite(y, codes, uniques, offsets, name: str, fill: bool) -> np.ndarray:
+    """``y`` as float32, after refusing values too large for it and (with ``fill``) interpolating the NaN and
+    infinite ones, or refusing them."""
+    with np.errstate(invalid="ignore"):
+        huge = np.isfinite(y) & (np.abs(y) > LARGEST)
+    if huge.any():
+        raise InputError(f"column '{name}' has {int(huge.sum())} values beyond ±{LARGEST:.0e} (e.g. "
+                         f"{y[huge][0]:.3g}) in series {describe_ids(uniques[np.unique(codes[huge])])}; "
+                         f"rescale the column (divide it by a power of ten) or fix those values")
     bad_rows = ~np.isfinite(y)
     if not bad_rows.any():
         return y.astype(np.float32)
@@ -114,5 +125,6 @@ def interpolate(y: np.ndarray, good: np.ndarray, start: np.ndarray, stop: np.nda
     lo = np.where(has_before, before, np.where(has_after, after, 0))
     hi = np.where(has_after, after, lo)
     w = np.where(hi > lo, (i - lo) / np.maximum(hi - lo, 1), 0.0)  # (rows,) how far from lo to hi
-    out = (1 - w) * y[lo].astype(np.float64) + w * y[hi].astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):  # rows from a bad value are not used
+        out = (1 - w) * y[lo].astype(np.float64) + w * y[hi].astype(np.float64)
     return np.where(good, y, np.where(has_before | has_after, out, np.nan))

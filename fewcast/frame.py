@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fewcast.atomic import atomic_path
 from fewcast.calendar import Zone, describe_freq, infer_freq, time_gaps, zoned
 from fewcast.errors import InputError, PanelWarning, describe_ids
 from fewcast.fill import check_finite, insert_missing
@@ -244,6 +245,11 @@ def parquet_files(path: str | Path) -> list[Path]:
     return files
 
 
+# the texts pandas reads as missing values by default (in every column but the ids)
+MISSING = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A",
+           "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
+
+
 def read_frame(path: str | Path, id_col: str = "unique_id") -> pd.DataFrame:
     """Read a CSV (optionally compressed) or Parquet file, or a directory of Parquet files."""
     path = Path(path)
@@ -260,10 +266,13 @@ def read_frame(path: str | Path, id_col: str = "unique_id") -> pd.DataFrame:
     if kind in CSV_SUFFIXES:
         if path.stat().st_size == 0:
             raise InputError(f"{path} is an empty file")
+        sep, engine = (None, "python") if kind == ".tsv" else (",", "c")
         try:
-            # ids as text: '007' stays '007'
-            df = pd.read_csv(path, sep=None if kind == ".tsv" else ",", dtype={id_col: str},
-                             engine="python" if kind == ".tsv" else "c")
+            # ids as text: '007' stays '007', and 'NA' (North America) or 'None' is an id, not a missing one
+            header = pd.read_csv(path, sep=sep, engine=engine, nrows=0).columns
+            missing = {c: MISSING if c != id_col else [""] for c in header}
+            df = pd.read_csv(path, sep=sep, dtype={id_col: str}, engine=engine, keep_default_na=False,
+                             na_values=missing)
         except pd.errors.EmptyDataError:
             raise InputError(f"{path} is an empty file") from None
         except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
@@ -296,11 +305,13 @@ def read_panel(path: str | Path, id_col: str = "unique_id", time_col: str = "ds"
 
 
 def write_frame(frame: pd.DataFrame, path: str | Path) -> None:
-    """Write a long frame to a ``.csv`` or ``.parquet`` file (by its name)."""
+    """Write a long frame to a ``.csv`` or ``.parquet`` file (by its name), atomically: the file is whole or
+    as it was."""
     suffix = Path(path).suffix.lower()
-    if suffix in PARQUET_SUFFIXES:
-        frame.to_parquet(path, index=False)
-    elif suffix == ".csv":
-        frame.to_csv(path, index=False)
-    else:
+    if suffix not in (*PARQUET_SUFFIXES, ".csv"):
         raise InputError(f"cannot write {path}: use a .csv or .parquet file name")
+    with atomic_path(path) as tmp:
+        if suffix in PARQUET_SUFFIXES:
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False)

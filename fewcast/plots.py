@@ -12,14 +12,19 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from fewcast.atomic import atomic_path
+
 COLORS = {"train": "tab:blue", "validation": "tab:orange"}
 
 
 def _save(fig, path: Path, dpi: int = 110, tight: bool = True) -> Path:
     if tight:
         fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi)
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from fewcast import plots
-from fewcast.checkpoint import atomic_write
+from fewcast.atomic import atomic_write
 from fewcast.config import Settings, dumps_toml
 from fewcast.evaluation import COLUMNS, Results
 
@@ -50,7 +50,7 @@ def write_run(results: Results, out: str | Path, config: Settings | None = None,
         paths["selection.csv"] = out / "selection.csv"
         atomic_write(paths["selection.csv"], results.selection.to_csv())
     for name, log in results.logs.items():
-        pd.DataFrame(log).to_csv(out / f"metrics_{name}.csv", index=False)
+        atomic_write(out / f"metrics_{name}.csv", pd.DataFrame(log).to_csv(index=False))
     pictures = {
         "training_curves.png": lambda p: plots.training_curves(results.logs, p),
         "trajectory.png": lambda p: plots.trajectory(results.trajectory, p, results.settings.eval.trajectory_title),

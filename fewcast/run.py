@@ -14,16 +14,19 @@ same weights as an uninterrupted run with the same seed.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import signal
+import warnings
 from pathlib import Path
 
 import pandas as pd
 
-from fewcast import checkpoint, datasets
+from fewcast import checkpoint, datasets, lock
+from fewcast.atomic import atomic_write
 from fewcast.config import Settings, dumps_toml, read_toml
 from fewcast.data import load_panel_data
-from fewcast.errors import InputError
+from fewcast.errors import InputError, RunWarning, StorageError
 from fewcast.experiment import Experiment, Hooks
 from fewcast.learners import GradientLearner, MetaTrainer, Pretrain, build_learner
 from fewcast.models import build_from_config
@@ -49,12 +52,12 @@ def save_networks(path: str | Path, learner: GradientLearner, pretrained: Pretra
 
 
 def load_networks(path: str | Path) -> tuple[Settings, dict, GradientLearner, Pretrain]:
-    """The settings, state, learner and pre-trained network of a finished run's checkpoint."""
+    """The settings, state, learner and pre-trained network of a finished run's checkpoint; of a run that a
+    writer is training now, its last complete checkpoint's networks as they stand, with a :class:`RunWarning`."""
     tensors, state, settings = checkpoint.load(path)
-    if state.get("phase") != DONE:
-        raise InputError(f"the training run in {path} is not finished (it stopped in phase "
-                         f"{state.get('phase')!r}); continue it with `fewcast train ... --resume`")
     _upgrade(Path(path), state, settings)
+    if state.get("phase") != DONE:
+        tensors = _networks_so_far(Path(path), tensors, state, settings)
     def network():
         return build_from_config(settings.model, settings.data.input_size, settings.data.h)
 
@@ -64,9 +67,38 @@ def load_networks(path: str | Path) -> tuple[Settings, dict, GradientLearner, Pr
         try:
             module.load_state_dict(checkpoint.section(tensors, prefix), strict=True)
         except RuntimeError as exc:
-            first = str(exc).splitlines()[0]
+            first = " ".join(line.strip() for line in str(exc).splitlines()[:2])
             raise InputError(f"checkpoint {path} does not fit its own settings: {first}") from None
     return settings, state, learner, pretrained
+
+
+def _networks_so_far(path: Path, tensors: dict, state: dict, settings: Settings) -> dict:
+    """The ``learner.`` and ``pretrained.`` tensors of an unfinished checkpoint that a writer holds: the
+    best-validating (else current) weights of the phase in progress; a learner not yet meta-trained starts as
+    meta-training would, from the pre-trained network with its initial rates."""
+    writer = lock.holder(path.parent) if path.name == CHECKPOINT else None
+    phase = state.get("phase")
+    if writer is None:
+        raise InputError(f"the training run in {path} is not finished (it stopped in phase {phase!r}); "
+                         f"continue it with `fewcast train ... --resume`")
+    trained = checkpoint.section(tensors, "trainer.best.") or checkpoint.section(tensors, "trainer.learner.")
+    tensors = {k: v for k, v in tensors.items() if not k.startswith("trainer.")}
+    if phase == "pretrained":
+        tensors.update({f"pretrained.{k}": v for k, v in trained.items()})
+    elif phase == settings.learner.name:
+        tensors.update({f"learner.{k}": v for k, v in trained.items()})
+    if not checkpoint.section(tensors, "learner."):
+        start = build_learner(settings.learner.name, build_from_config(settings.model, settings.data.input_size,
+                                                                       settings.data.h), **settings.learner.options())
+        weights = start.state_dict()
+        if settings.train.init == "pretrained":
+            weights.update({k: v for k, v in checkpoint.section(tensors, "pretrained.").items() if k in weights})
+        tensors.update({f"learner.{k}": v for k, v in weights.items()})
+    iteration = state.get("trainer", {}).get("iteration", 0)
+    warnings.warn(f"{path.parent} is being trained by {writer} (phase {phase}, iteration {iteration}): "
+                  f"forecasting with its last complete checkpoint, not the finished networks", RunWarning,
+                  stacklevel=3)
+    return tensors
 
 
 def _upgrade(path: Path, state: dict, settings: Settings) -> None:
@@ -84,11 +116,22 @@ def _upgrade(path: Path, state: dict, settings: Settings) -> None:
 
 def read_metrics(run: str | Path) -> dict[str, list[dict]]:
     """A run's ``metrics.csv``, one list of rows per training phase (empty when there is none)."""
-    path = Path(run) / METRICS
-    if not path.exists():
+    rows = _metric_rows(Path(run) / METRICS)
+    if not rows:
         return {}
-    frame = pd.read_csv(path)
+    frame = pd.DataFrame(rows, columns=METRIC_FIELDS)
+    numbers = METRIC_FIELDS[1:]
+    frame[numbers] = frame[numbers].apply(pd.to_numeric, errors="coerce")
     return {phase: part.drop(columns="phase").to_dict("records") for phase, part in frame.groupby("phase", sort=False)}
+
+
+def _metric_rows(path: Path) -> list[dict]:
+    """The complete rows of ``metrics.csv`` (as strings): a last line cut short by a crash is left out."""
+    if not path.exists():
+        return []
+    text = path.read_text()
+    text = text[: text.rfind("\n") + 1]  # up to the last whole line
+    return [row for row in csv.DictReader(io.StringIO(text)) if None not in row.values() and None not in row]
 
 
 class StopFlag:
@@ -146,37 +189,42 @@ class TrainingRun(Hooks):
         self.split = {"train": split.train.tolist(), "val": split.val.tolist(), "test": split.test.tolist()}
         if self.main and not resume:  # the settings as given, to rerun with; the checkpoint holds them as used
             self.dir.mkdir(parents=True, exist_ok=True)
-            checkpoint.atomic_write(self.dir / CONFIG, dumps_toml(settings, self.settings, self.experiment.derived))
-            checkpoint.atomic_write(self.dir / SPLIT, json.dumps(self.split, indent=1))
+            atomic_write(self.dir / CONFIG, dumps_toml(settings, self.settings, self.experiment.derived))
+            atomic_write(self.dir / SPLIT, json.dumps(self.split, indent=1))
         self._metrics_start()
 
     # -- metrics ------------------------------------------------------------------------------------
     def _metrics_start(self) -> None:
+        """Open ``metrics.csv`` for appending; on resume, keep only the rows up to the checkpoint (rewritten
+        atomically), so that no row is written twice."""
         self._metrics = None
         if not self.main:
             return
         path = self.dir / METRICS
         keep: list[dict] = []
-        if self.resumed is not None and path.exists():  # drop rows after the checkpoint
+        if self.resumed is not None:  # drop rows after the checkpoint
             _, state = self.resumed
             order = ["pretrained", self.settings.learner.name, SELECT]
             last = state.get("trainer", {}).get("iteration", 0)  # no trainer state: the phase had just begun
-            with open(path, newline="") as f:
-                for row in csv.DictReader(f):
-                    if order.index(row["phase"]) < order.index(state["phase"]) or (
-                            row["phase"] == state["phase"] and int(row["iteration"]) <= last):
-                        keep.append(row)
-        with open(path, "w", newline="") as f:
-            writer = csv.DictWriter(f, METRIC_FIELDS)
-            writer.writeheader()
-            writer.writerows(keep)
+            keep = [row for row in _metric_rows(path) if row["phase"] in order and (
+                order.index(row["phase"]) < order.index(state["phase"])
+                or (row["phase"] == state["phase"] and int(row["iteration"]) <= last))]
+        text = io.StringIO()
+        writer = csv.DictWriter(text, METRIC_FIELDS)
+        writer.writeheader()
+        writer.writerows(keep)
+        atomic_write(path, text.getvalue())
         self._metrics = open(path, "a", newline="")
-        self._writer = csv.DictWriter(self._metrics, METRIC_FIELDS, extrasaction="ignore")
 
     def _row(self, phase: str):
         def write(row: dict) -> None:
-            self._writer.writerow({"phase": phase, **row})
-            self._metrics.flush()
+            line = io.StringIO()
+            csv.DictWriter(line, METRIC_FIELDS, extrasaction="ignore").writerow({"phase": phase, **row})
+            try:
+                self._metrics.write(line.getvalue())  # one whole line at a time
+                self._metrics.flush()
+            except OSError as exc:
+                raise StorageError(f"could not write {self.dir / METRICS}: {exc.strerror or exc}") from exc
             if self.tb is not None:
                 self.tb.add_scalar(f"{phase}/train_loss", row["train_loss"], row["iteration"])
                 if row["val_loss"] == row["val_loss"]:
@@ -223,7 +271,10 @@ class TrainingRun(Hooks):
                 self._select()
         finally:
             if self._metrics is not None:
-                self._metrics.close()
+                try:
+                    self._metrics.close()
+                except OSError:  # the row that could not be written; the error is already on its way
+                    pass
             if self.tb is not None:
                 self.tb.close()
 
@@ -236,7 +287,7 @@ class TrainingRun(Hooks):
         self.method = chosen.chosen
         self.log(f"forecast chosen on validation: {chosen.reason()}")
         if self.main:
-            checkpoint.atomic_write(self.dir / SELECTION, chosen.to_csv())
+            atomic_write(self.dir / SELECTION, chosen.to_csv())
             tensors, state, _ = checkpoint.load(self.ck)
             checkpoint.save(self.ck, tensors, {**state, "phase": DONE, "method": self.method}, self.settings)
 

@@ -14,6 +14,7 @@ lowest mean of its sMAPE and its MASE, each relative to seasonal naive's on the 
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 
@@ -23,6 +24,7 @@ import pandas as pd
 from fewcast.baselines import CLASSICAL
 from fewcast.config import Settings
 from fewcast.data import PanelData
+from fewcast.errors import InputError
 from fewcast.experiment import Experiment, Hooks
 from fewcast.forecasting import Forecasts, catalog, classical
 from fewcast.learners import TrainingDiverged, TrainingInterrupted
@@ -110,7 +112,14 @@ def select(settings: Settings, data: PanelData, progress: bool = False, log=prin
     started, h, k = time.perf_counter(), data.h, cuts(data)
     if progress:
         log(f"choosing the forecast: training on the data up to {k * h} points before the end, scoring the rest")
-    exp = Experiment(settings, earlier(data, k * h), progress=progress, log=log)
+    try:
+        exp = Experiment(settings, earlier(data, k * h), progress=progress, log=log)
+    except InputError:  # the series before the cut are too short for the run's shots: as many as they hold
+        fewer = copy.deepcopy(settings)
+        fewer.train.shots = 0
+        exp = Experiment(fewer, earlier(data, k * h), progress=progress, log=log)
+        log(f"note: choosing the forecast with networks trained on {exp.settings.train.shots} shots (the run's "
+            f"{settings.train.shots} do not fit the series before the validation cut)")
     try:
         pretrained, learners = exp.train(hooks=_Interruptible(stop))
     except TrainingInterrupted as exc:
