@@ -7,7 +7,8 @@ windows, 10 vectorized SGD steps for all series at once, the forecasts and their
 Goal (issue 5): under 2 seconds in all on the project's 2-core CPU. Then the same with
 ``method="pretrained_finetune_all"`` (plain SGD on up to 200 windows of each series, 20 steps) and
 ``method="maml_auto"`` (that on the series with at least ``forecast.finetune_all_min_shots`` windows), for
-their cost beside it.
+their cost beside it; and ``predict`` with 80 % and 95 % intervals and nine quantiles beside the point
+forecast (goal, issue 21: at most twice its time).
 
     .venv/bin/python benchmarks/forecast_latency.py [--series 10000]
 """
@@ -54,6 +55,18 @@ def main() -> None:
             best_core = min(best_core, time.perf_counter() - t)
         print(f"predict(method={name!r}) on {args.series:,} new series ({len(new):,} rows), {what}: {best:.2f} s "
               f"(best of 3); adaptation and forecast alone: {best_core:.2f} s; {len(out):,} forecasts")
+    # the intervals beside the point forecast of the learner, timed in turns (the machine is shared and noisy)
+    point, ranged = float("inf"), float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        fc.predict(new, method="maml")
+        point = min(point, time.perf_counter() - t)
+        t = time.perf_counter()
+        out = fc.predict(new, method="maml", level=[80, 95], quantiles=[q / 10 for q in range(1, 10)])
+        ranged = min(ranged, time.perf_counter() - t)
+    print(f"predict(method='maml') {point:.2f} s; with level=[80, 95] and 9 quantiles {ranged:.2f} s "
+          f"({ranged / point:.2f} times the point forecast; {len(out.columns) - 3} interval columns). "
+          f"The forecast chosen on validation here: {fc.state['method']}")
 
 
 if __name__ == "__main__":

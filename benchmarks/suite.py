@@ -2,12 +2,13 @@
 ``holdout`` and ``all-series`` protocols, with the default settings and no per-panel tuning.
 
 Per panel and protocol: sMAPE and MASE of ``fewcast`` (the forecast chosen on validation), the adapted
-meta-learner, ``pretrained_finetune_all``, seasonal naive, AutoETS and Theta, the method chosen and the
-wall time (choosing, training and scoring). Per panel also the cold start fewcast is for: the holdout
-series cut to a short history (two seasons plus the input window), forecast by the same networks with the
-same chosen method. Across panels: the geometric mean of each method's MASE relative to seasonal naive's
-(as fev and GIFT-Eval aggregate), and in how many runs ``fewcast`` is at least as good as the best of
-seasonal naive, AutoETS and Theta.
+meta-learner, ``pretrained_finetune_all``, seasonal naive, AutoETS and Theta, the method chosen and the wall time
+(choosing, training and scoring); and the prediction intervals of fewcast, AutoETS and seasonal naive
+(coverage of the 80 % and 95 % intervals, MSIS, scaled quantile loss). Per panel also the cold start fewcast
+is for: the holdout series cut to a short history (two seasons plus the input window), forecast by the same
+networks with the same chosen method. Across panels: the geometric mean of each method's MASE relative to
+seasonal naive's (as fev and GIFT-Eval aggregate), and in how many runs ``fewcast`` is at least as good as the
+best of seasonal naive, AutoETS and Theta.
 
     .venv/bin/python benchmarks/suite.py [--quick] [--panels m3-monthly,nn5] [--protocols holdout]
                                          [--data ../shared/data] [--out runs/suite]
@@ -45,6 +46,8 @@ FILES = {"pedestrian": ("pedestrian_melbourne_hourly.parquet", 24, 24),
 QUICK = ["m3-quarterly", "m3-yearly", "tourism-monthly", "nn5", "pedestrian"]
 METHODS = ["fewcast", "metasgd", "pretrained_finetune_all", "seasonal_naive", "autoets", "theta"]
 CLASSICAL = ["seasonal_naive", "autoets", "theta"]
+INTERVALS = ["fewcast", "autoets", "seasonal_naive"]  # fewcast's calibrated intervals, statsforecast's own
+INTERVAL_SCORES = ["coverage_80", "coverage_95", "msis", "sql"]
 
 
 def settings_for(protocol: str, h: int, season: int, quick: bool) -> Settings:
@@ -84,7 +87,26 @@ def _row(panel: str, protocol: str, table: pd.DataFrame, chosen: str, seconds: f
     for m in METHODS:
         row[f"{m} smape"] = float(scores.loc[m, "smape"])
         row[f"{m} mase"] = float(scores.loc[m, "mase"])
+    for m in INTERVALS:
+        for c in INTERVAL_SCORES:
+            row[f"{m} {c}"] = float(scores.loc[m, c]) if c in scores else float("nan")
     return row
+
+
+def interval_markdown(frame: pd.DataFrame) -> str:
+    """Per run: coverage of the 80 % and 95 % intervals, MSIS (95 %) and the scaled quantile loss over the
+    quantiles 0.1 ... 0.9, of fewcast, AutoETS and seasonal naive (bold: fewcast's losses below AutoETS's)."""
+    lines = ["| panel | protocol | " + " | ".join(f"{m} cov80 / cov95 / MSIS / SQL" for m in INTERVALS) + " |",
+             "| --- | --- | " + " | ".join("---" for _ in INTERVALS) + " |"]
+    for r in frame.to_dict("records"):
+        cells = []
+        for m in INTERVALS:
+            cell = " / ".join(f"{r[f'{m} {c}']:.3f}" for c in INTERVAL_SCORES)
+            if m == "fewcast" and r["fewcast msis"] < r["autoets msis"] and r["fewcast sql"] < r["autoets sql"]:
+                cell = f"**{cell}**"
+            cells.append(cell)
+        lines.append(f"| {r['panel']} | {r['protocol']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def markdown(frame: pd.DataFrame) -> str:
@@ -157,6 +179,9 @@ def main() -> None:
     print(f"\nsMAPE / MASE per series, averaged (bold: fewcast at least as good as the best classical method in "
           f"both); {time.perf_counter() - started:.0f} s in all\n")
     print(markdown(frame))
+    print("\nIntervals (cov80 / cov95: the share of values inside the 80 % and 95 % intervals; MSIS of the 95 % "
+          "one; SQL: scaled quantile loss over 0.1 ... 0.9; bold: fewcast's MSIS and SQL below AutoETS's)\n")
+    print(interval_markdown(frame))
     print()
     print(summary(frame))
 

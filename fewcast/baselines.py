@@ -36,14 +36,13 @@ def seasonal_naive(history: Panel, h: int, season_length: int) -> np.ndarray:
     return history.values[pos].astype(np.float64)
 
 
-def statistical(history: Panel, h: int, season_length: int, models=("autoets", "theta"),
-                n_jobs: int = -1) -> dict[str, np.ndarray]:
-    """statsforecast's AutoETS and Theta on every series at once (``n_jobs`` processes, -1: one per core)."""
+def _run_statsforecast(history: Panel, h: int, models: list, level=None, n_jobs: int = -1) -> tuple[pd.DataFrame, int]:
+    """statsforecast's ``models`` on every series at once (``n_jobs`` processes, -1: one per core), fitted to
+    each series' last :data:`FIT_POINTS` points or 20 seasons; the forecast frame sorted by series and step."""
     from statsforecast import StatsForecast
-    from statsforecast.models import AutoETS, Naive, Theta
+    from statsforecast.models import Naive
 
-    makers = {"autoets": lambda: AutoETS(season_length=season_length, alias="autoets"),
-              "theta": lambda: Theta(season_length=season_length, alias="theta")}
+    season_length = max(getattr(m, "season_length", 1) for m in models)
     keep = max(FIT_POINTS, 20 * season_length)
     if history.n_series and history.lengths.max() > keep:
         history = history.tail(keep)
@@ -53,12 +52,46 @@ def statistical(history: Panel, h: int, season_length: int, models=("autoets", "
         "ds": np.arange(len(history.values)) - np.repeat(history.offsets[:-1], lengths),  # integer steps
         "y": history.values.astype(np.float64),
     })
-    sf = StatsForecast(models=[makers[m]() for m in models], freq=1, n_jobs=n_jobs, fallback_model=Naive())
+    sf = StatsForecast(models=models, freq=1, n_jobs=n_jobs, fallback_model=Naive())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = sf.forecast(df=frame, h=h)
-    out = out.sort_values(["unique_id", "ds"])
-    return {m: out[m].to_numpy(np.float64).reshape(history.n_series, h) for m in models}
+        out = sf.forecast(df=frame, h=h, level=level) if level else sf.forecast(df=frame, h=h)
+    return out.sort_values(["unique_id", "ds"]), history.n_series
+
+
+def statistical(history: Panel, h: int, season_length: int, models=("autoets", "theta"),
+                n_jobs: int = -1) -> dict[str, np.ndarray]:
+    """statsforecast's AutoETS and Theta on every series at once."""
+    from statsforecast.models import AutoETS, Theta
+
+    makers = {"autoets": lambda: AutoETS(season_length=season_length, alias="autoets"),
+              "theta": lambda: Theta(season_length=season_length, alias="theta")}
+    out, n = _run_statsforecast(history, h, [makers[m]() for m in models], n_jobs=n_jobs)
+    return {m: out[m].to_numpy(np.float64).reshape(n, h) for m in models}
+
+
+def statistical_quantiles(history: Panel, h: int, season_length: int, taus, n_jobs: int = -1) -> dict[str, np.ndarray]:
+    """statsforecast's own prediction intervals of AutoETS and seasonal naive as quantiles ``taus``:
+    ``(series, h, len(taus))`` each (the quantile ``tau`` bounds the ``|200 tau - 100|`` % interval; 0.5 is
+    the point forecast)."""
+    from statsforecast.models import AutoETS, SeasonalNaive
+
+    models = [AutoETS(season_length=season_length, alias="autoets"),
+              SeasonalNaive(season_length=season_length, alias="seasonal_naive")]
+    levels = sorted({round(abs(200 * t - 100), 6) for t in taus if t != 0.5})
+    out, n = _run_statsforecast(history, h, models, level=[_level(lv) for lv in levels], n_jobs=n_jobs)
+    result = {}
+    for alias in ("autoets", "seasonal_naive"):
+        cols = [alias if t == 0.5 else f"{alias}-{'lo' if t < 0.5 else 'hi'}-{_level(abs(200 * t - 100))}"
+                for t in taus]
+        result[alias] = out[cols].to_numpy(np.float64).reshape(n, h, len(taus))
+    return result
+
+
+def _level(value: float):
+    """A level as statsforecast names its columns: 80, 97.5."""
+    value = round(value, 6)
+    return int(value) if value == int(value) else value
 
 
 def check_methods(methods) -> None:

@@ -118,7 +118,7 @@ def _demo(args, settings, source: str, out: Path) -> int:
     from fewcast import evaluation
     from fewcast.data import load_panel_data
     from fewcast.experiment import Experiment
-    from fewcast.report import markdown_table, sorted_table, write_run
+    from fewcast.report import interval_markdown, markdown_table, sorted_table, write_run
 
     print(f"fewcast demo: {source}, {settings.eval.protocol} protocol, learner {settings.learner.name}, "
           f"writing to {out}", flush=True)
@@ -128,6 +128,9 @@ def _demo(args, settings, source: str, out: Path) -> int:
     paths = write_run(results, out, config=settings, derived=(results.settings, experiment.derived))
     print()
     print(markdown_table(sorted_table(results.table)))
+    intervals = interval_markdown(results.table)
+    if intervals:
+        print(f"\nIntervals:\n\n{intervals}", end="")
     print(f"wrote {', '.join(sorted(p.name for p in paths.values()))} to {out}")
     return 0
 
@@ -186,7 +189,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from fewcast.data import load_panel_data
-    from fewcast.report import markdown_table, sorted_table, write_run
+    from fewcast.report import interval_markdown, markdown_table, sorted_table, write_run
     from fewcast.run import SELECTION, read_metrics
     from fewcast.selection import Selection
 
@@ -205,6 +208,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     results = fc.score(load_panel_data(source, reading), evaluation)
     write_run(results, args.run)
     print(markdown_table(sorted_table(results.table)))
+    intervals = interval_markdown(results.table)
+    if intervals:
+        print(f"\nIntervals:\n\n{intervals}", end="")
     print(f"wrote results.csv, results.md, report.html and pictures to {args.run}")
     return 0
 
@@ -219,7 +225,8 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PanelWarning)
         out = fc.predict(frame, h=args.h, method=args.method, combine=[m for m in args.combine.split(",") if m],
-                         id_col=id_col, time_col=args.time_col, target_col=args.target_col, fill=args.fill)
+                         level=args.level or (), quantiles=args.quantiles or (), id_col=id_col,
+                         time_col=args.time_col, target_col=args.target_col, fill=args.fill)
     show_warnings(caught)
     write_frame(out, args.out)
     print(f"wrote {len(out)} forecasts of {out[id_col].nunique()} series to {args.out}")
@@ -246,7 +253,8 @@ EXAMPLES = {
         "examples:\n  fewcast forecast runs/sales --data new_stores.csv --out forecasts.csv\n"
         "  fewcast forecast runs/m3 --data new.parquet --h 6 --out next6.parquet\n"
         "  fewcast forecast runs/m3 --data new.csv --out f.csv --combine autoets   # and its average with AutoETS\n"
-        "  fewcast forecast runs/m3 --data new.csv --out f.csv --method pretrained_finetune_all+autoets"
+        "  fewcast forecast runs/m3 --data new.csv --out f.csv --method pretrained_finetune_all+autoets\n"
+        "  fewcast forecast runs/m3 --data new.csv --out f.csv --level 80 95 --quantiles 0.1 0.5 0.9"
     ),
     "validate": (
         "examples:\n  fewcast validate sales.csv\n"
@@ -330,6 +338,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", help=METHOD_HELP)
     p.add_argument("--combine", default="", help="classical methods (autoets, theta, naive, seasonal_naive) to "
                    "average with: one more column fewcast+METHOD each")
+    p.add_argument("--level", type=float, nargs="+", metavar="L",
+                   help="prediction intervals of L %% (e.g. --level 80 95): columns fewcast-lo-80, fewcast-hi-80, ...")
+    p.add_argument("--quantiles", type=float, nargs="+", metavar="Q",
+                   help="quantiles (e.g. --quantiles 0.1 0.5 0.9): columns fewcast-q-10, fewcast-q-50, ...")
 
     p = command("demo", "meta-train, score every method on unseen series, write a report", cmd_demo)
     p.add_argument("--dataset", help="an embedded dataset name or a CSV / Parquet file (default: the preset's)")

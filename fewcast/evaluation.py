@@ -15,15 +15,22 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from fewcast.baselines import statistical_quantiles
 from fewcast.config import Settings
 from fewcast.engine import Problems, forecast, forecast_curve
 from fewcast.experiment import Experiment
 from fewcast.forecasting import Forecasts, Method, catalog, classical, combined, network_methods
+from fewcast.intervals import floors, series_scale
+from fewcast.intervals import quantiles as interval_quantiles
 from fewcast.learners import GradientLearner, Pretrain
-from fewcast.metrics import score, smape
+from fewcast.metrics import QUANTILES, coverage, msis, score, smape, sql, wql
 from fewcast.selection import Selection, select
 
 COLUMNS = ["protocol", "method", "smape", "mase", "mae", "rmse", "n_series"]
+# the intervals: coverage of the 80 % and 95 % ones, MSIS of the 95 % one, and the quantile losses over QUANTILES
+INTERVAL_COLUMNS = ["coverage_80", "coverage_95", "msis", "sql", "wql"]
+NATIVE = ("autoets", "seasonal_naive")  # scored with statsforecast's own intervals
+SCORED_TAUS = (0.025, *QUANTILES, 0.975)
 
 
 @dataclass
@@ -42,6 +49,8 @@ class Results:
     test_ids: np.ndarray | None = None
     methods: dict[str, str] = field(default_factory=dict)  # method -> its description
     selection: Selection | None = None  # the forecast chosen on validation (the ``fewcast`` row)
+    bands: dict[str, np.ndarray] = field(default_factory=dict)  # method -> quantiles SCORED_TAUS (series, h, taus)
+    coverage_curve: pd.DataFrame | None = None  # method, nominal and observed coverage (%) of central intervals
 
 
 def run(exp: Experiment) -> Results:
@@ -70,10 +79,11 @@ def scored_methods(exp: Experiment, pretrained: Pretrain,
 
 
 def evaluate(exp: Experiment, pretrained: Pretrain, learners: dict[str, GradientLearner],
-             selection: Selection | None = None) -> Results:
+             selection: Selection | None = None, calibration: dict | None = None) -> Results:
     """Score every method on the meta-test series (holdout) or on every series (all-series), and with
-    ``selection`` the method it chose as ``fewcast``. The networks are moved to the experiment's device
-    (weights loaded from a checkpoint arrive on the CPU)."""
+    ``selection`` the method it chose as ``fewcast``; the intervals of each method ``calibration`` (default:
+    the selection's) holds, and statsforecast's own of AutoETS and seasonal naive. The networks are moved to
+    the experiment's device (weights loaded from a checkpoint arrive on the CPU)."""
     s = exp.settings
     for module in (pretrained, *learners.values()):
         module.to(exp.device)
@@ -94,16 +104,63 @@ def evaluate(exp: Experiment, pretrained: Pretrain, learners: dict[str, Gradient
     rows = [{"protocol": s.eval.protocol, "method": name, **score(problems.truth, yhat, problems.mase_scale)}
             for name, yhat in forecasts.items()]
     table = pd.DataFrame(rows, columns=COLUMNS)
+    if calibration is None:
+        calibration = selection.calibration if selection is not None else {}
+    if calibration:
+        started = time.perf_counter()
+        chosen = {"fewcast": selection.chosen} if selection is not None else {}
+        table, bands, curve = interval_table(exp, problems, forecasts, calibration, chosen, table)
+        exp.timings["intervals"] = time.perf_counter() - started
+    else:
+        table, bands, curve = table.assign(**dict.fromkeys(INTERVAL_COLUMNS, np.nan)), {}, None
 
     started = time.perf_counter()
     by_name = {m.name: m for m in methods}
     default, finetune = learners[s.learner.name], by_name["pretrained_finetune"].learner
     inits = {s.learner.name: default, "pretrained": finetune, "scratch": by_name["scratch"].learner}
     curves = trajectory(exp, problems, inits), shots_curve(exp, default, finetune)
-    picked = samples(exp, problems, s.learner.name, forecasts)
+    picked = samples(exp, problems, s.learner.name, forecasts, bands.get("fewcast", bands.get(s.learner.name)))
     exp.timings["curves"] = time.perf_counter() - started
     return Results(s, table, exp.logs, *curves, picked, exp.timings, exp.data.name, forecasts, exp.test_history.ids,
-                   described, selection)
+                   described, selection, bands, curve)
+
+
+def interval_table(exp: Experiment, problems: Problems, forecasts: dict[str, np.ndarray], calibration: dict,
+                   chosen: dict[str, str], table: pd.DataFrame) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
+    """``table`` with the interval scores (:data:`INTERVAL_COLUMNS`) of every row that has intervals: the
+    calibrated ones (a row of ``chosen``, ``fewcast``, by its method's), statsforecast's own for AutoETS and
+    seasonal naive; each row's quantiles :data:`SCORED_TAUS`, ``(series, h, taus)``, by method; and the
+    coverage of the central 20 ... 95 % intervals of ``fewcast``, AutoETS and seasonal naive (the
+    calibration plot)."""
+    lay = exp.layout
+    scale, floor = series_scale(exp.test_history, lay.season_length), floors(exp.test_history)  # (series,)
+    bands = {}
+    for name, yhat in forecasts.items():
+        table_name = chosen.get(name, name)
+        if table_name in calibration and name not in NATIVE:
+            bands[name] = interval_quantiles(yhat, scale, calibration[table_name], SCORED_TAUS, floor)
+    native = [m for m in NATIVE if m in forecasts]
+    if native:
+        made = statistical_quantiles(exp.test_history, lay.h, lay.season_length, SCORED_TAUS)
+        bands.update({m: made[m] for m in native})
+    y, mase_scale = problems.truth, problems.mase_scale
+    at = {t: i for i, t in enumerate(SCORED_TAUS)}
+    middle = [at[t] for t in QUANTILES]
+    scores = {}
+    for name, q in bands.items():
+        scores[name] = {
+            "coverage_80": coverage(y, q[:, :, at[0.1]], q[:, :, at[0.9]]),
+            "coverage_95": coverage(y, q[:, :, at[0.025]], q[:, :, at[0.975]]),
+            "msis": msis(y, q[:, :, at[0.025]], q[:, :, at[0.975]], mase_scale),
+            "sql": sql(y, q[:, :, middle], QUANTILES, mase_scale),
+            "wql": wql(y, q[:, :, middle], QUANTILES),
+        }
+    extra = pd.DataFrame([scores.get(m, {}) for m in table["method"]], columns=INTERVAL_COLUMNS, index=table.index)
+    curve = [{"method": name, "nominal": round(100 * (1 - 2 * lo), 1),
+              "observed": 100 * coverage(y, q[:, :, at[lo]], q[:, :, at[round(1 - lo, 3)]])}
+             for name, q in bands.items() if name in ("fewcast", *NATIVE)
+             for lo in (0.4, 0.3, 0.2, 0.1, 0.025)]
+    return pd.concat([table, extra], axis=1), bands, pd.DataFrame(curve, columns=["method", "nominal", "observed"])
 
 
 def trajectory(exp: Experiment, problems: Problems, inits: dict[str, GradientLearner]) -> pd.DataFrame:
@@ -133,8 +190,10 @@ def shots_curve(exp: Experiment, learner: GradientLearner, finetune: GradientLea
     return pd.DataFrame(rows)
 
 
-def samples(exp: Experiment, problems: Problems, name: str, forecasts: dict) -> list[dict]:
-    """A seeded sample of meta-test series with history, truth and forecasts, for the per-series panels."""
+def samples(exp: Experiment, problems: Problems, name: str, forecasts: dict, band: np.ndarray | None = None
+            ) -> list[dict]:
+    """A seeded sample of meta-test series with history, truth and forecasts, for the per-series panels, and
+    the 80 % and 95 % intervals of ``band`` (quantiles :data:`SCORED_TAUS`) when given."""
     n = min(exp.settings.eval.plot_series, problems.history.n_series)
     rng = np.random.default_rng(exp.settings.train.seed)
     pick = np.sort(rng.choice(problems.history.n_series, size=n, replace=False))
@@ -147,6 +206,10 @@ def samples(exp: Experiment, problems: Problems, name: str, forecasts: dict) -> 
             "shots": int(problems.shots_used[i]),
             "forecasts": {label: forecasts[key][i] for label, key in (
                 (f"{name} before adaptation", f"{name}_zeroshot"), (f"{name} adapted", name),
-                ("pretrained_finetune", "pretrained_finetune"), ("theta", "theta")) if key in forecasts},
+                ("pretrained_finetune", "pretrained_finetune"), ("theta", "theta"), ("fewcast", "fewcast"))
+                if key in forecasts},
+            "bands": {} if band is None else {level: (band[i, :, SCORED_TAUS.index(lo)],
+                                                     band[i, :, SCORED_TAUS.index(round(1 - lo, 3))])
+                                              for level, lo in ((95, 0.025), (80, 0.1))},
         })
     return out

@@ -33,6 +33,9 @@ from fewcast.evaluation import Results, evaluate
 from fewcast.experiment import Experiment
 from fewcast.forecasting import Forecasts, Method, catalog, combined
 from fewcast.frame import from_frame
+from fewcast.intervals import check_request, floors, level_taus, series_scale
+from fewcast.intervals import columns as interval_columns
+from fewcast.intervals import quantiles as interval_quantiles
 from fewcast.learners import GradientLearner, Pretrain
 from fewcast.models import check_log_values
 from fewcast.selection import COLUMNS, Selection, select
@@ -61,6 +64,7 @@ class FewShotForecaster:
         self.pretrained: Pretrain | None = None
         self.state: dict = {}  # what fit learned: the data's frequency, columns, split (and source), the method
         self.selection: Selection | None = None  # how fit chose the method on validation
+        self.calibration: dict[str, np.ndarray] = {}  # method -> its interval calibration (fewcast.intervals)
         self.logs: dict[str, list[dict]] = {}  # training curves of fit (or of the run it was loaded from)
 
     # -- training -----------------------------------------------------------------------------------
@@ -85,6 +89,7 @@ class FewShotForecaster:
         self.pretrained, learners = experiment.train()
         self.selection = select(s, data, progress, log) if s.train.select else None
         self.learner = learners[s.learner.name]
+        self.calibration = self.selection.calibration if self.selection else {}
         self.logs = experiment.logs
         split = experiment.split
         self.state = {"freq": data.visible.freq, "columns": [id_col, time_col, target_col],
@@ -104,8 +109,9 @@ class FewShotForecaster:
         return catalog(self.settings, self.learner, self.pretrained, self._device())
 
     def predict(self, df: pd.DataFrame, h: int | None = None, *, method: str | None = None,
-                combine: list[str] | tuple[str, ...] = (), id_col: str | None = None, time_col: str | None = None,
-                target_col: str | None = None, fill: bool | None = None) -> pd.DataFrame:
+                combine: list[str] | tuple[str, ...] = (), level: list[float] | tuple[float, ...] = (),
+                quantiles: list[float] | tuple[float, ...] = (), id_col: str | None = None,
+                time_col: str | None = None, target_col: str | None = None, fill: bool | None = None) -> pd.DataFrame:
         """Forecast the next ``h`` values of every series of ``df`` after adapting to its own history.
 
         Returns a long frame (id, time, ``fewcast``) under the input's column names, future times
@@ -126,6 +132,7 @@ class FewShotForecaster:
             raise InputError(f"h={h} is longer than the trained horizon {s.data.h}: the model forecasts "
                              f"{s.data.h} steps directly; retrain with a longer h")
         check_methods(combine)
+        check_request(level, quantiles)
         panel = from_frame(df, id_col, time_col, target_col, fill=s.data.fill if fill is None else fill)
         check_log_values(panel, s.model, target_col)
         check_same_freq(panel, self.state.get("freq"), time_col)
@@ -141,6 +148,16 @@ class FewShotForecaster:
         out = pd.DataFrame({id_col: np.repeat(panel.ids, h), time_col: panel.stamps(future)})
         for column, m in columns.items():
             out[column] = made[m.name][:, :h].reshape(-1)  # (series, h) flattened like the rows
+        taus = [*level_taus(level), *quantiles]
+        if taus:
+            scale, floor = series_scale(panel, s.data.season_length), floors(panel)  # (series,)
+            for column, m in columns.items():
+                if m.name not in self.calibration:
+                    raise InputError(f"no intervals for {m.name}: they are calibrated on validation at training "
+                                     f"(`select`), for {', '.join(self.calibration) or 'no method'}")
+                q = interval_quantiles(made[m.name][:, :h], scale, self.calibration[m.name], taus, floor)
+                for k, name in enumerate(interval_columns(column, level, quantiles)):
+                    out[name] = q[:, :, k].reshape(-1)
         return out
 
     def _device(self) -> torch.device:
@@ -178,7 +195,8 @@ class FewShotForecaster:
         chosen = self.selection
         if chosen is None and self.state.get("method"):
             chosen = Selection(pd.DataFrame(columns=COLUMNS), self.state["method"], 0, data.h)
-        results = evaluate(experiment, self.pretrained, {here.learner.name: self.learner}, chosen)  # on its device
+        results = evaluate(experiment, self.pretrained, {here.learner.name: self.learner}, chosen,
+                           self.calibration)  # on its device
         results.settings = reported
         return results
 
@@ -186,7 +204,8 @@ class FewShotForecaster:
     def save(self, path) -> None:
         """Write the weights, learned rates and settings as a checkpoint (safetensors, no pickle)."""
         self._check_fitted()
-        run.save_networks(path, self.learner, self.pretrained, {"phase": run.DONE, **self.state}, self.settings)
+        run.save_networks(path, self.learner, self.pretrained,
+                          {"phase": run.DONE, **self.state, "calibration": self.calibration}, self.settings)
 
     @classmethod
     def load(cls, path) -> FewShotForecaster:
@@ -194,6 +213,7 @@ class FewShotForecaster:
         fc = cls(settings.model.name, settings.learner.name, settings=settings)
         fc.state = {k: v for k, v in state.items() if k in ("source", "freq", "columns", "split", "method")}
         fc.learner, fc.pretrained = learner, pretrained
+        fc.calibration = state.get("calibration", {})
         return fc
 
 

@@ -61,3 +61,44 @@ def score(y: np.ndarray, yhat: np.ndarray, scale: np.ndarray) -> dict[str, float
         "rmse": float(np.mean(rmse(y, yhat))),
         "n_series": len(y),
     }
+
+
+# -- intervals and quantiles: y (series, h), quantile forecasts q (series, h, len(taus)) --------------------
+
+QUANTILES = tuple(np.round(np.arange(1, 10) / 10, 1))  # 0.1 ... 0.9, as fev and GluonTS score them
+
+
+def coverage(y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
+    """The share of values inside ``[lo, hi]`` (utilsforecast's ``coverage``, over every series and step)."""
+    return float(np.mean((y >= lo) & (y <= hi)))
+
+
+def msis(y: np.ndarray, lo: np.ndarray, hi: np.ndarray, scale: np.ndarray, alpha: float = 0.05) -> float:
+    """The M4 competition's mean scaled interval score of the ``1 - alpha`` interval: per series the mean
+    Winkler score ``(hi - lo) + 2/alpha (lo - y)+ + 2/alpha (y - hi)+`` over the steps, divided by the series'
+    scale; averaged over the series with a scale."""
+    winkler = (hi - lo) + 2 / alpha * (np.maximum(lo - y, 0) + np.maximum(y - hi, 0))  # (series, h)
+    ok = np.isfinite(scale) & (scale > 0)
+    return float(np.mean(winkler[ok].mean(axis=1) / scale[ok])) if ok.any() else float("nan")
+
+
+def pinball(y: np.ndarray, q: np.ndarray, taus) -> np.ndarray:
+    """The quantile (pinball) loss of each quantile forecast: ``(series, h, taus)``."""
+    taus = np.asarray(taus, dtype=np.float64)
+    diff = y[:, :, None] - q  # (series, h, taus)
+    return np.maximum(taus * diff, (taus - 1) * diff)
+
+
+def sql(y: np.ndarray, q: np.ndarray, taus, scale: np.ndarray) -> float:
+    """fev's scaled quantile loss: per series twice the mean pinball loss over steps and quantiles, divided
+    by the series' scale (at the median alone, MASE); averaged over the series with a scale."""
+    per_series = 2 * pinball(y, q, taus).mean(axis=(1, 2))  # (series,)
+    ok = np.isfinite(scale) & (scale > 0)
+    return float(np.mean(per_series[ok] / scale[ok])) if ok.any() else float("nan")
+
+
+def wql(y: np.ndarray, q: np.ndarray, taus) -> float:
+    """GluonTS's mean weighted quantile loss: per quantile twice the summed pinball loss over the summed
+    absolute values, averaged over the quantiles."""
+    total = np.abs(y).sum()
+    return float(np.mean(2 * pinball(y, q, taus).sum(axis=(0, 1)) / total)) if total > 0 else float("nan")

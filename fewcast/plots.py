@@ -88,7 +88,8 @@ def shots_curve(frame: pd.DataFrame, path: Path) -> Path:
 
 
 def series_panels(samples: list[dict], path: Path, context: int = 60) -> Path:
-    """History (last ``context`` points), truth and forecasts before and after adaptation, per series."""
+    """History (last ``context`` points), truth, forecasts before and after adaptation and the forecast's
+    80 % and 95 % intervals, per series."""
     n = len(samples)
     cols = 2 if n > 1 else 1
     rows = math.ceil(n / cols)
@@ -99,6 +100,9 @@ def series_panels(samples: list[dict], path: Path, context: int = 60) -> Path:
         t_hist = np.arange(n_hist - len(hist), n_hist)
         t_fc = np.arange(n_hist, n_hist + len(sample["truth"]))
         ax.plot(t_hist, hist, color="black", lw=1, label="history")
+        for level, (lo, hi) in sample.get("bands", {}).items():  # 95 % then 80 %: a fan
+            ax.fill_between(t_fc, lo, hi, color="tab:blue", alpha=0.12 if level >= 95 else 0.25, lw=0,
+                            label=f"fewcast {level} % interval")
         ax.plot(t_fc, sample["truth"], color="black", lw=1, ls="--", label="truth")
         for label, yhat in sample["forecasts"].items():
             ax.plot(t_fc, yhat, lw=1.2, label=label)
@@ -109,3 +113,17 @@ def series_panels(samples: list[dict], path: Path, context: int = 60) -> Path:
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     return _save(fig, path, dpi=100, tight=False)
+
+
+def calibration(curve: pd.DataFrame, path: Path) -> Path:
+    """Observed against nominal coverage of the central intervals, per method (the diagonal: calibrated)."""
+    fig, ax = plt.subplots(figsize=(4.5, 4.2))
+    ax.plot([0, 100], [0, 100], color="grey", lw=1, ls=":", label="calibrated")
+    for method, part in curve.groupby("method", sort=False):
+        ax.plot(part["nominal"], part["observed"], marker="o", lw=1.2, label=method)
+    ax.set_xlabel("nominal coverage (%)")
+    ax.set_ylabel("observed coverage (%)")
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8)
+    return _save(fig, path)

@@ -15,7 +15,7 @@ import pandas as pd
 from fewcast import plots
 from fewcast.atomic import atomic_write
 from fewcast.config import Settings, dumps_toml
-from fewcast.evaluation import COLUMNS, Results
+from fewcast.evaluation import COLUMNS, INTERVAL_COLUMNS, Results
 
 
 def markdown_table(table: pd.DataFrame) -> str:
@@ -24,6 +24,20 @@ def markdown_table(table: pd.DataFrame) -> str:
     for row in table[COLUMNS].itertuples(index=False):
         cells = [fmt[c].format(getattr(row, c)) if c in fmt else str(getattr(row, c)) for c in COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def interval_markdown(table: pd.DataFrame) -> str:
+    """The rows with intervals: coverage of the 80 % and 95 % ones, MSIS (95 %), scaled and weighted quantile
+    losses; empty when no row has them."""
+    rows = table[table["coverage_80"].notna()] if "coverage_80" in table else table.iloc[:0]
+    if rows.empty:
+        return ""
+    head = ["method", *INTERVAL_COLUMNS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows.sort_values("sql").itertuples(index=False):
+        lines.append(f"| {r.method} | {r.coverage_80:.3f} | {r.coverage_95:.3f} | {r.msis:.3f} | {r.sql:.3f} | "
+                     f"{r.wql:.4f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -40,9 +54,10 @@ def write_run(results: Results, out: str | Path, config: Settings | None = None,
     table = sorted_table(results.table)
     paths: dict[str, Path] = {}
     paths["results.csv"] = out / "results.csv"
-    atomic_write(paths["results.csv"], table[COLUMNS].to_csv(index=False))
+    atomic_write(paths["results.csv"], table[[*COLUMNS, *INTERVAL_COLUMNS]].to_csv(index=False))
     paths["results.md"] = out / "results.md"
-    atomic_write(paths["results.md"], markdown_table(table))
+    intervals = interval_markdown(table)
+    atomic_write(paths["results.md"], markdown_table(table) + (f"\nIntervals:\n\n{intervals}" if intervals else ""))
     if config is not None:
         paths["config.toml"] = out / "config.toml"
         atomic_write(paths["config.toml"], dumps_toml(config, *(derived or ())))
@@ -57,6 +72,8 @@ def write_run(results: Results, out: str | Path, config: Settings | None = None,
         "shots_curve.png": lambda p: plots.shots_curve(results.shots_curve, p),
         "series.png": lambda p: plots.series_panels(results.samples, p),
     }
+    if results.coverage_curve is not None and not results.coverage_curve.empty:
+        pictures["calibration.png"] = lambda p: plots.calibration(results.coverage_curve, p)
     for name, draw in pictures.items():
         paths[name] = draw(out / name)
     paths["report.html"] = out / "report.html"
@@ -85,7 +102,9 @@ def render_html(results: Results, table: pd.DataFrame, pictures: dict[str, Path]
         "training_curves.png": "Meta-training: meta-train loss per iteration and meta-validation loss.",
         "trajectory.png": "Support loss and horizon sMAPE after 0..N adaptation steps, per initialization.",
         "shots_curve.png": "Forecast sMAPE against the number of support windows (shots).",
-        "series.png": "A sample of meta-test series: history, truth, forecasts before and after adaptation.",
+        "series.png": "A sample of meta-test series: history, truth, forecasts before and after adaptation, and "
+                      "the fewcast forecast's 80 % and 95 % intervals.",
+        "calibration.png": "Observed against nominal coverage of the central intervals, on the held-out series.",
     }
     figures = "\n".join(
         f"<figure>{_img(p, captions.get(n, n))}<figcaption>{html.escape(captions.get(n, n))}</figcaption></figure>"
@@ -107,6 +126,7 @@ networks never saw (holdout) or of every series' official horizon (all-series). 
 {rows}
 </tbody></table>
 {chosen}
+{_intervals(table)}
 <h2>Methods</h2>
 <dl id="methods">
 {methods}
@@ -117,6 +137,23 @@ networks never saw (holdout) or of every series' official horizon (all-series). 
 <h2>Settings</h2><pre>{settings}</pre>
 </body></html>
 """
+
+
+def _intervals(table: pd.DataFrame) -> str:
+    """The interval scores of the rows that have intervals."""
+    rows = table[table["coverage_80"].notna()] if "coverage_80" in table else table.iloc[:0]
+    if rows.empty:
+        return ""
+    body = "\n".join(
+        "<tr>" + "".join(f"<td>{html.escape(_fmt(getattr(r, c)))}</td>" for c in ("method", *INTERVAL_COLUMNS))
+        + "</tr>" for r in rows.sort_values("sql").itertuples(index=False))
+    return ("<h2>Intervals</h2>\n<p>Coverage of the 80 % and 95 % intervals (nominal 0.80 and 0.95), MSIS of the "
+            "95 % one, and the scaled (sql) and weighted (wql) quantile losses over the quantiles 0.1 ... 0.9; "
+            "lower losses are better. fewcast's intervals are its validation errors scaled by each series' "
+            "volatility; AutoETS and seasonal naive keep statsforecast's own.</p>\n"
+            "<table id=\"intervals\"><thead><tr>"
+            + "".join(f"<th>{c}</th>" for c in ("method", *INTERVAL_COLUMNS))
+            + f"</tr></thead>\n<tbody>\n{body}\n</tbody></table>")
 
 
 def _selection(results: Results, table: pd.DataFrame) -> str:

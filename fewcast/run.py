@@ -5,7 +5,8 @@ are never trained on, nor is any series' last ``h`` points), ``metrics.csv`` (a 
 phases) and ``checkpoint/`` (see :mod:`fewcast.checkpoint`), written every ``checkpoint_every``
 iterations, at the end of each phase, and when SIGINT or SIGTERM asks the run to stop; ``fewcast
 evaluate`` adds the results table, pictures and report (:mod:`fewcast.report`). A checkpoint's tensors are
-named by what they belong to: ``learner.``, ``pretrained.`` and (while training) ``trainer.``. The run has
+named by what they belong to: ``learner.``, ``pretrained.``, ``calibration.`` (the intervals, see
+:mod:`fewcast.intervals`) and (while training) ``trainer.``. The run has
 two phases: pre-training (``pretrained``) and meta-training (the learner), then ``done``. A resumed run
 reloads the phase, weights, optimizer, schedule, sampler and RNG state of the checkpoint and ends with the
 same weights as an uninterrupted run with the same seed.
@@ -21,6 +22,7 @@ import warnings
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from fewcast import checkpoint, datasets, lock
 from fewcast.atomic import atomic_write
@@ -39,8 +41,11 @@ SELECT, DONE = "select", "done"  # the networks are trained: choosing the foreca
 
 def save_networks(path: str | Path, learner: GradientLearner, pretrained: Pretrain, state: dict,
                   settings: Settings, trainer: MetaTrainer | None = None) -> None:
-    """A checkpoint of the networks (either may be None while training) and, while training, the trainer."""
-    tensors = {}
+    """A checkpoint of the networks (either may be None while training), while training the trainer, and the
+    forecasts' interval calibration (``state["calibration"]``, stored as ``calibration.<method>`` tensors)."""
+    state = dict(state)
+    tensors = {f"calibration.{name}": torch.as_tensor(table, dtype=torch.float32)
+               for name, table in state.pop("calibration", {}).items()}
     if trainer is not None:
         t_tensors, t_state = trainer.state_dict()
         tensors.update({f"trainer.{k}": v for k, v in t_tensors.items()})
@@ -56,6 +61,7 @@ def load_networks(path: str | Path) -> tuple[Settings, dict, GradientLearner, Pr
     writer is training now, its last complete checkpoint's networks as they stand, with a :class:`RunWarning`."""
     tensors, state, settings = checkpoint.load(path)
     _upgrade(Path(path), state, settings)
+    state["calibration"] = {k: v.double().numpy() for k, v in checkpoint.section(tensors, "calibration.").items()}
     if state.get("phase") != DONE:
         tensors = _networks_so_far(Path(path), tensors, state, settings)
     def network():
@@ -289,6 +295,8 @@ class TrainingRun(Hooks):
         if self.main:
             atomic_write(self.dir / SELECTION, chosen.to_csv())
             tensors, state, _ = checkpoint.load(self.ck)
+            tensors.update({f"calibration.{name}": torch.as_tensor(table, dtype=torch.float32)
+                            for name, table in chosen.calibration.items()})
             checkpoint.save(self.ck, tensors, {**state, "phase": DONE, "method": self.method}, self.settings)
 
 

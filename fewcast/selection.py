@@ -26,7 +26,8 @@ from fewcast.config import Settings
 from fewcast.data import PanelData
 from fewcast.errors import InputError
 from fewcast.experiment import Experiment, Hooks
-from fewcast.forecasting import Forecasts, catalog, classical
+from fewcast.forecasting import Forecasts, catalog, classical, combined
+from fewcast.intervals import calibrate
 from fewcast.learners import TrainingDiverged, TrainingInterrupted
 from fewcast.metrics import mase, seasonal_scale, smape
 
@@ -53,6 +54,7 @@ class Selection:
     seconds: float = 0.0
     logs: dict = field(default_factory=dict)  # the training curves of the networks trained for it
     cuts: int = 1  # how many horizons before the visible end it scored, one after the other
+    calibration: dict = field(default_factory=dict)  # method -> quantiles of its scaled errors (intervals)
 
     def reason(self) -> str:
         if self.table.empty:
@@ -134,10 +136,12 @@ def select(settings: Settings, data: PanelData, progress: bool = False, log=prin
         return Selection(pd.DataFrame(columns=COLUMNS), s.learner.name, 0, h, time.perf_counter() - started)
     names = candidate_names(s.learner.name)
     if learners is None:
-        methods = [classical(name) for name in names if "+" not in name and name in CLASSICAL]
+        names = [name for name in names if "+" not in name and name in CLASSICAL]
+        offered = {name: classical(name) for name in CLASSICAL}
     else:
         offered = catalog(s, learners[s.learner.name], pretrained, exp.device)
-        methods = [offered[name] for name in names]
+    offered.update({c.name: c for c in (combined(classical(a), b) for a in CLASSICAL for b in CLASSICAL if a != b)})
+    methods = list(offered.values())  # every method (and classical pairs): each is calibrated; candidates ranked
     made, truths, scales = {m.name: [] for m in methods}, [], []
     for j in range(1, k + 1):  # the horizon j horizons before the visible end
         cut = earlier(data, j * h)
@@ -146,8 +150,11 @@ def select(settings: Settings, data: PanelData, progress: bool = False, log=prin
             made[name].append(yhat)
         truths.append(truth)
         scales.append(seasonal_scale(history, exp.layout.season_length))
-    table = rank({n: np.concatenate(v) for n, v in made.items()}, np.concatenate(truths), np.concatenate(scales))
-    return Selection(table, str(table["method"].iloc[0]), len(pos), h, time.perf_counter() - started, exp.logs, k)
+    made = {n: np.concatenate(v) for n, v in made.items()}
+    truth, scale = np.concatenate(truths), np.concatenate(scales)
+    table = rank({n: made[n] for n in names}, truth, scale)
+    return Selection(table, str(table["method"].iloc[0]), len(pos), h, time.perf_counter() - started, exp.logs, k,
+                     calibrate(truth, made, scale))
 
 
 def rank(forecasts: dict[str, np.ndarray], truth: np.ndarray, scale: np.ndarray) -> pd.DataFrame:

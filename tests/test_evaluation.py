@@ -33,6 +33,15 @@ def test_poisoned_horizon_changes_no_forecast(protocol, deseasonalize):
         np.testing.assert_array_equal(pd.DataFrame(clean.logs[name]).drop(columns=["seconds", "tasks_per_second"]),
                                       pd.DataFrame(poisoned.logs[name]).drop(columns=["seconds", "tasks_per_second"]))
     assert not np.allclose(clean.table["smape"], poisoned.table["smape"])
+    # the intervals too: calibrated on the visible part, built from each series' history
+    assert set(clean.selection.calibration) == set(poisoned.selection.calibration)
+    if protocol == "all-series":  # enough validation series to calibrate
+        assert "fewcast" in clean.bands and {"autoets", "seasonal_naive"} & set(clean.bands)
+    for name, table in clean.selection.calibration.items():
+        np.testing.assert_array_equal(table, poisoned.selection.calibration[name], err_msg=name)
+    assert set(clean.bands) == set(poisoned.bands)
+    for name, band in clean.bands.items():
+        np.testing.assert_array_equal(band, poisoned.bands[name], err_msg=name)
 
 
 def test_finetune_all_is_plain_sgd_on_every_window_and_can_be_turned_off():

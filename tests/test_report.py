@@ -78,7 +78,8 @@ def test_demo_writes_every_artifact(tiny_run):
                  "trajectory.png", "shots_curve.png", "series.png"):
         assert (out / name).stat().st_size > 0, name
     table = pd.read_csv(out / "results.csv")
-    assert list(table.columns) == ["protocol", "method", "smape", "mase", "mae", "rmse", "n_series"]
+    assert list(table.columns) == ["protocol", "method", "smape", "mase", "mae", "rmse", "n_series", "coverage_80",
+                                   "coverage_95", "msis", "sql", "wql"]
     assert set(table["n_series"]) == {9} and "| protocol | method |" in stdout
     expected = {"metasgd", "metasgd_zeroshot", "maml", "maml_zeroshot", "pretrained", "pretrained_finetune",
                 "scratch", "pretrained_finetune_all", "metasgd_auto", "naive", "seasonal_naive",
@@ -98,7 +99,11 @@ def test_report_shows_the_table_a_description_of_each_method_and_the_pictures(ti
     assert [row[1] for row in report.rows if row] == list(table["method"])  # the table, in its order
     assert all(len(row) == 7 for row in report.rows if row)
     assert sorted(report.described) == sorted(table["method"])  # every row says what it is
-    assert len(report.images) == 4 and all(src.startswith("data:image/png;base64,") for src in report.images)
+    calibrated = table["coverage_80"].notna().any()  # intervals: their table and the calibration plot
+    assert len(report.images) == 4 + calibrated and all(src.startswith("data:image/png;base64,")
+                                                         for src in report.images)
+    assert ('id="intervals"' in (out / "report.html").read_text()) == calibrated
+    assert (out / "calibration.png").exists() == calibrated
     assert "[learner]" in (out / "report.html").read_text()  # the settings, as config.toml has them
 
 

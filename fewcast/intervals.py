@@ -1,0 +1,107 @@
+"""Prediction intervals and quantiles: each forecast's errors on the validation cut, scaled by each series'
+own volatility, turned into quantiles of a new series' forecast.
+
+The validation cut (:mod:`fewcast.selection`) forecasts series the networks never trained on, from networks
+trained on the data before the horizon scored. For each method and each step ahead, the errors
+``(y - yhat) / scale`` of those series (``scale``: a series' mean absolute seasonal difference, the MASE
+denominator) give empirical quantiles on the grid :data:`TAUS`: a split-conformal calibration whose
+intervals widen with each series' own volatility. A new series' quantile ``tau`` at step ``j`` is
+``yhat[j] + scale * q_j(tau)``, its ``level`` % interval the quantiles ``(1 -+ level/100) / 2``. Quantiles
+grow with ``tau`` by construction, so a lower one is never above a higher one. A method needs at least
+:data:`MIN_ERRORS` validation forecasts (series times cuts) to be calibrated.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fewcast.errors import InputError
+from fewcast.metrics import seasonal_scale
+from fewcast.panel import Panel
+
+TAUS = np.arange(1, 200) / 200  # 0.005, 0.010, ..., 0.995: levels up to 99 %
+MIN_ERRORS = 10  # fewer validation forecasts than this: no calibration for the method
+
+
+def calibrate(truth: np.ndarray, forecasts: dict[str, np.ndarray], scale: np.ndarray) -> dict[str, np.ndarray]:
+    """Each method's quantiles of scaled errors, ``(len(TAUS), h)``, from ``truth`` and its forecasts
+    ``(series, h)`` (rows with a scale that is zero or unknown left out).
+
+    The errors of all steps share one shape: each step's errors are divided by their mean absolute value
+    (the step's spread), pooled, and the pooled quantiles multiplied back by each step's spread, so that a
+    few dozen validation series give stable tails. The quantile levels are widened by the split-conformal
+    factor ``(n + 1) / n`` about the median (``n`` the validation forecasts), so that an interval holds its
+    level on a new series rather than on the series it was measured on."""
+    ok = np.isfinite(scale) & (scale > 0)  # (series,)
+    out = {}
+    for name, yhat in forecasts.items():
+        errors = (truth[ok] - yhat[ok]) / scale[ok, None]  # (series, h)
+        errors = errors[np.isfinite(errors).all(axis=1)]
+        n = len(errors)
+        if n < MIN_ERRORS:
+            continue
+        spread = np.mean(np.abs(errors), axis=0)  # (h,) each step's
+        spread = np.where(spread > 0, spread, 1.0)
+        pooled = (errors / spread).reshape(-1)  # (series * h,)
+        taus = np.clip(0.5 + (TAUS - 0.5) * (n + 1) / n, 0.0, 1.0)
+        out[name] = np.quantile(pooled, taus)[:, None] * spread[None, :]  # (taus, h)
+    return out
+
+
+def series_scale(history: Panel, season_length: int) -> np.ndarray:
+    """Each series' volatility, ``(series,)``: its mean absolute seasonal difference; for a series too short
+    for one difference, the panel's median ratio of that scale to a series' level times its own last value."""
+    scale = seasonal_scale(history, season_length)
+    missing = ~np.isfinite(scale)
+    if missing.any():
+        last = np.abs(history.values[history.offsets[1:] - 1].astype(np.float64))  # (series,)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = scale / last
+        known = np.isfinite(ratio) & (last > 0)
+        typical = float(np.median(ratio[known])) if known.any() else 0.1
+        scale = np.where(missing, typical * last, scale)
+    return scale
+
+
+def quantiles(yhat: np.ndarray, scale: np.ndarray, table: np.ndarray, taus, floor: np.ndarray | None = None
+              ) -> np.ndarray:
+    """The ``taus`` quantiles of forecasts ``yhat`` ``(series, h)``: ``(series, h, len(taus))``, steps past
+    the calibrated horizon taking its last step's errors, and none below a series' ``floor`` (see
+    :func:`floors`)."""
+    taus = np.asarray(taus, dtype=np.float64)
+    h = yhat.shape[1]
+    steps = np.minimum(np.arange(h), table.shape[1] - 1)
+    q = np.stack([np.interp(taus, TAUS, table[:, j]) for j in steps])  # (h, taus)
+    out = yhat[:, :, None] + scale[:, None, None] * q[None]  # (series, h, taus)
+    return out if floor is None else np.maximum(out, floor[:, None, None])
+
+
+def floors(history: Panel) -> np.ndarray:
+    """0 for a series that has never been below zero (sales, counts: no quantile goes below it), else -inf."""
+    lowest = np.minimum.reduceat(history.values, history.offsets[:-1]) if len(history.values) else np.zeros(0)
+    return np.where(lowest >= 0, 0.0, -np.inf)
+
+
+def level_taus(levels) -> list[float]:
+    """The quantiles that bound each level's interval, level by level (``[80, 95]`` -> 0.1, 0.9, 0.025, 0.975)."""
+    return [tau for lv in levels for tau in ((100 - lv) / 200, (100 + lv) / 200)]
+
+
+def check_request(levels, taus) -> None:
+    """An InputError for a level outside (0, 99] or a quantile outside [0.005, 0.995]."""
+    bad = [lv for lv in levels if not 0 < lv <= 99]
+    if bad:
+        raise InputError(f"level {bad[0]} is not a percentage in (0, 99]; use e.g. level=[80, 95]")
+    bad = [t for t in taus if not TAUS[0] <= t <= TAUS[-1]]
+    if bad:
+        raise InputError(f"quantile {bad[0]} is outside [{TAUS[0]}, {TAUS[-1]}]; use e.g. quantiles=[0.1, 0.5, 0.9]")
+
+
+def columns(alias: str, levels, taus) -> list[str]:
+    """statsforecast's names: ``alias-lo-80``, ``alias-hi-80`` per level, then ``alias-q-10`` per quantile."""
+    names = [f"{alias}-{side}-{_pct(lv)}" for lv in levels for side in ("lo", "hi")]
+    return names + [f"{alias}-q-{_pct(100 * t)}" for t in taus]
+
+
+def _pct(value: float) -> str:
+    return f"{value:g}"

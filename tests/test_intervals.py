@@ -1,0 +1,151 @@
+"""Prediction intervals and quantiles: coverage of a known distribution on new series, monotone quantiles,
+statsforecast's column names in the user's column names, and the interval metrics against utilsforecast."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from fewcast import FewShotForecaster, intervals, metrics
+from fewcast.errors import InputError
+from tests.conftest import TINY, cli
+
+
+def noisy_frame(n: int, length: int, h: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Series of Gaussian noise (each its own spread) around a seasonal pattern: the history, and the next
+    ``h`` values of each series drawn from the same process."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(length + h)
+    level = rng.uniform(50, 150, (n, 1))
+    sigma = rng.uniform(0.5, 5.0, (n, 1))  # each series' own volatility
+    y = level + 10 * np.sin(2 * np.pi * t / 12 + rng.uniform(0, 6, (n, 1))) + sigma * rng.normal(size=(n, len(t)))
+    ds = pd.date_range("2010-01-01", periods=length + h, freq="MS")
+    ids = np.array([f"u{i:03d}" for i in range(n)])
+    full = pd.DataFrame({"store": np.repeat(ids, length + h), "month": np.tile(ds, n), "sales": y.reshape(-1)})
+    future = full.groupby("store").tail(h)
+    return full.drop(future.index), future
+
+
+@pytest.fixture(scope="module")
+def gaussian():
+    """A forecaster fitted on 150 noisy seasonal series; 400 new series of the same process and their truth."""
+    history, _ = noisy_frame(150, 48, 6, seed=1)
+    fc = FewShotForecaster(model="mlp", learner="metasgd", **{**TINY, "iterations": 20, "pretrain_iterations": 40,
+                                                               "classical": ["naive", "seasonal_naive"]})
+    fc.fit(history, "store", "month", "sales")
+    new, truth = noisy_frame(400, 48, 6, seed=2)
+    return fc, new, truth
+
+
+def test_the_80_and_95_percent_intervals_cover_new_series_as_promised(gaussian):
+    fc, new, truth = gaussian
+    out = fc.predict(new, level=[80, 95])
+    assert list(out.columns) == ["store", "month", "fewcast", "fewcast-lo-80", "fewcast-hi-80", "fewcast-lo-95",
+                                 "fewcast-hi-95"]
+    y = truth["sales"].to_numpy()  # rows in the same order: series, then step
+    assert (out["store"].to_numpy() == truth["store"].to_numpy()).all()
+    cover80 = np.mean((y >= out["fewcast-lo-80"]) & (y <= out["fewcast-hi-80"]))
+    cover95 = np.mean((y >= out["fewcast-lo-95"]) & (y <= out["fewcast-hi-95"]))
+    assert 0.75 <= cover80 <= 0.85 and 0.91 <= cover95 <= 0.98, (cover80, cover95)
+    # each series' own volatility: the interval of a calm series is narrower than that of a wild one
+    width = (out["fewcast-hi-80"] - out["fewcast-lo-80"]).groupby(out["store"]).mean()
+    spread = new.groupby("store")["sales"].apply(lambda s: np.mean(np.abs(np.diff(s.to_numpy(), 12))))
+    assert np.corrcoef(width, spread.loc[width.index])[0, 1] > 0.8
+
+
+def test_quantiles_are_monotone_and_named_like_statsforecast_in_user_columns(gaussian):
+    fc, new, _ = gaussian
+    taus = [0.1, 0.25, 0.5, 0.75, 0.9]
+    out = fc.predict(new, level=[50, 80, 95], quantiles=taus, combine=["naive"])
+    q = out[[f"fewcast-q-{t:g}" for t in (10, 25, 50, 75, 90)]].to_numpy()
+    assert (np.diff(q, axis=1) >= 0).all()
+    assert (out["fewcast-lo-95"] <= out["fewcast-lo-80"]).all() and (out["fewcast-lo-80"] <= out["fewcast-lo-50"]).all()
+    assert (out["fewcast-hi-50"] <= out["fewcast-hi-80"]).all() and (out["fewcast-hi-80"] <= out["fewcast-hi-95"]).all()
+    assert {"fewcast+naive-lo-80", "fewcast+naive-hi-95", "fewcast+naive-q-50"} <= set(out.columns)
+    with pytest.raises(InputError, match="level 120 is not a percentage"):
+        fc.predict(new, level=[120])
+    with pytest.raises(InputError, match=r"quantile 1\.2 is outside"):
+        fc.predict(new, quantiles=[1.2])
+
+
+def test_every_forecast_fewcast_makes_has_intervals_and_they_survive_save_and_load(gaussian, tmp_path):
+    fc, new, _ = gaussian
+    assert set(fc.methods()) <= set(fc.calibration)
+    fc.save(tmp_path / "model")
+    again = FewShotForecaster.load(tmp_path / "model")
+    for method in ("pretrained_finetune", "metasgd_zeroshot", "theta"):
+        a = fc.predict(new.head(480), method=method, level=[80])
+        b = again.predict(new.head(480), method=method, level=[80])
+        pd.testing.assert_frame_equal(a, b, rtol=1e-5)
+
+
+def test_forecast_command_writes_interval_columns(gaussian, tmp_path):
+    fc, new, _ = gaussian
+    fc.save(tmp_path / "run" / "checkpoint")
+    new.head(480).to_csv(tmp_path / "new.csv", index=False)
+    code, _, err = cli("forecast", tmp_path / "run", "--data", tmp_path / "new.csv", "--out", tmp_path / "f.csv",
+                       "--level", "80", "95", "--quantiles", "0.1", "0.5", "0.9")
+    assert code == 0, err
+    out = pd.read_csv(tmp_path / "f.csv")
+    assert list(out.columns)[3:] == ["fewcast-lo-80", "fewcast-hi-80", "fewcast-lo-95", "fewcast-hi-95",
+                                     "fewcast-q-10", "fewcast-q-50", "fewcast-q-90"]
+
+
+@settings(max_examples=50, deadline=None, derandomize=True)
+@given(errors=arrays(np.float64, (30, 4), elements=st.floats(-1e3, 1e3)),
+       yhat=arrays(np.float64, (3, 4), elements=st.floats(-1e6, 1e6)),
+       scale=arrays(np.float64, (3,), elements=st.floats(0, 1e3)),
+       taus=st.lists(st.floats(0.005, 0.995), min_size=2, max_size=6))
+def test_quantiles_never_cross(errors, yhat, scale, taus):
+    table = intervals.calibrate(errors, {"m": np.zeros_like(errors)}, np.ones(30))["m"]
+    q = intervals.quantiles(yhat, scale, table, sorted(taus))
+    assert (np.diff(q, axis=2) >= -1e-9 * np.maximum(1, np.abs(q[:, :, 1:]))).all()
+
+
+def test_interval_metrics_match_utilsforecast_and_a_hand_computation():
+    from utilsforecast import losses
+
+    rng = np.random.default_rng(0)
+    y = rng.normal(10, 2, (4, 3))
+    q = np.sort(y[:, :, None] + rng.normal(0, 1.5, (4, 3, 9)), axis=2)  # (series, h, quantiles 0.1 .. 0.9)
+    taus = list(metrics.QUANTILES)
+    lo, hi = q[:, :, 0], q[:, :, -1]
+    frame = pd.DataFrame({"unique_id": np.repeat(np.arange(4), 3), "ds": np.tile(np.arange(3), 4),
+                          "y": y.reshape(-1), "m": q[:, :, 4].reshape(-1), "m-lo-80": lo.reshape(-1),
+                          "m-hi-80": hi.reshape(-1)})
+    assert metrics.coverage(y, lo, hi) == pytest.approx(losses.coverage(frame, ["m"], level=80)["m"].mean())
+    winkler = losses.winkler_score(frame, ["m"], level=80)["m"].to_numpy()  # per series
+    assert metrics.msis(y, lo, hi, np.ones(4), alpha=0.2) == pytest.approx(winkler.mean())
+    scale = np.array([1.0, 2.0, 0.5, 4.0])
+    assert metrics.msis(y, lo, hi, scale, alpha=0.2) == pytest.approx(np.mean(winkler / scale))
+    # by hand: the pinball loss of the median is half the absolute error
+    median = q[:, :, 4:5]
+    assert metrics.sql(y, median, [0.5], scale) == pytest.approx(np.mean(np.abs(y - median[:, :, 0]).mean(1) / scale))
+    by_hand = np.mean([2 * np.sum(np.maximum(t * (y - q[:, :, k]), (t - 1) * (y - q[:, :, k]))) / np.abs(y).sum()
+                       for k, t in enumerate(taus)])
+    assert metrics.wql(y, q, taus) == pytest.approx(by_hand)
+
+
+def test_evaluate_scores_the_intervals_and_the_report_shows_them(gaussian, tmp_path):
+    from fewcast.report import write_run
+
+    fc, _, _ = gaussian
+    history, _ = noisy_frame(150, 48, 6, seed=1)
+    results = fc.evaluate_run(history, "store", "month", "sales")
+    table = results.table.set_index("method")
+    for row in ("fewcast", "metasgd", "seasonal_naive"):  # calibrated, and statsforecast's own
+        assert 0.6 <= table.loc[row, "coverage_80"] <= 1 and table.loc[row, "coverage_95"] >= table.loc[row,
+                                                                                                        "coverage_80"]
+        assert table.loc[row, "msis"] > 0 and table.loc[row, "sql"] > 0 and table.loc[row, "wql"] > 0
+    assert np.isnan(table.loc["scratch", "coverage_80"])  # a network no forecast uses: not calibrated
+    curve = results.coverage_curve
+    assert set(curve["method"]) == {"fewcast", "seasonal_naive"} and list(curve["nominal"].unique()) == [20, 40, 60,
+                                                                                                          80, 95]
+    paths = write_run(results, tmp_path)
+    assert "calibration.png" in paths and 'id="intervals"' in paths["report.html"].read_text()
+    assert "Intervals:" in paths["results.md"].read_text()
+    assert all(len(s["bands"]) == 2 for s in results.samples)  # the fan chart's 80 % and 95 % bands
