@@ -24,11 +24,11 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file
+from safetensors.torch import load as deserialize
 from safetensors.torch import save as serialize
 
 from fewcast.atomic import fsync_dir
-from fewcast.config import Settings, dumps_toml, read_toml
+from fewcast.config import Settings, dumps_toml, parse_toml
 from fewcast.errors import InputError, StorageError
 
 FILES = ("model.safetensors", "state.json", "config.toml")
@@ -144,18 +144,24 @@ def _read(directory: Path) -> tuple[dict[str, torch.Tensor], dict, Settings]:
     if extra or missing or set(manifest) != set(FILES):
         what = f"unexpected files {sorted(extra)}" if extra else f"missing files {sorted(missing)}"
         raise InputError(f"checkpoint {directory} has {what}; refusing to load it (it may have been tampered with)")
-    for name in FILES:
-        if _sha256(directory / name) != manifest[name]:
+    raw = {}
+    for name in FILES:  # each file read once: what is verified is what is parsed
+        try:
+            raw[name] = (directory / name).read_bytes()
+        except OSError as exc:
+            raise InputError(f"checkpoint {directory}: unreadable {name} ({exc}); refusing to load it") from None
+        if hashlib.sha256(raw[name]).hexdigest() != manifest[name]:
             raise InputError(f"checkpoint {directory}: {name} does not match its manifest (truncated or modified);"
                              f" refusing to load it")
     try:
-        tensors = load_file(directory / "model.safetensors")
-        state = json.loads((directory / "state.json").read_text())
-    except (SafetensorError, OSError, ValueError) as exc:
+        # tensors in memory of their own, not views of a file that the next checkpoint replaces
+        tensors = deserialize(raw["model.safetensors"])
+        state = json.loads(raw["state.json"])
+    except (SafetensorError, ValueError) as exc:
         raise InputError(f"checkpoint {directory}: unreadable ({exc}); refusing to load it") from None
     if state.get("format") != FORMAT:
         raise InputError(f"checkpoint {directory}: unknown format {state.get('format')!r} (expected {FORMAT})")
-    written = read_toml(directory / "config.toml")
+    written = parse_toml(raw["config.toml"].decode(), directory / "config.toml")
     settings = Settings.from_dict(written, str(directory / "config.toml"))
     for (part, name), value in BEFORE.items():
         if name not in written.get(part, {}):  # written before the setting existed: what the run really used

@@ -325,10 +325,15 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise InputError(f"no such config file: {path}")
+    return parse_toml(path.read_text(), path)
+
+
+def parse_toml(text: str, where: str | Path) -> dict[str, Any]:
+    """Settings text (``where`` names it in errors) as sections of name = value, or an InputError."""
     try:
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path} is not valid TOML: {exc}") from None
+        raise InputError(f"{where} is not valid TOML: {exc}") from None
 
 
 def load_toml(path: str | Path) -> Settings:
