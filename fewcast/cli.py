@@ -118,7 +118,7 @@ def _demo(args, settings, source: str, out: Path) -> int:
     from fewcast import evaluation
     from fewcast.data import load_panel_data
     from fewcast.experiment import Experiment
-    from fewcast.report import interval_markdown, markdown_table, sorted_table, write_run
+    from fewcast.report import print_tables, write_run
 
     print(f"fewcast demo: {source}, {settings.eval.protocol} protocol, learner {settings.learner.name}, "
           f"writing to {out}", flush=True)
@@ -127,10 +127,7 @@ def _demo(args, settings, source: str, out: Path) -> int:
     results = evaluation.run(experiment)
     paths = write_run(results, out, config=settings, derived=(results.settings, experiment.derived))
     print()
-    print(markdown_table(sorted_table(results.table)))
-    intervals = interval_markdown(results.table)
-    if intervals:
-        print(f"\nIntervals:\n\n{intervals}", end="")
+    print_tables(results.table)
     print(f"wrote {', '.join(sorted(p.name for p in paths.values()))} to {out}")
     return 0
 
@@ -189,7 +186,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from fewcast.data import load_panel_data
-    from fewcast.report import interval_markdown, markdown_table, sorted_table, write_run
+    from fewcast.report import print_tables, write_run
     from fewcast.run import SELECTION, read_metrics
     from fewcast.selection import Selection
 
@@ -207,10 +204,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         fc.selection = Selection.from_csv(ranking)
     results = fc.score(load_panel_data(source, reading), evaluation)
     write_run(results, args.run)
-    print(markdown_table(sorted_table(results.table)))
-    intervals = interval_markdown(results.table)
-    if intervals:
-        print(f"\nIntervals:\n\n{intervals}", end="")
+    print_tables(results.table)
     print(f"wrote results.csv, results.md, report.html and pictures to {args.run}")
     return 0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -83,8 +84,6 @@ def holder(directory: str | Path) -> str | None:
 
 def _remove_temporaries(directory: Path) -> None:
     """Temporary files and checkpoint directories that a killed writer left behind (``.NAME.*.tmp*``)."""
-    import shutil
-
     for path in directory.glob(".*.tmp*"):
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)

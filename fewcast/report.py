@@ -27,18 +27,33 @@ def markdown_table(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def print_tables(table: pd.DataFrame) -> None:
+    """The results table, then the intervals table when there is one, as markdown on stdout."""
+    print(markdown_table(sorted_table(table)))
+    intervals = interval_markdown(table)
+    if intervals:
+        print(f"\nIntervals:\n\n{intervals}", end="")
+
+
 def interval_markdown(table: pd.DataFrame) -> str:
     """The rows with intervals: coverage of the 80 % and 95 % ones, MSIS (95 %), scaled and weighted quantile
     losses; empty when no row has them."""
-    rows = table[table["coverage_80"].notna()] if "coverage_80" in table else table.iloc[:0]
+    rows = _interval_rows(table)
     if rows.empty:
         return ""
     head = ["method", *INTERVAL_COLUMNS]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows.sort_values("sql").itertuples(index=False):
+    for r in rows.itertuples(index=False):
         lines.append(f"| {r.method} | {r.coverage_80:.3f} | {r.coverage_95:.3f} | {r.msis:.3f} | {r.sql:.3f} | "
                      f"{r.wql:.4f} |")
     return "\n".join(lines) + "\n"
+
+
+def _interval_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows that have intervals, lowest scaled quantile loss first."""
+    if "coverage_80" not in table:
+        return table.iloc[:0]
+    return table[table["coverage_80"].notna()].sort_values("sql")
 
 
 def sorted_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -141,12 +156,12 @@ networks never saw (holdout) or of every series' official horizon (all-series). 
 
 def _intervals(table: pd.DataFrame) -> str:
     """The interval scores of the rows that have intervals."""
-    rows = table[table["coverage_80"].notna()] if "coverage_80" in table else table.iloc[:0]
+    rows = _interval_rows(table)
     if rows.empty:
         return ""
     body = "\n".join(
         "<tr>" + "".join(f"<td>{html.escape(_fmt(getattr(r, c)))}</td>" for c in ("method", *INTERVAL_COLUMNS))
-        + "</tr>" for r in rows.sort_values("sql").itertuples(index=False))
+        + "</tr>" for r in rows.itertuples(index=False))
     return ("<h2>Intervals</h2>\n<p>Coverage of the 80 % and 95 % intervals (nominal 0.80 and 0.95), MSIS of the "
             "95 % one, and the scaled (sql) and weighted (wql) quantile losses over the quantiles 0.1 ... 0.9; "
             "lower losses are better. fewcast's intervals are its validation errors scaled by each series' "
