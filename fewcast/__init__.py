@@ -4,6 +4,7 @@ Meta-learn a small neural forecaster across a panel (each series a task), then a
 short series with a few gradient steps. Data enters as a long frame (``unique_id``, ``ds``, ``y``).
 """
 
+from fewcast.determinism import initialize_blas
 from fewcast.errors import InputError, PanelWarning
 from fewcast.forecaster import FewShotForecaster
 from fewcast.frame import from_frame, read_panel
@@ -12,6 +13,8 @@ from fewcast.tasks import Split, Tasks, TaskSampler, split_series
 from fewcast.windows import Windows, scale, unscale
 
 __version__ = "0.1.0"
+
+initialize_blas()  # before any multi-threaded product: see fewcast.determinism
 
 __all__ = [
     "Columns",
