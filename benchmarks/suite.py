@@ -11,11 +11,14 @@ seasonal naive's (as fev and GIFT-Eval aggregate), and in how many runs ``fewcas
 best of seasonal naive, AutoETS and Theta.
 
     .venv/bin/python benchmarks/suite.py [--quick] [--panels m3-monthly,nn5] [--protocols holdout]
-                                         [--data ../shared/data] [--out runs/suite]
+                                         [--data ../shared/data] [--out runs/suite] [--peers]
 
 ``--quick``: five panels, the holdout protocol, 200 pre-training and 30 meta-training iterations (under
 ten minutes on the project's 2-core CPU). The high-frequency panels are read from ``--data`` (never
-copied into the repository); a panel whose file is missing is skipped with a note.
+copied into the repository); a panel whose file is missing is skipped with a note. ``--peers`` adds
+neuralforecast's NHITS trained on the same training series (:mod:`peers`; the ``bench`` extra), its
+accuracy on the same held-out series and cold starts, and its training time against fewcast's (training
+both networks and choosing the forecast).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from fewcast.config import Settings
 from fewcast.data import load_panel_data
 from fewcast.evaluation import evaluate
 from fewcast.experiment import Experiment
+from fewcast.metrics import score, seasonal_scale
 from fewcast.selection import select
 
 EMBEDDED = ["m1-monthly", "m1-quarterly", "m1-yearly", "m3-monthly", "m3-quarterly", "m3-yearly", "m3-other",
@@ -60,7 +64,8 @@ def settings_for(protocol: str, h: int, season: int, quick: bool) -> Settings:
     return s
 
 
-def one_run(name: str, source: str, h: int, season: int, protocol: str, quick: bool) -> tuple[list[dict], str]:
+def one_run(name: str, source: str, h: int, season: int, protocol: str, quick: bool,
+            peers: bool = False) -> tuple[list[dict], str]:
     """The rows of one panel and protocol (and of its cold start under holdout), and the method chosen."""
     started = time.perf_counter()
     settings = settings_for(protocol, h, season, quick)
@@ -68,15 +73,26 @@ def one_run(name: str, source: str, h: int, season: int, protocol: str, quick: b
     exp = Experiment(settings, data, log=lambda *_: None)
     pretrained, learners = exp.train()
     chosen = select(exp.settings, data, log=lambda *_: None)
+    trained = time.perf_counter() - started  # both networks trained and the forecast chosen
     results = evaluate(exp, pretrained, learners, chosen)
     seconds = time.perf_counter() - started
     rows = [_row(name, protocol, results.table, chosen.chosen, seconds)]
+    s = exp.settings
+    keep = 2 * s.data.season_length + s.data.input_size
+    histories = [exp.test_history]
     if protocol == "holdout":
-        s = exp.settings
-        keep = 2 * s.data.season_length + s.data.input_size
         exp.test_history = exp.test_history.tail(keep)
+        histories.append(exp.test_history)
         cold = evaluate(exp, pretrained, learners, chosen)
         rows.append(_row(name, f"cold start ({keep} points)", cold.table, chosen.chosen, float("nan")))
+    if peers:
+        from peers import nhits
+
+        made, fit_seconds = nhits(exp.train_panel, histories, s.data.h, s.data.input_size)
+        for row, history, yhat in zip(rows, histories, made):
+            got = score(exp.test_truth, yhat, seasonal_scale(history, s.data.season_length))
+            row.update({"nhits smape": got["smape"], "nhits mase": got["mase"], "nhits seconds": fit_seconds,
+                        "fewcast train seconds": trained})
     return rows, chosen.chosen
 
 
@@ -109,6 +125,22 @@ def interval_markdown(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def peer_markdown(frame: pd.DataFrame) -> str:
+    """Per run: fewcast and NHITS (sMAPE / MASE), their training seconds and the ratio."""
+    lines = ["| panel | protocol | fewcast | NHITS | fewcast training s | NHITS training s | speed-up |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in frame.to_dict("records"):
+        mine = f"{r['fewcast smape']:.2f} / {r['fewcast mase']:.3f}"
+        if r["fewcast smape"] < r["nhits smape"] and r["fewcast mase"] < r["nhits mase"]:
+            mine = f"**{mine}**"
+        cold = r["protocol"].startswith("cold")
+        times = ("", "", "") if cold else (f"{r['fewcast train seconds']:.0f}", f"{r['nhits seconds']:.0f}",
+                                           f"{r['nhits seconds'] / r['fewcast train seconds']:.1f}x")
+        lines.append(f"| {r['panel']} | {r['protocol']} | {mine} | {r['nhits smape']:.2f} / {r['nhits mase']:.3f} | "
+                     + " | ".join(times) + " |")
+    return "\n".join(lines)
+
+
 def markdown(frame: pd.DataFrame) -> str:
     lines = ["| panel | protocol | series | " + " | ".join(METHODS) + " | chosen | seconds |",
              "| --- | --- | --- | " + " | ".join("---" for _ in METHODS) + " | --- | --- |"]
@@ -131,7 +163,7 @@ def summary(frame: pd.DataFrame) -> str:
     """Geometric means of MASE relative to seasonal naive, and how often fewcast matches the best classical."""
     runs = frame[~frame["protocol"].str.startswith("cold")]
     lines = ["| method | geometric mean of MASE / seasonal naive's |", "| --- | --- |"]
-    for m in METHODS:
+    for m in [*METHODS, *(["nhits"] if "nhits mase" in runs else [])]:
         ratio = runs[f"{m} mase"] / runs["seasonal_naive mase"]
         lines.append(f"| {m} | {math.exp(np.log(ratio).mean()):.3f} |")
     best_mase = runs[[f"{m} mase" for m in CLASSICAL]].min(axis=1)
@@ -150,7 +182,13 @@ def main() -> None:
     ap.add_argument("--protocols", default="", help="default: holdout,all-series (quick: holdout)")
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
     ap.add_argument("--out", default="runs/suite")
+    ap.add_argument("--peers", action="store_true", help="add neuralforecast's NHITS (the bench extra)")
     args = ap.parse_args()
+    if args.peers:
+        from peers import available
+
+        if not available():
+            raise SystemExit("suite.py: --peers needs neuralforecast: pip install -c constraints.txt -e '.[bench]'")
     names = args.panels.split(",") if args.panels else (QUICK if args.quick else [*EMBEDDED, *FILES])
     protocols = args.protocols.split(",") if args.protocols else (["holdout"] if args.quick else
                                                                   ["holdout", "all-series"])
@@ -170,7 +208,7 @@ def main() -> None:
         else:
             source, h, season = name, 0, 0
         for protocol in protocols:
-            got, chosen = one_run(name, str(source), h, season, protocol, args.quick)
+            got, chosen = one_run(name, str(source), h, season, protocol, args.quick, args.peers)
             rows += got
             print(f"{name}, {protocol}: chosen {chosen}, fewcast sMAPE {got[0]['fewcast smape']:.2f} MASE "
                   f"{got[0]['fewcast mase']:.3f}, {got[0]['seconds']:.0f} s", flush=True)
@@ -182,6 +220,10 @@ def main() -> None:
     print("\nIntervals (cov80 / cov95: the share of values inside the 80 % and 95 % intervals; MSIS of the 95 % "
           "one; SQL: scaled quantile loss over 0.1 ... 0.9; bold: fewcast's MSIS and SQL below AutoETS's)\n")
     print(interval_markdown(frame))
+    if args.peers:
+        print("\nThe peer (NHITS, neuralforecast; sMAPE / MASE; bold: fewcast better in both; training seconds "
+              "and fewcast's speed-up)\n")
+        print(peer_markdown(frame))
     print()
     print(summary(frame))
 
