@@ -55,6 +55,6 @@ def nhits(train: Panel, histories: list[Panel], h: int, input_size: int, steps: 
         for history in histories:
             pred = nf.predict(df=history.to_frame(COLUMNS))  # (series * h rows): unique_id, ds, NHITS
             pred = pred.reset_index() if "unique_id" not in pred.columns else pred
-            by_id = {uid: rows["NHITS"].to_numpy() for uid, rows in pred.groupby("unique_id", sort=False)}
-            out.append(np.stack([by_id[uid] for uid in history.ids]).astype(np.float64))
+            values = pred.set_index("unique_id").loc[history.ids, "NHITS"]  # the panel's series order, steps kept
+            out.append(values.to_numpy(np.float64).reshape(history.n_series, h))
     return out, seconds

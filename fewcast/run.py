@@ -44,8 +44,7 @@ def save_networks(path: str | Path, learner: GradientLearner, pretrained: Pretra
     """A checkpoint of the networks (either may be None while training), while training the trainer, and the
     forecasts' interval calibration (``state["calibration"]``, stored as ``calibration.<method>`` tensors)."""
     state = dict(state)
-    tensors = {f"calibration.{name}": torch.as_tensor(table, dtype=torch.float32)
-               for name, table in state.pop("calibration", {}).items()}
+    tensors = calibration_tensors(state.pop("calibration", {}))
     if trainer is not None:
         t_tensors, t_state = trainer.state_dict()
         tensors.update({f"trainer.{k}": v for k, v in t_tensors.items()})
@@ -54,6 +53,11 @@ def save_networks(path: str | Path, learner: GradientLearner, pretrained: Pretra
         if module is not None:
             tensors.update({f"{prefix}{k}": v for k, v in module.state_dict().items()})
     checkpoint.save(path, tensors, state, settings)
+
+
+def calibration_tensors(calibration: dict) -> dict[str, torch.Tensor]:
+    """The intervals' calibration tables as checkpoint tensors, ``calibration.<method>``."""
+    return {f"calibration.{name}": torch.as_tensor(table, dtype=torch.float32) for name, table in calibration.items()}
 
 
 def load_networks(path: str | Path) -> tuple[Settings, dict, GradientLearner, Pretrain]:
@@ -295,8 +299,7 @@ class TrainingRun(Hooks):
         if self.main:
             atomic_write(self.dir / SELECTION, chosen.to_csv())
             tensors, state, _ = checkpoint.load(self.ck)
-            tensors.update({f"calibration.{name}": torch.as_tensor(table, dtype=torch.float32)
-                            for name, table in chosen.calibration.items()})
+            tensors.update(calibration_tensors(chosen.calibration))
             checkpoint.save(self.ck, tensors, {**state, "phase": DONE, "method": self.method}, self.settings)
 
 
