@@ -1,10 +1,13 @@
-"""Choosing the derived input window on validation: each candidate rule's input on each panel, scored by
+"""Choosing the derived input window and pre-training's length on validation: each candidate rule on each
+panel (input rules ``current``, ``h``, ``2h``, ``24``; pre-training rules ``pretrain-1000``, 1,000 iterations,
+and ``pretrain-patience``, stopped after 16 validations without improvement), scored by
 the selection's leak-free validation (networks trained on the data up to the cut, the validation series'
 held-back horizons scored), never on a test horizon.
 
 For each panel and rule it prints the validation score (mean of sMAPE and MASE relative to seasonal
 naive's; lower is better) of the adapted meta-learner, of plain fine-tuning on every window and of the
-chosen candidate, and at the end each rule's geometric mean over the panels.
+chosen candidate, the seconds the choice took (training included), and at the end each rule's geometric
+mean over the panels.
 
     .venv/bin/python benchmarks/rules.py [--panels m3-quarterly,nn5] [--rules current,h,2h]
 """
@@ -24,12 +27,15 @@ from fewcast.data import load_panel_data
 from fewcast.experiment import Experiment
 from fewcast.selection import select
 
+PRETRAIN = {"pretrain-1000": {"pretrain_iterations": 1000, "pretrain_patience": 0},
+            "pretrain-patience": {"pretrain_iterations": 4000, "pretrain_patience": 16}}
+
 
 def input_for(rule: str, h: int, m: int) -> int | None:
     """The input window a rule gives (None: the current derivation)."""
     whole = (lambda n: m * math.ceil(n / m)) if m > 1 else (lambda n: n)
     return {"current": None, "h": whole(max(2 * m, h)), "2h": whole(max(2 * m, 2 * h)),
-            "24": 24}[rule]
+            "24": 24}.get(rule)
 
 
 def main() -> None:
@@ -39,13 +45,14 @@ def main() -> None:
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
     args = ap.parse_args()
     scores: dict[str, list[float]] = {}
-    print("| panel | rule | input_size | shots | metasgd | pretrained_finetune_all | chosen | chosen score |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| panel | rule | input_size | shots | metasgd | pretrained_finetune_all | chosen | chosen score | seconds |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for name in args.panels.split(","):
         source, h, m = (f"{args.data}/{FILES[name][0]}", *FILES[name][1:]) if name in FILES else (name, 0, 0)
         for rule in args.rules.split(","):
             s = Settings()
             s.update("data", {"h": h, "season_length": m})
+            s.update("train", PRETRAIN.get(rule, {}))
             data = load_panel_data(source, s)
             size = input_for(rule, data.h, data.season_length or guess_season(data.visible.freq))
             if size is not None:
@@ -58,7 +65,7 @@ def main() -> None:
             scores.setdefault(f"{rule}, metasgd", []).append(float(t.loc["metasgd", "score"]))
             print(f"| {name} | {rule} | {exp.settings.data.input_size} | {exp.settings.train.shots} | "
                   f"{t.loc['metasgd', 'score']:.3f} | {t.loc['pretrained_finetune_all', 'score']:.3f} | "
-                  f"{chosen.chosen} | {best:.3f} |", flush=True)
+                  f"{chosen.chosen} | {best:.3f} | {chosen.seconds:.0f} |", flush=True)
     for rule, values in scores.items():
         print(f"{rule}: geometric mean of the validation score {math.exp(np.log(values).mean()):.4f}")
 

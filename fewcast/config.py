@@ -158,7 +158,9 @@ class TrainConfig:
     outer_lr: float = setting(0.001, "Adam learning rate of meta-training")
     meta_batch_size: int = setting(128, "tasks per meta-training iteration")
     iterations: int = setting(150, "meta-training iterations")
-    pretrain_iterations: int = setting(1000, "pre-training iterations")
+    pretrain_iterations: int = setting(4000, "pre-training iterations at most")
+    pretrain_patience: int = setting(16, "pre-training stops after this many validations without improvement, so "
+                                         "that its length follows the panel (0: never)")
     pretrain_lr: float = setting(0.001, "Adam learning rate of pre-training")
     pretrain_batch_size: int = setting(0, "windows per pre-training iteration; 0: meta_batch_size * (shots + "
                                           "query_shots); -1: every window")
@@ -166,7 +168,7 @@ class TrainConfig:
                                          "this decay, warmed up as min(decay, (1 + n) / (10 + n)) (0: raw weights)")
     clip: float = setting(10.0, "gradient norm clip (0: none)")
     val_every: int = setting(25, "iterations between validations")
-    patience: int = setting(0, "validations without improvement before stopping early (0: never)")
+    patience: int = setting(0, "meta-training stops after this many validations without improvement (0: never)")
     cosine: bool = setting(False, "anneal both phases' learning rate to 0 along a cosine")
     seed: int = setting(0, "the split of series, the initial weights and the sampled tasks")
     model_seed: int = setting(0, "another draw of initial weights and sampled tasks on the same split")
@@ -180,7 +182,7 @@ class TrainConfig:
         _one_of("init", self.init, ("pretrained", "random"))
         _one_of("outer_params", self.outer_params, ("all", "rates"))
         _at_least(self, 1, "query_shots")
-        _at_least(self, 0, "shots", "staleness", "patience", "checkpoint_every")
+        _at_least(self, 0, "shots", "staleness", "patience", "pretrain_patience", "checkpoint_every")
         if not (0 <= self.val_frac < 1 and 0 <= self.test_frac < 1 and self.val_frac + self.test_frac < 1):
             raise InputError(f"`val_frac` and `test_frac` must be in [0, 1) and sum below 1 (got {self.val_frac}, "
                              f"{self.test_frac})")

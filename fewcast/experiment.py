@@ -181,14 +181,14 @@ class Experiment:
         return build_from_config(s.model, s.data.input_size, self.h)
 
     def trainer(self, label: str, learner: GradientLearner, sampler, iterations: int, lr: float,
-                batch: int, **hooks) -> MetaTrainer:
+                batch: int, patience: int = 0, **hooks) -> MetaTrainer:
         t = self.settings.train
         if self.progress and (self.dist is None or self.dist.main):
             unit = "windows" if isinstance(learner, Pretrain) else "tasks"
             self.log(f"training {label}: {iterations} iterations of {batch} {unit}")
         return MetaTrainer(learner, sampler, self.validation, outer_lr=lr, meta_batch_size=batch,
                            iterations=iterations, clip=t.clip or None, val_every=t.val_every,
-                           patience=t.patience or None, cosine=t.cosine, device=self.device,
+                           patience=patience or None, cosine=t.cosine, device=self.device,
                            checkpoint_every=t.checkpoint_every, dist=self.dist, compile=t.compile, **hooks)
 
     def fit(self, label: str, trainer: MetaTrainer) -> GradientLearner:
@@ -206,7 +206,7 @@ class Experiment:
         sampler = WindowSampler(self.windows, self.settings.data.scaler, self.rank_seed, series=self.train_series,
                                 full_batch=full)
         return self.trainer("pretrained", learner, sampler, t.pretrain_iterations, t.pretrain_lr, batch,
-                            ema=t.pretrain_ema, **hooks)
+                            t.pretrain_patience, ema=t.pretrain_ema, **hooks)
 
     def meta_trainer(self, name: str, pretrained: Pretrain | None, **hooks) -> MetaTrainer:
         """Meta-train learner ``name``: the run's learner with every setting, any other as the plain
@@ -225,7 +225,7 @@ class Experiment:
             learner.model.requires_grad_(False)  # the initialization stays; only the inner rates learn
         sampler = TaskSampler(self.windows, t.shots, t.query_shots, s.data.scaler, self.rank_seed,
                               series=self.train_series)
-        return self.trainer(name, learner, sampler, t.iterations, t.outer_lr, t.meta_batch_size, **hooks)
+        return self.trainer(name, learner, sampler, t.iterations, t.outer_lr, t.meta_batch_size, t.patience, **hooks)
 
     def learner_names(self) -> list[str]:
         """The run's learner, ``maml`` and ``eval.extra_learners``: what ``fewcast demo`` meta-trains."""

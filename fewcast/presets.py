@@ -21,6 +21,7 @@ def seed_preset() -> Settings:
         "train": {"shots": 10, "query_shots": 1, "init": "random", "outer_params": "all", "val_frac": 0.1,
                   "test_frac": 0.2, "outer_lr": 0.001, "meta_batch_size": 1000, "iterations": 500,
                   "pretrain_iterations": 500, "pretrain_lr": 0.01, "pretrain_batch_size": -1, "pretrain_ema": 0.0,
+                  "pretrain_patience": 0,
                   "val_every": 25},
         "eval": {"curve_steps": 10,
                  "trajectory_title": "Average learning trajectory for K=10, starting from initial weights"},

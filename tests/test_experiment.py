@@ -123,3 +123,16 @@ def test_model_seed_redraws_the_weights_on_the_same_split():
     first, second = base.new_model().state_dict(), other.new_model().state_dict()
     assert all(not torch.equal(first[k], second[k]) for k in first if k.endswith("weight"))
     assert base.rank_seed != other.rank_seed  # the sampled tasks differ too
+
+
+def test_pre_training_stops_on_its_own_patience_and_meta_training_runs_on():
+    """``pretrain_patience``: pre-training ends after that many validations without improvement (its rate 0:
+    the starting weights stay the best), so its length follows the panel; meta-training keeps its own
+    ``patience`` (0: every iteration)."""
+    settings = tiny_settings("holdout")
+    settings.update("train", {"pretrain_iterations": 60, "pretrain_lr": 0.0, "pretrain_patience": 2,
+                              "iterations": 9})
+    exp = Experiment(settings, panel_data(False), log=lambda *_: None)
+    exp.train()
+    assert len(exp.logs["pretrained"]) == 6  # validations at iterations 3 and 6 did not improve
+    assert len(exp.logs["metasgd"]) == 9
