@@ -23,28 +23,38 @@ TAUS = np.arange(1, 200) / 200  # 0.005, 0.010, ..., 0.995: levels up to 99 %
 MIN_ERRORS = 10  # fewer validation forecasts than this: no calibration for the method
 
 
-def calibrate(truth: np.ndarray, forecasts: dict[str, np.ndarray], scale: np.ndarray) -> dict[str, np.ndarray]:
+def calibrate(truth: np.ndarray, forecasts: dict[str, np.ndarray], scale: np.ndarray,
+              cut: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Each method's quantiles of scaled errors, ``(len(TAUS), h)``, from ``truth`` and its forecasts
-    ``(series, h)`` (rows with a scale that is zero or unknown left out).
+    ``(series, h)`` (rows with a scale that is zero or unknown left out); ``cut``: each row's validation
+    cut, 1 for the horizon just before the visible end (default: all 1).
 
-    The errors of all steps share one shape: each step's errors are divided by their mean absolute value
-    (the step's spread), pooled, and the pooled quantiles multiplied back by each step's spread, so that a
-    few dozen validation series give stable tails. The quantile levels are widened by the split-conformal
-    factor ``(n + 1) / n`` about the median (``n`` the validation forecasts), so that an interval holds its
-    level on a new series rather than on the series it was measured on."""
+    The errors of all steps and cuts share one shape: each step's errors are divided by their mean absolute
+    value (the step's spread) and by their cut's level (its mean of those ratios), pooled, and the pooled
+    quantiles multiplied back by each step's spread and the latest cut's level: its series are as long as
+    the ones forecast, while earlier cuts forecast from shorter histories, with larger errors. With one cut
+    the level is 1. The quantile levels are widened by the split-conformal factor ``(n + 1) / n`` about the
+    median (``n`` the validation forecasts), so that an interval holds its level on a new series rather than
+    on the series it was measured on."""
     ok = np.isfinite(scale) & (scale > 0)  # (series,)
+    cut = np.ones(len(scale), dtype=int) if cut is None else np.asarray(cut)
     out = {}
     for name, yhat in forecasts.items():
-        errors = (truth[ok] - yhat[ok]) / scale[ok, None]  # (series, h)
-        errors = errors[np.isfinite(errors).all(axis=1)]
+        errors = (truth[ok] - yhat[ok]) / scale[ok, None]  # (rows, h)
+        finite = np.isfinite(errors).all(axis=1)
+        errors, at = errors[finite], cut[ok][finite]  # (rows, h), (rows,)
         n = len(errors)
         if n < MIN_ERRORS:
             continue
         spread = np.mean(np.abs(errors), axis=0)  # (h,) each step's
         spread = np.where(spread > 0, spread, 1.0)
-        pooled = (errors / spread).reshape(-1)  # (series * h,)
+        ratios = errors / spread  # (rows, h)
+        _, index = np.unique(at, return_inverse=True)  # each row's cut, 0 the latest
+        level = np.bincount(index, np.abs(ratios).mean(axis=1)) / np.bincount(index)  # (cuts,)
+        level = np.where(level > 0, level, 1.0)
+        pooled = (ratios / level[index, None]).reshape(-1)  # (rows * h,)
         taus = np.clip(0.5 + (TAUS - 0.5) * (n + 1) / n, 0.0, 1.0)
-        out[name] = np.quantile(pooled, taus)[:, None] * spread[None, :]  # (taus, h)
+        out[name] = np.quantile(pooled, taus)[:, None] * spread[None, :] * level[0]  # (taus, h)
     return out
 
 

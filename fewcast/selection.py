@@ -153,8 +153,9 @@ def select(settings: Settings, data: PanelData, progress: bool = False, log=prin
     made = {n: np.concatenate(v) for n, v in made.items()}
     truth, scale = np.concatenate(truths), np.concatenate(scales)
     table = rank({n: made[n] for n in names}, truth, scale)
+    cut_of = np.repeat(np.arange(1, k + 1), len(pos))  # (rows,) each row's cut, 1 the latest
     return Selection(table, str(table["method"].iloc[0]), len(pos), h, time.perf_counter() - started, exp.logs, k,
-                     calibrate(truth, made, scale))
+                     calibrate(truth, made, scale, cut_of))
 
 
 def rank(forecasts: dict[str, np.ndarray], truth: np.ndarray, scale: np.ndarray) -> pd.DataFrame:

@@ -106,6 +106,19 @@ def test_quantiles_never_cross(errors, yhat, scale, taus):
     assert (np.diff(q, axis=2) >= -1e-9 * np.maximum(1, np.abs(q[:, :, 1:]))).all()
 
 
+def test_earlier_cuts_give_the_shape_and_the_latest_cut_the_level():
+    """Errors at an earlier cut twice those of the latest (shorter histories): the intervals are those of the
+    latest cut's errors, as if each had been measured twice; with one cut, the cut changes nothing."""
+    rng = np.random.default_rng(0)
+    z = rng.standard_t(4, (40, 5)) * np.linspace(1, 3, 5)  # (series, h): heavy tails, spread growing with h
+    two_cuts = intervals.calibrate(np.r_[z, 2 * z], {"m": np.zeros((80, 5))}, np.ones(80), np.repeat([1, 2], 40))
+    latest_twice = intervals.calibrate(np.r_[z, z], {"m": np.zeros((80, 5))}, np.ones(80))
+    np.testing.assert_allclose(two_cuts["m"], latest_twice["m"], rtol=1e-12)
+    one = intervals.calibrate(z, {"m": np.zeros((40, 5))}, np.ones(40))
+    np.testing.assert_allclose(intervals.calibrate(z, {"m": np.zeros((40, 5))}, np.ones(40), np.full(40, 3))["m"],
+                               one["m"], rtol=1e-12)
+
+
 def test_interval_metrics_match_utilsforecast_and_a_hand_computation():
     from utilsforecast import losses
 
