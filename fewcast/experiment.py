@@ -185,7 +185,8 @@ class Experiment:
         t = self.settings.train
         if self.progress and (self.dist is None or self.dist.main):
             unit = "windows" if isinstance(learner, Pretrain) else "tasks"
-            self.log(f"training {label}: {iterations} iterations of {batch} {unit}")
+            stop = f", stopping after {patience} validations without improvement" if patience else ""
+            self.log(f"training {label}: {'up to ' if patience else ''}{iterations} iterations of {batch} {unit}{stop}")
         return MetaTrainer(learner, sampler, self.validation, outer_lr=lr, meta_batch_size=batch,
                            iterations=iterations, clip=t.clip or None, val_every=t.val_every,
                            patience=patience or None, cosine=t.cosine, device=self.device,
