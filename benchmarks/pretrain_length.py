@@ -19,7 +19,7 @@ import math
 from pathlib import Path
 
 import numpy as np
-from suite import EMBEDDED, FILES
+from suite import EMBEDDED, FILES, panel_source
 
 from fewcast.config import Settings
 from fewcast.data import load_panel_data
@@ -52,7 +52,7 @@ def main() -> None:
           + " | ".join(f"patience {p}" for p in PATIENCE) + " |")
     print("| --- " * (7 + len(marks) + len(PATIENCE)) + "|")
     for name in args.panels.split(","):
-        source, h, m = (f"{args.data}/{FILES[name][0]}", *FILES[name][1:]) if name in FILES else (name, 0, 0)
+        source, h, m = panel_source(name, args.data)
         s = Settings()
         s.update("data", {"h": h, "season_length": m})
         s.update("train", {"pretrain_iterations": args.iterations})

@@ -19,7 +19,7 @@ import math
 from pathlib import Path
 
 import numpy as np
-from suite import FILES
+from suite import panel_source
 
 from fewcast.calendar import guess_season
 from fewcast.config import Settings
@@ -48,7 +48,7 @@ def main() -> None:
     print("| panel | rule | input_size | shots | metasgd | pretrained_finetune_all | chosen | chosen score | seconds |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for name in args.panels.split(","):
-        source, h, m = (f"{args.data}/{FILES[name][0]}", *FILES[name][1:]) if name in FILES else (name, 0, 0)
+        source, h, m = panel_source(name, args.data)
         for rule in args.rules.split(","):
             s = Settings()
             s.update("data", {"h": h, "season_length": m})

@@ -54,6 +54,15 @@ INTERVALS = ["fewcast", "autoets", "seasonal_naive"]  # fewcast's calibrated int
 INTERVAL_SCORES = ["coverage_80", "coverage_95", "msis", "sql"]
 
 
+def panel_source(name: str, data_dir) -> tuple[str, int, int]:
+    """Where panel ``name`` is read from, its ``h`` and season: a file of ``data_dir`` with the ``h`` and
+    season of :data:`FILES`, or an embedded panel with its own (0, 0)."""
+    if name in FILES:
+        file, h, season = FILES[name]
+        return str(Path(data_dir) / file), h, season
+    return name, 0, 0
+
+
 def settings_for(protocol: str, h: int, season: int, quick: bool) -> Settings:
     s = Settings()
     s.update("data", {"h": h, "season_length": season})
@@ -199,16 +208,12 @@ def main() -> None:
     rows = []
     started = time.perf_counter()
     for name in names:
-        if name in FILES:
-            file, h, season = FILES[name]
-            source = Path(args.data) / file
-            if not source.exists():
-                print(f"note: {source} is missing; {name} skipped", flush=True)
-                continue
-        else:
-            source, h, season = name, 0, 0
+        source, h, season = panel_source(name, args.data)
+        if name in FILES and not Path(source).exists():
+            print(f"note: {source} is missing; {name} skipped", flush=True)
+            continue
         for protocol in protocols:
-            got, chosen = one_run(name, str(source), h, season, protocol, args.quick, args.peers)
+            got, chosen = one_run(name, source, h, season, protocol, args.quick, args.peers)
             rows += got
             print(f"{name}, {protocol}: chosen {chosen}, fewcast sMAPE {got[0]['fewcast smape']:.2f} MASE "
                   f"{got[0]['fewcast mase']:.3f}, {got[0]['seconds']:.0f} s", flush=True)
