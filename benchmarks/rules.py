@@ -58,7 +58,7 @@ def main() -> None:
             if size is not None:
                 s.update("data", {"input_size": size})
             exp = Experiment(s, data, log=lambda *_: None)
-            chosen = select(exp.settings, data, log=lambda *_: None)
+            chosen = select(exp)
             t = chosen.table.set_index("method")
             best = float(t["score"].iloc[0])
             scores.setdefault(f"{rule}, chosen", []).append(best)

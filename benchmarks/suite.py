@@ -81,7 +81,7 @@ def one_run(name: str, source: str, h: int, season: int, protocol: str, quick: b
     data = load_panel_data(source, settings)
     exp = Experiment(settings, data, log=lambda *_: None)
     pretrained, learners = exp.train()
-    chosen = select(exp.settings, data, log=lambda *_: None)
+    chosen = select(exp)
     trained = time.perf_counter() - started  # both networks trained and the forecast chosen
     results = evaluate(exp, pretrained, learners, chosen)
     seconds = time.perf_counter() - started

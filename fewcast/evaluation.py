@@ -58,7 +58,7 @@ def run(exp: Experiment) -> Results:
     validation (with ``train.select``), then score every method and what ``fewcast forecast`` gives as the
     ``fewcast`` row."""
     pretrained, learners = exp.train(exp.learner_names())
-    chosen = select(exp.settings, exp.data, exp.progress, exp.log) if exp.settings.train.select else None
+    chosen = select(exp) if exp.settings.train.select else None
     if chosen is not None:
         exp.log(f"forecast chosen on validation: {chosen.reason()}")
     return evaluate(exp, pretrained, learners, chosen)

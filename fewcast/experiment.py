@@ -71,11 +71,15 @@ class Experiment:
     """A panel split by series, the networks' training data and validation tasks, and their training."""
 
     def __init__(self, settings: Settings, data: PanelData, progress: bool = False,
-                 log: Callable[..., None] = print, trained: bool = False):
-        """``trained``: the settings are those of networks already trained (scoring them): nothing is derived."""
+                 log: Callable[..., None] = print, trained: bool = False, fit_shots: bool = False):
+        """``trained``: the settings are those of networks already trained (scoring them): nothing is derived.
+        ``fit_shots``: shots more than the training series hold are lowered to what they hold, even when given
+        (the validation cut's networks: a run's settings on series a few horizons shorter); otherwise only
+        shots left to the data are."""
         settings.check()  # before any training: a typo must not cost a run
         self.settings, self.derived = (settings, []) if trained else resolved(settings, data)
         self.given = settings
+        self.fit_shots = fit_shots
         self.progress = progress
         self.log = log
         self.data = data
@@ -125,7 +129,7 @@ class Experiment:
         if len(self.windows) == 0:
             raise InputError(f"no meta-train series is long enough for one window of {input_size} -> {h}; "
                              f"lower `input_size`")
-        if not self.given.train.shots:  # derived on the whole panel: as many as the training series hold
+        if self.fit_shots or not self.given.train.shots:  # derived on the whole panel: what training series hold
             counts = self.windows.counts if self.train_series is None else self.windows.counts[self.train_series]
             fits = shots_that_fit(int(counts.max()), h, t.query_shots)
             if 1 <= fits < t.shots:

@@ -87,7 +87,7 @@ class FewShotForecaster:
         experiment = Experiment(s, data, progress=progress, log=log)
         self.settings = s = experiment.settings  # as derived for the data
         self.pretrained, learners = experiment.train()
-        self.selection = select(s, data, progress, log) if s.train.select else None
+        self.selection = select(experiment) if s.train.select else None
         self.learner = learners[s.learner.name]
         self.calibration = self.selection.calibration if self.selection else {}
         self.logs = experiment.logs

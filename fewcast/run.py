@@ -293,7 +293,7 @@ class TrainingRun(Hooks):
         """Choose the forecast on validation, write the ranking, and mark the checkpoint done with it."""
         from fewcast.selection import select
 
-        chosen = select(self.settings, self.experiment.data, self.progress, self.log, self.stop)
+        chosen = select(self.experiment, self.stop)
         self.method = chosen.chosen
         self.log(f"forecast chosen on validation: {chosen.reason()}")
         if self.main:

@@ -14,7 +14,6 @@ lowest mean of its sMAPE and its MASE, each relative to seasonal naive's on the 
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass, field
 
@@ -22,9 +21,7 @@ import numpy as np
 import pandas as pd
 
 from fewcast.baselines import CLASSICAL
-from fewcast.config import Settings
 from fewcast.data import PanelData
-from fewcast.errors import InputError
 from fewcast.experiment import Experiment, Hooks
 from fewcast.forecasting import Forecasts, catalog, classical, combined
 from fewcast.intervals import calibrate
@@ -55,6 +52,7 @@ class Selection:
     logs: dict = field(default_factory=dict)  # the training curves of the networks trained for it
     cuts: int = 1  # how many horizons before the visible end it scored, one after the other
     calibration: dict = field(default_factory=dict)  # method -> quantiles of its scaled errors (intervals)
+    scored: dict = field(default_factory=dict, repr=False)  # what was scored: see :func:`select`
 
     def reason(self) -> str:
         if self.table.empty:
@@ -106,20 +104,19 @@ class _Interruptible(Hooks):
         return {"should_interrupt": self.stop} if self.stop is not None else {}
 
 
-def select(settings: Settings, data: PanelData, progress: bool = False, log=print, stop=None) -> Selection:
-    """Train the networks on ``data`` as it was :func:`cuts` horizons before, score every candidate on each
-    of those horizons from what precedes it, and rank them (``settings`` as derived for ``data``:
-    :attr:`Experiment.settings`). ``stop``: a callable that asks training to stop (Ctrl-C), which raises
-    :class:`TrainingInterrupted`."""
+def select(run: Experiment, stop=None) -> Selection:
+    """Train the networks on the ``run``'s data as it was :func:`cuts` horizons before, with the run's
+    settings (shots lowered to what the shorter series hold), score every candidate
+    on each of those horizons from what precedes it, and rank them. ``stop``: a callable that asks training
+    to stop (Ctrl-C), which raises :class:`TrainingInterrupted`. The selection's ``scored`` keeps what was
+    scored, cut after cut (the latest first): ``forecasts`` (method -> ``(rows, h)``), ``truth``, ``cut``
+    (each row's) and ``history`` (one panel per cut)."""
+    settings, data, progress, log = run.settings, run.data, run.progress, run.log
     started, h, k = time.perf_counter(), data.h, cuts(data)
     if progress:
         log(f"choosing the forecast: training on the data up to {k * h} points before the end, scoring the rest")
-    try:
-        exp = Experiment(settings, earlier(data, k * h), progress=progress, log=log)
-    except InputError:  # the series before the cut are too short for the run's shots: as many as they hold
-        fewer = copy.deepcopy(settings)
-        fewer.train.shots = 0
-        exp = Experiment(fewer, earlier(data, k * h), progress=progress, log=log)
+    exp = Experiment(settings, earlier(data, k * h), progress=progress, log=log, fit_shots=True)
+    if exp.settings.train.shots < settings.train.shots:
         log(f"note: choosing the forecast with networks trained on {exp.settings.train.shots} shots (the run's "
             f"{settings.train.shots} do not fit the series before the validation cut)")
     try:
@@ -142,20 +139,22 @@ def select(settings: Settings, data: PanelData, progress: bool = False, log=prin
         offered = catalog(s, learners[s.learner.name], pretrained, exp.device)
     offered.update({c.name: c for c in (combined(classical(a), b) for a in CLASSICAL for b in CLASSICAL if a != b)})
     methods = list(offered.values())  # every method (and classical pairs): each is calibrated; candidates ranked
-    made, truths, scales = {m.name: [] for m in methods}, [], []
+    made, truths, scales, histories = {m.name: [] for m in methods}, [], [], []
     for j in range(1, k + 1):  # the horizon j horizons before the visible end
         cut = earlier(data, j * h)
         history, truth = cut.visible_part(pos), cut.horizon_values(pos)
         for name, yhat in Forecasts(history, exp.layout, exp.device).make(methods).items():
             made[name].append(yhat)
         truths.append(truth)
+        histories.append(history)
         scales.append(seasonal_scale(history, exp.layout.season_length))
     made = {n: np.concatenate(v) for n, v in made.items()}
     truth, scale = np.concatenate(truths), np.concatenate(scales)
     table = rank({n: made[n] for n in names}, truth, scale)
     cut_of = np.repeat(np.arange(1, k + 1), len(pos))  # (rows,) each row's cut, 1 the latest
+    scored = {"forecasts": made, "truth": truth, "cut": cut_of, "history": histories}
     return Selection(table, str(table["method"].iloc[0]), len(pos), h, time.perf_counter() - started, exp.logs, k,
-                     calibrate(truth, made, scale, cut_of))
+                     calibrate(truth, made, scale, cut_of), scored)
 
 
 def rank(forecasts: dict[str, np.ndarray], truth: np.ndarray, scale: np.ndarray) -> pd.DataFrame:

@@ -8,9 +8,11 @@ import pandas as pd
 import pytest
 
 from fewcast.data import PanelData
+from fewcast.errors import InputError
 from fewcast.experiment import Experiment
 from fewcast.panel import Panel
 from fewcast.selection import candidate_names, cuts, earlier, rank, select
+from fewcast.tasks import split_series
 from tests.conftest import fewcast, panel_data, tiny_settings
 
 
@@ -34,7 +36,7 @@ def test_nothing_trained_on_lies_in_the_scored_period():
                          data.horizon, 6, 12)
     runs = {}
     for label, d in (("clean", data), ("poisoned", poisoned)):
-        runs[label] = select(Experiment(tiny_settings(), d, log=lambda *_: None).settings, d, log=lambda *_: None)
+        runs[label] = select(Experiment(tiny_settings(), d, log=lambda *_: None))
     clean, dirty = runs["clean"], runs["poisoned"]
     for phase in clean.logs:
         for column in ("train_loss", "val_loss"):
@@ -89,3 +91,29 @@ def test_a_run_records_its_choice_and_forecasts_with_it(data, uninterrupted, tmp
     table = pd.read_csv(run / "results.csv").set_index("method")
     assert table.loc["fewcast", "smape"] == pytest.approx(table.loc[chosen, "smape"])
     assert 'id="selection"' in (run / "report.html").read_text()
+
+
+def test_the_validation_cut_lowers_the_runs_shots_to_what_its_shorter_series_hold():
+    """The run's shots fit its training series but not the same series a horizon shorter: the validation
+    cut trains with the shots those hold instead of failing, whether the shots were derived or given."""
+    settings = tiny_settings()
+    settings.update("train", {"shots": 0})
+    ids = np.array([f"s{i:02d}" for i in range(20)])
+    train = split_series(ids, settings.train.val_frac, settings.train.test_frac, settings.train.seed).train
+    lengths = np.where(np.isin(ids, train), 40, 90)  # (series,) the held-out ones long, the training ones short
+    t = np.arange(lengths.max())
+    values = np.concatenate([50 + 10 * np.sin(2 * np.pi * t[:n] / 12) + i for i, n in enumerate(lengths)])
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    ds = np.concatenate([np.arange(n) for n in lengths]).astype("datetime64[D]")
+    visible, horizon = Panel(ids, values.astype(np.float32), ds, offsets).split_last(6)
+    data = PanelData("synthetic", visible, horizon, 6, 12)
+    notes = []
+    run = Experiment(settings, data, log=notes.append)
+    shots = run.settings.train.shots  # the most the 34 visible points of a training series hold: 34 - 12 - 12 + 1
+    assert shots == 11 and "shots = 11: what the longest meta-training series holds" in run.derived
+    with pytest.raises(InputError, match="no series has the 17 windows a task needs.*`shots=5` fits it"):
+        Experiment(run.settings, earlier(data), log=notes.append)  # given shots: refused where they do not fit
+    for chosen in (select(run), select(Experiment(run.settings, data, log=notes.append))):  # derived, given
+        assert not chosen.table.empty and chosen.logs["metasgd"]
+    lowered = [note for note in notes if "networks trained on 5 shots (the run's 11 do not fit" in note]
+    assert len(lowered) == 2 and run.settings.train.shots == 11, notes
