@@ -24,7 +24,7 @@ MIN_ERRORS = 10  # fewer validation forecasts than this: no calibration for the 
 
 
 def calibrate(truth: np.ndarray, forecasts: dict[str, np.ndarray], scale: np.ndarray,
-              cut: np.ndarray | None = None) -> dict[str, np.ndarray]:
+              cut: np.ndarray | None = None, count: str = "rows") -> dict[str, np.ndarray]:
     """Each method's quantiles of scaled errors, ``(len(TAUS), h)``, from ``truth`` and its forecasts
     ``(series, h)`` (rows with a scale that is zero or unknown left out); ``cut``: each row's validation
     cut, 1 for the horizon just before the visible end (default: all 1).
@@ -34,8 +34,8 @@ def calibrate(truth: np.ndarray, forecasts: dict[str, np.ndarray], scale: np.nda
     quantiles multiplied back by each step's spread and the latest cut's level: its series are as long as
     the ones forecast, while earlier cuts forecast from shorter histories, with larger errors. With one cut
     the level is 1. The quantile levels are widened by the split-conformal factor ``(n + 1) / n`` about the
-    median (``n`` the validation forecasts), so that an interval holds its level on a new series rather than
-    on the series it was measured on."""
+    median (``n`` the validation forecasts; ``count="errors"``: the errors, forecasts times steps), so that
+    an interval holds its level on a new series rather than on the series it was measured on."""
     ok = np.isfinite(scale) & (scale > 0)  # (series,)
     cut = np.ones(len(scale), dtype=int) if cut is None else np.asarray(cut)
     out = {}
@@ -43,9 +43,9 @@ def calibrate(truth: np.ndarray, forecasts: dict[str, np.ndarray], scale: np.nda
         errors = (truth[ok] - yhat[ok]) / scale[ok, None]  # (rows, h)
         finite = np.isfinite(errors).all(axis=1)
         errors, at = errors[finite], cut[ok][finite]  # (rows, h), (rows,)
-        n = len(errors)
-        if n < MIN_ERRORS:
+        if len(errors) < MIN_ERRORS:
             continue
+        n = errors.size if count == "errors" else len(errors)
         spread = np.mean(np.abs(errors), axis=0)  # (h,) each step's
         spread = np.where(spread > 0, spread, 1.0)
         ratios = errors / spread  # (rows, h)

@@ -119,6 +119,19 @@ def test_earlier_cuts_give_the_shape_and_the_latest_cut_the_level():
                                one["m"], rtol=1e-12)
 
 
+def test_the_conformal_widening_counts_forecasts_or_errors():
+    """Twenty forecasts of five steps: the quantile levels widened by 21/20 about the median, or by 101/100
+    when every error counts (``count="errors"``), as a hand computation of the pooled quantiles gives."""
+    z = np.random.default_rng(1).normal(size=(20, 5))  # (series, h) spread 1 at every step
+    spread = np.mean(np.abs(z), axis=0)  # (h,)
+    pooled = (z / spread).reshape(-1)
+    for count, n in (("rows", 20), ("errors", 100)):
+        taus = np.clip(0.5 + (intervals.TAUS - 0.5) * (n + 1) / n, 0, 1)
+        want = np.quantile(pooled, taus)[:, None] * spread[None, :]
+        got = intervals.calibrate(z, {"m": np.zeros((20, 5))}, np.ones(20), count=count)["m"]
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
 def test_interval_metrics_match_utilsforecast_and_a_hand_computation():
     from utilsforecast import losses
 

@@ -1,0 +1,131 @@
+"""Which volatility the intervals scale by, chosen on validation: each rule calibrated on half of the
+validation series and scored on the other half, never on a test horizon.
+
+The intervals are the validation cut's errors divided by each series' volatility, the quantiles of those
+scaled errors multiplied back by a new series' own (:mod:`fewcast.intervals`). The rules compared:
+``all`` (the mean absolute seasonal difference over the whole history, the MASE scale), and ``recent-N``
+(the same over the last ``N`` input windows of the history); ``widen-errors`` is ``all`` with the
+conformal widening counting every error rather than every validation forecast. For each panel (holdout protocol, default
+settings) the selection is run once; then, over ``--splits`` random halvings of its validation series, the
+chosen method is calibrated on one half (every cut) and its intervals scored on the other half's latest cut
+(histories as long as a forecast's): coverage of the 80 % and 95 % intervals, MSIS (95 %) and the scaled
+quantile loss over 0.1 ... 0.9, averaged over the halvings.
+
+    .venv/bin/python benchmarks/interval_scale.py [--panels m3-yearly,nn5] [--splits 20] [--cache DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+from pathlib import Path
+
+import numpy as np
+from suite import panel_source, settings_for
+
+from fewcast.data import load_panel_data
+from fewcast.experiment import Experiment
+from fewcast.intervals import calibrate, floors, quantiles, series_scale
+from fewcast.metrics import coverage, msis, seasonal_scale, sql
+from fewcast.panel import Panel
+from fewcast.selection import select
+
+QUANTILES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+TAUS = [0.025, 0.1, *QUANTILES[1:-1], 0.9, 0.975]
+PANELS = ("m1-monthly,m1-quarterly,m1-yearly,m3-monthly,m3-quarterly,m3-yearly,m3-other,tourism-monthly,"
+          "tourism-quarterly,tourism-yearly,game,pedestrian,ausgrid,nn5,kaggle")
+
+
+def scales(rule: str, history: Panel, season_length: int, input_size: int) -> np.ndarray:
+    """Each series' volatility, ``(series,)``, by ``rule``."""
+    if not rule.startswith("recent-"):
+        return series_scale(history, season_length)
+    windows = int(rule.split("-")[1])
+    return series_scale(history.tail(windows * input_size + season_length), season_length)
+
+
+def scores(truth, yhat, scale, mase_scale, table, floor) -> np.ndarray:
+    """Coverage 80 %, coverage 95 %, MSIS and SQL of the intervals ``table`` gives ``yhat``."""
+    q = quantiles(yhat, scale, table, TAUS, floor)  # (rows, h, taus)
+    at = {t: i for i, t in enumerate(TAUS)}
+    middle = [at[t] for t in QUANTILES]
+    return np.array([coverage(truth, q[:, :, at[0.1]], q[:, :, at[0.9]]),
+                     coverage(truth, q[:, :, at[0.025]], q[:, :, at[0.975]]),
+                     msis(truth, q[:, :, at[0.025]], q[:, :, at[0.975]], mase_scale),
+                     sql(truth, q[:, :, middle], QUANTILES, mase_scale)])
+
+
+def validation(name: str, data_dir: str, cache: str | None) -> tuple[dict, str, int, int]:
+    """The selection's scored validation forecasts for panel ``name``, its choice, season and input size
+    (from ``cache``, a folder, when it holds them: the training is the slow part)."""
+    path = Path(cache) / f"{name}.pkl" if cache else None
+    if path is not None and path.exists():
+        return pickle.loads(path.read_bytes())
+    source, h, season = panel_source(name, data_dir)
+    settings = settings_for("holdout", h, season, quick=False)
+    data = load_panel_data(source, settings)
+    run = Experiment(settings, data, log=lambda *_: None)
+    chosen = select(run)
+    out = (chosen.scored, chosen.chosen, data.season_length, run.settings.data.input_size)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(pickle.dumps(out))
+    return out
+
+
+def study(name: str, data_dir: str, rules: list[str], splits: int, cache: str | None) -> dict[str, np.ndarray]:
+    scored, method, m, input_size = validation(name, data_dir, cache)
+    yhat, truth, cut = scored["forecasts"][method], scored["truth"], scored["cut"]  # (rows, h)
+    history = scored["history"]  # one panel per cut, the latest first
+    n = history[0].n_series
+    series = np.tile(np.arange(n), len(history))  # (rows,) each row's validation series
+    mase_scale = np.concatenate([seasonal_scale(p, m) for p in history])  # (rows,)
+    floor = np.concatenate([floors(p) for p in history])
+    rng = np.random.default_rng(0)
+    out = {}
+    for rule in rules:
+        scale = np.concatenate([scales(rule, p, m, input_size) for p in history])  # (rows,)
+        runs = []
+        for _ in range(splits):
+            half = rng.permutation(n) < n // 2  # (series,) the calibration half
+            fit, test = half[series], ~half[series] & (cut == 1)  # (rows,)
+            ok = test & np.isfinite(mase_scale) & (mase_scale > 0)
+            count = "errors" if rule == "widen-errors" else "rows"
+            table = calibrate(truth[fit], {"m": yhat[fit]}, scale[fit], cut[fit], count).get("m")
+            if table is None or not ok.any():
+                continue
+            runs.append(scores(truth[ok], yhat[ok], scale[ok], mase_scale[ok], table, floor[ok]))
+        out[rule] = np.mean(runs, axis=0) if runs else np.full(4, np.nan)
+    print(f"{name}: {method}, {n} validation series, {len(history)} cut(s)", flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--panels", default=PANELS)
+    ap.add_argument("--rules", default="all,recent-1,recent-2,recent-4")
+    ap.add_argument("--splits", type=int, default=20)
+    ap.add_argument("--cache", help="a folder keeping each panel's validation forecasts between runs")
+    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+    args = ap.parse_args()
+    rules = args.rules.split(",")
+    rows = {name: study(name, args.data, rules, args.splits, args.cache) for name in args.panels.split(",")}
+    print("\ncells: coverage 80 % / coverage 95 % / MSIS / SQL on the other half's latest cut\n")
+    print("| panel | " + " | ".join(rules) + " |")
+    print("| --- |" + " --- |" * len(rules))
+    for name, by_rule in rows.items():
+        cells = ("{:.3f} / {:.3f} / {:.2f} / {:.3f}".format(*by_rule[r]) for r in rules)
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    print("\nmean absolute distance from nominal (80 %, 95 %); geometric mean of MSIS and SQL relative to `all`:\n")
+    print("| rule | 80 % | 95 % | MSIS | SQL |")
+    print("| --- | --- | --- | --- | --- |")
+    for r in rules:
+        got = np.array([rows[p][r] for p in rows])  # (panels, 4)
+        base = np.array([rows[p][rules[0]] for p in rows])
+        rel = np.exp(np.nanmean(np.log(got[:, 2:] / base[:, 2:]), axis=0))
+        print(f"| {r} | {np.nanmean(np.abs(got[:, 0] - 0.8)):.3f} | {np.nanmean(np.abs(got[:, 1] - 0.95)):.3f} | "
+              f"{rel[0]:.3f} | {rel[1]:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
