@@ -63,8 +63,9 @@ def panel_source(name: str, data_dir) -> tuple[str, int, int]:
     return name, 0, 0
 
 
-def settings_for(protocol: str, h: int, season: int, quick: bool) -> Settings:
+def settings_for(protocol: str, h: int, season: int, quick: bool, select_top: int = 2) -> Settings:
     s = Settings()
+    s.update("train", {"select_top": select_top})
     s.update("data", {"h": h, "season_length": season})
     s.update("eval", {"protocol": protocol, "classical": CLASSICAL, "combine": ["autoets", "theta"],
                       "curve_steps": 0, "shots_curve": [], "plot_series": 0})
@@ -74,10 +75,10 @@ def settings_for(protocol: str, h: int, season: int, quick: bool) -> Settings:
 
 
 def one_run(name: str, source: str, h: int, season: int, protocol: str, quick: bool,
-            peers: bool = False) -> tuple[list[dict], str]:
+            peers: bool = False, select_top: int = 2) -> tuple[list[dict], str]:
     """The rows of one panel and protocol (and of its cold start under holdout), and the method chosen."""
     started = time.perf_counter()
-    settings = settings_for(protocol, h, season, quick)
+    settings = settings_for(protocol, h, season, quick, select_top)
     data = load_panel_data(source, settings)
     exp = Experiment(settings, data, log=lambda *_: None)
     pretrained, learners = exp.train()
@@ -192,6 +193,7 @@ def main() -> None:
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
     ap.add_argument("--out", default="runs/suite")
     ap.add_argument("--peers", action="store_true", help="add neuralforecast's NHITS (the bench extra)")
+    ap.add_argument("--select-top", type=int, default=2, help="train.select_top: average this many best candidates")
     args = ap.parse_args()
     if args.peers:
         from peers import available
@@ -213,7 +215,7 @@ def main() -> None:
             print(f"note: {source} is missing; {name} skipped", flush=True)
             continue
         for protocol in protocols:
-            got, chosen = one_run(name, source, h, season, protocol, args.quick, args.peers)
+            got, chosen = one_run(name, source, h, season, protocol, args.quick, args.peers, args.select_top)
             rows += got
             print(f"{name}, {protocol}: chosen {chosen}, fewcast sMAPE {got[0]['fewcast smape']:.2f} MASE "
                   f"{got[0]['fewcast mase']:.3f}, {got[0]['seconds']:.0f} s", flush=True)

@@ -36,7 +36,8 @@ MANIFEST = "manifest.json"
 FORMAT = "fewcast-checkpoint-1"
 # settings added after checkpoints were first written, each with the value that reproduces a checkpoint whose
 # config.toml lacks it (a new default must not rebuild or resume an old run as something it never was)
-BEFORE = {("model", "ensemble_transforms"): [], ("train", "pretrain_ema"): 0.0, ("train", "pretrain_patience"): 0}
+BEFORE = {("model", "ensemble_transforms"): [], ("train", "pretrain_ema"): 0.0, ("train", "pretrain_patience"): 0,
+          ("train", "select_top"): 1}
 
 
 def _sha256(path: Path) -> str:

@@ -262,7 +262,8 @@ METHOD_HELP = ("the forecast to write, by its name in evaluate's results table (
                "<learner>_zeroshot, pretrained, pretrained_finetune, "
                "pretrained_finetune_all (plain SGD on every window), <learner>_auto (that on a series with "
                "forecast.finetune_all_min_shots windows or more, the learner on the others), naive, seasonal_naive, "
-               "autoets, theta, or a network method averaged with a classical one (<learner>+autoets)")
+               "autoets, theta, a network method averaged with a classical one (<learner>+autoets), or several "
+               "of these joined by commas, averaged (<learner>+autoets,pretrained_finetune_all+theta)")
 
 
 def build_parser() -> argparse.ArgumentParser:

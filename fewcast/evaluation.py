@@ -19,7 +19,7 @@ from fewcast.baselines import statistical_quantiles
 from fewcast.config import Settings
 from fewcast.engine import Problems, forecast, forecast_curve
 from fewcast.experiment import Experiment
-from fewcast.forecasting import Forecasts, Method, catalog, classical, combined, network_methods
+from fewcast.forecasting import Forecasts, Method, catalog, classical, combined, named, network_methods
 from fewcast.intervals import floors, series_scale
 from fewcast.intervals import quantiles as interval_quantiles
 from fewcast.learners import GradientLearner, Pretrain
@@ -99,7 +99,8 @@ def evaluate(exp: Experiment, pretrained: Pretrain, learners: dict[str, Gradient
     forecasts = {m.name: made.made[m.name] for m in methods}
     described = {m.name: m.description for m in methods}
     if selection is not None:  # what `fewcast forecast` gives
-        forecasts["fewcast"] = made[catalog(s, learners[s.learner.name], pretrained, exp.device)[selection.chosen]]
+        forecasts["fewcast"] = made[named(catalog(s, learners[s.learner.name], pretrained, exp.device),
+                                          selection.chosen)]
         described["fewcast"] = f"what fewcast forecast gives: {selection.chosen}, chosen on validation"
     rows = [{"protocol": s.eval.protocol, "method": name, **score(problems.truth, yhat, problems.mase_scale)}
             for name, yhat in forecasts.items()]

@@ -31,7 +31,7 @@ from fewcast.engine import Layout
 from fewcast.errors import InputError, PanelWarning
 from fewcast.evaluation import Results, evaluate
 from fewcast.experiment import Experiment
-from fewcast.forecasting import Forecasts, Method, catalog, combined
+from fewcast.forecasting import Forecasts, Method, catalog, combined, named
 from fewcast.frame import from_frame
 from fewcast.intervals import check_request, floors, level_taus, series_scale
 from fewcast.intervals import columns as interval_columns
@@ -122,9 +122,7 @@ class FewShotForecaster:
         """
         s = self.settings
         methods = self.methods()
-        name = method or self.state.get("method") or s.learner.name
-        if name not in methods:
-            raise InputError(f"unknown method {name!r}; choose one of {', '.join(methods)}")
+        chosen = named(methods, method or self.state.get("method") or s.learner.name)
         id_col, time_col, target_col = (id_col or s.data.id_col, time_col or s.data.time_col,
                                         target_col or s.data.target_col)
         h = h or s.data.h
@@ -141,7 +139,6 @@ class FewShotForecaster:
             warnings.warn(f"{zero_shot} of {panel.n_series} series are too short for one window of "
                           f"{s.data.input_size} -> {s.data.h}: forecast zero-shot (no adaptation)",
                           PanelWarning, stacklevel=2)
-        chosen = methods[name]
         columns = {"fewcast": chosen, **{f"fewcast+{m}": combined(chosen, m) for m in combine}}
         made = Forecasts(panel, Layout.of(s.data), self._device()).make(list(columns.values()))
         future = future_times(panel, h, self.state.get("freq")).reshape(-1)  # (series * h,)

@@ -125,6 +125,33 @@ class Combined(Method):
         return (f[self.base] + f[self.other]) / 2
 
 
+@dataclass(frozen=True, eq=False)
+class Mean(Method):
+    """The average of several methods' forecasts, named by theirs joined with commas (``a,b``)."""
+
+    parts: tuple[Method, ...]
+
+    def forecast(self, f: Forecasts) -> np.ndarray:
+        return np.mean([f[m] for m in self.parts], axis=0)
+
+
+def mean(parts: list[Method]) -> Method:
+    """The average of ``parts`` (one part: itself)."""
+    if len(parts) == 1:
+        return parts[0]
+    names = [m.name for m in parts]
+    return Mean(",".join(names), f"the average of {', '.join(names)}", tuple(parts))
+
+
+def named(methods: dict[str, Method], name: str) -> Method:
+    """The method ``name`` of ``methods``, or the average of several (``a,b``); an InputError for any other."""
+    unknown = [n for n in name.split(",") if n not in methods]
+    if unknown or not name:
+        raise InputError(f"unknown method {unknown[0] if unknown else name!r}; choose one of {', '.join(methods)}, "
+                         f"or several joined by commas to average them")
+    return methods[name] if name in methods else mean([methods[n] for n in name.split(",")])
+
+
 def _classical(methods: list[Method]):
     """The classical methods among ``methods`` and their parts."""
     for m in methods:
@@ -132,6 +159,8 @@ def _classical(methods: list[Method]):
             yield m
         elif isinstance(m, Combined):
             yield from _classical([m.base, m.other])
+        elif isinstance(m, Mean):
+            yield from _classical(list(m.parts))
 
 
 def classical(name: str) -> Classical:
@@ -186,7 +215,7 @@ def network_methods(s: Settings, learners: dict[str, GradientLearner], pretraine
 def catalog(s: Settings, learner: GradientLearner, pretrained: Pretrain, device="cpu") -> dict[str, Method]:
     """Every method a trained forecaster forecasts with, by name: the network methods of
     :func:`network_methods`, the classical methods, and each network method averaged with each classical
-    one (``metasgd+autoets``)."""
+    one (``metasgd+autoets``); :func:`named` also averages several of them (``a,b``)."""
     networks = network_methods(s, {s.learner.name: learner}, pretrained, device)
     out = {m.name: m for m in networks}
     out.update({name: classical(name) for name in CLASSICAL})
@@ -194,5 +223,5 @@ def catalog(s: Settings, learner: GradientLearner, pretrained: Pretrain, device=
     return out
 
 
-__all__ = ["Adapted", "Auto", "Classical", "Combined", "Forecasts", "Method", "catalog", "classical", "combined",
-           "finetuner", "network_methods"]
+__all__ = ["Adapted", "Auto", "Classical", "Combined", "Forecasts", "Mean", "Method", "catalog", "classical",
+           "combined", "finetuner", "mean", "named", "network_methods"]

@@ -9,7 +9,8 @@ in the scored period.
 
 The candidates: the adapted learner, ``pretrained_finetune_all`` and ``<learner>_auto``, each alone and
 averaged with AutoETS and with Theta, and AutoETS, Theta and seasonal naive alone. The chosen one has the
-lowest mean of its sMAPE and its MASE, each relative to seasonal naive's on the same series.
+lowest mean of its sMAPE and its MASE, each relative to seasonal naive's on the same series; with
+``train.select_top`` above 1, the forecast is the average of that many best candidates (``a,b``).
 """
 
 from __future__ import annotations
@@ -58,7 +59,10 @@ class Selection:
         if self.table.empty:
             return f"{self.chosen}: no series to score on validation"
         row = self.table.iloc[0]
-        return (f"{self.chosen}: the lowest mean of sMAPE and MASE relative to seasonal naive ({row['score']:.3f}; "
+        parts = len(self.chosen.split(","))
+        best = "the lowest mean of sMAPE and MASE relative to seasonal naive"
+        how = f"the average of the {parts} candidates with {best} (its own " if parts > 1 else f"{best} ("
+        return (f"{self.chosen}: {how}{row['score']:.3f}; "
                 f"sMAPE {row['smape']:.2f}, MASE {row['mase']:.3f}) on the last {self.cuts * self.h} points before "
                 f"the visible end of {self.series} series, forecast {self.h} at a time by networks trained on the "
                 f"data before them")
@@ -151,6 +155,12 @@ def select(run: Experiment, stop=None) -> Selection:
     made = {n: np.concatenate(v) for n, v in made.items()}
     truth, scale = np.concatenate(truths), np.concatenate(scales)
     table = rank({n: made[n] for n in names}, truth, scale)
+    top = [str(n) for n in table["method"].iloc[:s.train.select_top]]
+    if len(top) > 1:  # their average, first in the table
+        made[",".join(top)] = np.mean([made[n] for n in top], axis=0)  # (rows, h)
+        averaged = rank({",".join(top): made[",".join(top)], BASELINE: made[BASELINE]}, truth, scale)
+        table = pd.concat([averaged[averaged["method"] != BASELINE], table], ignore_index=True)
+        table["rank"] = np.arange(1, len(table) + 1)
     cut_of = np.repeat(np.arange(1, k + 1), len(pos))  # (rows,) each row's cut, 1 the latest
     scored = {"forecasts": made, "truth": truth, "cut": cut_of, "history": histories}
     return Selection(table, str(table["method"].iloc[0]), len(pos), h, time.perf_counter() - started, exp.logs, k,

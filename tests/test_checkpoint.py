@@ -31,12 +31,14 @@ def test_round_trip(tmp_path):
 
 @pytest.mark.parametrize("part, name, before", [("model", "ensemble_transforms", []),
                                                ("train", "pretrain_ema", 0.0),
-                                               ("train", "pretrain_patience", 0)])
+                                               ("train", "pretrain_patience", 0),
+                                               ("train", "select_top", 1)])
 def test_a_checkpoint_from_before_a_setting_existed_loads_as_it_was_written(tmp_path, part, name, before):
     """Checkpoints written before ``ensemble_transforms`` existed hold identity members only, and those
     written before ``pretrain_ema`` pre-trained without an average, those before ``pretrain_patience`` ran every
-    pre-training iteration: loading one must not give it today's default (a log member whose weights it never
-    trained, an average its state lacks, a resumed pre-training that stops where the original never would)."""
+    pre-training iteration, those before ``select_top`` forecast with the best candidate alone: loading one
+    must not give it today's default (a log member whose weights it never trained, an average its state lacks,
+    a resumed pre-training that stops where the original never would, another forecast)."""
     write(tmp_path / "ck")
     config = tmp_path / "ck" / "config.toml"
     config.write_text("".join(line for line in config.read_text().splitlines(keepends=True)

@@ -10,10 +10,12 @@ import pytest
 from fewcast.data import PanelData
 from fewcast.errors import InputError
 from fewcast.experiment import Experiment
+from fewcast.forecaster import FewShotForecaster
+from fewcast.metrics import seasonal_scale
 from fewcast.panel import Panel
 from fewcast.selection import candidate_names, cuts, earlier, rank, select
 from fewcast.tasks import split_series
-from tests.conftest import fewcast, panel_data, tiny_settings
+from tests.conftest import TINY, fewcast, monthly_frame, panel_data, tiny_settings
 
 
 def test_the_validation_cut_is_h_points_before_the_visible_end():
@@ -42,9 +44,11 @@ def test_nothing_trained_on_lies_in_the_scored_period():
         for column in ("train_loss", "val_loss"):
             np.testing.assert_array_equal(pd.DataFrame(clean.logs[phase])[column],
                                           pd.DataFrame(dirty.logs[phase])[column], err_msg=f"{phase} {column}")
-    scores = clean.table.set_index("method")
-    assert set(scores.index) == set(candidate_names("metasgd")) and (clean.series, clean.h) == (6, 6)
-    assert not np.allclose(scores["smape"], dirty.table.set_index("method").loc[scores.index, "smape"])
+    scores = clean.table.set_index("method")  # first the average of the two best (select_top = 2), then each
+    assert scores.index[0] == clean.chosen == ",".join(scores.index[1:3])
+    assert set(scores.index[1:]) == set(candidate_names("metasgd")) and (clean.series, clean.h) == (6, 6)
+    names = candidate_names("metasgd")
+    assert not np.allclose(scores.loc[names, "smape"], dirty.table.set_index("method").loc[names, "smape"])
 
 
 def test_the_ranking_is_the_mean_of_smape_and_mase_relative_to_seasonal_naive():
@@ -74,14 +78,20 @@ def test_long_series_are_scored_on_several_horizons():
 
 
 def test_a_run_records_its_choice_and_forecasts_with_it(data, uninterrupted, tmp_path):
-    ranking = pd.read_csv(uninterrupted / "selection.csv")
-    assert set(ranking["method"]) == set(candidate_names("metasgd")) and list(ranking["rank"]) == list(range(1, 13))
+    ranking = pd.read_csv(uninterrupted / "selection.csv")  # the average of the two best first, then each
+    assert set(ranking["method"][1:]) == set(candidate_names("metasgd")) and list(ranking["rank"]) == list(range(1, 14))
+    assert ranking["method"].iloc[0] == ",".join(ranking["method"].iloc[1:3])
     chosen = ranking["method"].iloc[0]
     out = tmp_path / "f.csv"
     assert fewcast("forecast", uninterrupted, "--data", data, "--out", out).returncode == 0
     named = tmp_path / "named.csv"
     assert fewcast("forecast", uninterrupted, "--data", data, "--out", named, "--method", chosen).returncode == 0
     pd.testing.assert_frame_equal(pd.read_csv(out), pd.read_csv(named))
+    parts = []
+    for part in chosen.split(","):
+        assert fewcast("forecast", uninterrupted, "--data", data, "--out", named, "--method", part).returncode == 0
+        parts.append(pd.read_csv(named)["fewcast"])
+    np.testing.assert_allclose(pd.read_csv(out)["fewcast"], (parts[0] + parts[1]) / 2, rtol=1e-5)
     run = tmp_path / "run"
     import shutil
 
@@ -89,7 +99,7 @@ def test_a_run_records_its_choice_and_forecasts_with_it(data, uninterrupted, tmp
     scored = fewcast("evaluate", run, "--classical", "naive,seasonal_naive,autoets,theta")
     assert scored.returncode == 0, scored.stderr
     table = pd.read_csv(run / "results.csv").set_index("method")
-    assert table.loc["fewcast", "smape"] == pytest.approx(table.loc[chosen, "smape"])
+    assert np.isfinite(table.loc["fewcast", "smape"]) and chosen in (run / "report.html").read_text()
     assert 'id="selection"' in (run / "report.html").read_text()
 
 
@@ -111,9 +121,33 @@ def test_the_validation_cut_lowers_the_runs_shots_to_what_its_shorter_series_hol
     run = Experiment(settings, data, log=notes.append)
     shots = run.settings.train.shots  # the most the 34 visible points of a training series hold: 34 - 12 - 12 + 1
     assert shots == 11 and "shots = 11: what the longest meta-training series holds" in run.derived
-    with pytest.raises(InputError, match="no series has the 17 windows a task needs.*`shots=5` fits it"):
+    with pytest.raises(InputError, match=r"no series has the 17 windows a task needs.*`shots=5` fits it"):
         Experiment(run.settings, earlier(data), log=notes.append)  # given shots: refused where they do not fit
     for chosen in (select(run), select(Experiment(run.settings, data, log=notes.append))):  # derived, given
         assert not chosen.table.empty and chosen.logs["metasgd"]
     lowered = [note for note in notes if "networks trained on 5 shots (the run's 11 do not fit" in note]
     assert len(lowered) == 2 and run.settings.train.shots == 11, notes
+
+
+def test_with_select_top_the_forecast_averages_the_best_candidates_on_validation():
+    """``select_top=2``: the forecast is the average of the two best candidates, ranked first under its own
+    validation score; predict gives that average, names it ``a,b`` and has intervals for it."""
+    frame = monthly_frame(60)
+    fc = FewShotForecaster(**{**TINY, "select_top": 2}).fit(frame, "store", "month", "sales")
+    table = fc.selection.table
+    a, b = table["method"].iloc[1:3]
+    assert fc.selection.chosen == f"{a},{b}" and list(table["rank"]) == list(range(1, 14))
+    made = fc.selection.scored["forecasts"]
+    np.testing.assert_allclose(made[fc.selection.chosen], (made[a] + made[b]) / 2)
+    assert table["score"].iloc[0] == pytest.approx(rank({"x": made[fc.selection.chosen],
+                                                         "seasonal_naive": made["seasonal_naive"]},
+                                                        fc.selection.scored["truth"], np.concatenate(
+        [seasonal_scale(p, 12) for p in fc.selection.scored["history"]])).set_index("method").loc["x", "score"])
+    out = fc.predict(frame, level=[80])
+    parts = [fc.predict(frame, method=m)["fewcast"] for m in (a, b)]
+    np.testing.assert_allclose(out["fewcast"], (parts[0] + parts[1]) / 2, rtol=1e-6)
+    assert (out["fewcast-lo-80"] < out["fewcast-hi-80"]).all() and fc.selection.chosen in fc.calibration
+    pd.testing.assert_frame_equal(fc.predict(frame, method=f"{a},{b}"), out[list(out.columns[:3])])
+    assert "the average of the 2 candidates" in fc.selection.reason()
+    with pytest.raises(InputError, match="unknown method 'nope'"):
+        fc.predict(frame, method=f"{a},nope")
