@@ -170,7 +170,9 @@ def classical(name: str) -> Classical:
 
 
 def combined(base: Method, other: str) -> Combined:
-    return Combined(f"{base.name}+{other}", f"the average of {base.name} and {other}", base, classical(other))
+    """``base`` averaged with classical method ``other``: ``base+other``, ``(a,b)+other`` for an average."""
+    label = f"({base.name})" if isinstance(base, Mean) else base.name
+    return Combined(f"{label}+{other}", f"the average of {base.name} and {other}", base, classical(other))
 
 
 def finetuner(model: torch.nn.Module, s: Settings, device="cpu") -> MAML:

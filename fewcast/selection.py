@@ -24,7 +24,7 @@ import pandas as pd
 from fewcast.baselines import CLASSICAL
 from fewcast.data import PanelData
 from fewcast.experiment import Experiment, Hooks
-from fewcast.forecasting import Forecasts, catalog, classical, combined
+from fewcast.forecasting import Forecasts, Mean, catalog, classical, combined, mean
 from fewcast.intervals import calibrate
 from fewcast.learners import TrainingDiverged, TrainingInterrupted
 from fewcast.metrics import mase, seasonal_scale, smape
@@ -155,10 +155,11 @@ def select(run: Experiment, stop=None) -> Selection:
     made = {n: np.concatenate(v) for n, v in made.items()}
     truth, scale = np.concatenate(truths), np.concatenate(scales)
     table = rank({n: made[n] for n in names}, truth, scale)
-    top = [str(n) for n in table["method"].iloc[:s.train.select_top]]
-    if len(top) > 1:  # their average, first in the table
-        made[",".join(top)] = np.mean([made[n] for n in top], axis=0)  # (rows, h)
-        averaged = rank({",".join(top): made[",".join(top)], BASELINE: made[BASELINE]}, truth, scale)
+    best = mean([offered[str(n)] for n in table["method"].iloc[:s.train.select_top]])
+    if isinstance(best, Mean):  # the average of the best, first in the table, and averaged with each classical
+        made[best.name] = np.mean([made[m.name] for m in best.parts], axis=0)  # (rows, h)
+        made.update({combined(best, c).name: (made[best.name] + made[c]) / 2 for c in CLASSICAL})
+        averaged = rank({best.name: made[best.name], BASELINE: made[BASELINE]}, truth, scale)
         table = pd.concat([averaged[averaged["method"] != BASELINE], table], ignore_index=True)
         table["rank"] = np.arange(1, len(table) + 1)
     cut_of = np.repeat(np.arange(1, k + 1), len(pos))  # (rows,) each row's cut, 1 the latest

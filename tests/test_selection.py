@@ -149,5 +149,9 @@ def test_with_select_top_the_forecast_averages_the_best_candidates_on_validation
     assert (out["fewcast-lo-80"] < out["fewcast-hi-80"]).all() and fc.selection.chosen in fc.calibration
     pd.testing.assert_frame_equal(fc.predict(frame, method=f"{a},{b}"), out[list(out.columns[:3])])
     assert "the average of the 2 candidates" in fc.selection.reason()
+    both = fc.predict(frame, combine=["theta"], level=[80])  # the average with a classical method: its own intervals
+    theta = fc.predict(frame, method="theta")["fewcast"]
+    np.testing.assert_allclose(both["fewcast+theta"], (out["fewcast"] + theta) / 2, rtol=1e-6)
+    assert f"({a},{b})+theta" in fc.calibration and (both["fewcast+theta-lo-80"] < both["fewcast+theta-hi-80"]).all()
     with pytest.raises(InputError, match="unknown method 'nope'"):
         fc.predict(frame, method=f"{a},nope")
