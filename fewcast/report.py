@@ -180,6 +180,8 @@ def _selection(results: Results, table: pd.DataFrame) -> str:
     if chosen.table.empty:
         return head
     test = table.set_index("method")
+    if "fewcast" in test.index and chosen.chosen not in test.index:  # an average of candidates: the fewcast row
+        test.loc[chosen.chosen] = test.loc["fewcast"]
     rows = "\n".join(
         f"<tr><td>{r.rank}</td><td>{html.escape(r.method)}</td><td>{r.smape:.2f}</td><td>{r.mase:.3f}</td>"
         f"<td>{r.score:.3f}</td><td>{_cell(test, r.method, 'smape', 2)}</td><td>{_cell(test, r.method, 'mase', 3)}</td>"

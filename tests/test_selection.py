@@ -3,6 +3,8 @@ by a criterion checked by hand, recorded in the run and used by forecast, predic
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -99,7 +101,10 @@ def test_a_run_records_its_choice_and_forecasts_with_it(data, uninterrupted, tmp
     scored = fewcast("evaluate", run, "--classical", "naive,seasonal_naive,autoets,theta")
     assert scored.returncode == 0, scored.stderr
     table = pd.read_csv(run / "results.csv").set_index("method")
-    assert np.isfinite(table.loc["fewcast", "smape"]) and chosen in (run / "report.html").read_text()
+    assert np.isfinite(table.loc["fewcast", "smape"])
+    report = (run / "report.html").read_text()
+    row = re.search(rf"<td>{re.escape(chosen)}</td>(?:<td>[^<]*</td>){{3}}<td>([^<]*)</td>", report)
+    assert row and float(row.group(1)) == pytest.approx(table.loc["fewcast", "smape"], abs=0.006)  # its test score
     assert 'id="selection"' in (run / "report.html").read_text()
 
 
