@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 from interval_scale import PANELS, validation
 
-from fewcast.metrics import mase, seasonal_scale, smape
-from fewcast.selection import BASELINE, candidate_names
+from fewcast.metrics import seasonal_scale
+from fewcast.selection import BASELINE, candidate_names, rank
 
 NETWORKS = ("metasgd", "pretrained_finetune_all", "metasgd_auto")
 SETS = ("current", "+pair", "+three", "+both", "top2", "top3", "top5")
@@ -39,9 +39,9 @@ def candidates(made: dict[str, np.ndarray], which: str) -> dict[str, np.ndarray]
 
 
 def relative(truth, yhat, scale, base) -> float:
-    """The selection's criterion on these rows: mean of sMAPE and MASE relative to seasonal naive's."""
-    m, b = mase(truth, yhat, scale), mase(truth, base, scale)
-    return 0.5 * (np.mean(smape(truth, yhat)) / np.mean(smape(truth, base)) + np.nanmean(m) / np.nanmean(b))
+    """The selection's criterion on these rows (:func:`fewcast.selection.rank`)."""
+    table = rank({"x": yhat, BASELINE: base}, truth, scale).set_index("method")
+    return float(table.loc["x", "score"])
 
 
 def study(name: str, data_dir: str, splits: int, cache: str) -> dict[str, float]:

@@ -24,14 +24,13 @@ import numpy as np
 from suite import panel_source, settings_for
 
 from fewcast.data import load_panel_data
+from fewcast.evaluation import SCORED_TAUS, interval_scores
 from fewcast.experiment import Experiment
 from fewcast.intervals import calibrate, floors, quantiles, series_scale
-from fewcast.metrics import coverage, msis, seasonal_scale, sql
+from fewcast.metrics import seasonal_scale
 from fewcast.panel import Panel
 from fewcast.selection import select
 
-QUANTILES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
-TAUS = [0.025, 0.1, *QUANTILES[1:-1], 0.9, 0.975]
 PANELS = ("m1-monthly,m1-quarterly,m1-yearly,m3-monthly,m3-quarterly,m3-yearly,m3-other,tourism-monthly,"
           "tourism-quarterly,tourism-yearly,game,pedestrian,ausgrid,nn5,kaggle")
 
@@ -46,13 +45,8 @@ def scales(rule: str, history: Panel, season_length: int, input_size: int) -> np
 
 def scores(truth, yhat, scale, mase_scale, table, floor) -> np.ndarray:
     """Coverage 80 %, coverage 95 %, MSIS and SQL of the intervals ``table`` gives ``yhat``."""
-    q = quantiles(yhat, scale, table, TAUS, floor)  # (rows, h, taus)
-    at = {t: i for i, t in enumerate(TAUS)}
-    middle = [at[t] for t in QUANTILES]
-    return np.array([coverage(truth, q[:, :, at[0.1]], q[:, :, at[0.9]]),
-                     coverage(truth, q[:, :, at[0.025]], q[:, :, at[0.975]]),
-                     msis(truth, q[:, :, at[0.025]], q[:, :, at[0.975]], mase_scale),
-                     sql(truth, q[:, :, middle], QUANTILES, mase_scale)])
+    got = interval_scores(truth, quantiles(yhat, scale, table, SCORED_TAUS, floor), mase_scale)
+    return np.array([got[k] for k in ("coverage_80", "coverage_95", "msis", "sql")])
 
 
 def validation(name: str, data_dir: str, cache: str | None) -> tuple[dict, str, int, int]:

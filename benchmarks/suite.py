@@ -63,9 +63,10 @@ def panel_source(name: str, data_dir) -> tuple[str, int, int]:
     return name, 0, 0
 
 
-def settings_for(protocol: str, h: int, season: int, quick: bool, select_top: int = 2) -> Settings:
+def settings_for(protocol: str, h: int, season: int, quick: bool, select_top: int | None = None) -> Settings:
     s = Settings()
-    s.update("train", {"select_top": select_top})
+    if select_top:
+        s.update("train", {"select_top": select_top})
     s.update("data", {"h": h, "season_length": season})
     s.update("eval", {"protocol": protocol, "classical": CLASSICAL, "combine": ["autoets", "theta"],
                       "curve_steps": 0, "shots_curve": [], "plot_series": 0})
@@ -75,7 +76,7 @@ def settings_for(protocol: str, h: int, season: int, quick: bool, select_top: in
 
 
 def one_run(name: str, source: str, h: int, season: int, protocol: str, quick: bool,
-            peers: bool = False, select_top: int = 2) -> tuple[list[dict], str]:
+            peers: bool = False, select_top: int | None = None) -> tuple[list[dict], str]:
     """The rows of one panel and protocol (and of its cold start under holdout), and the method chosen."""
     started = time.perf_counter()
     settings = settings_for(protocol, h, season, quick, select_top)
@@ -193,7 +194,8 @@ def main() -> None:
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
     ap.add_argument("--out", default="runs/suite")
     ap.add_argument("--peers", action="store_true", help="add neuralforecast's NHITS (the bench extra)")
-    ap.add_argument("--select-top", type=int, default=2, help="train.select_top: average this many best candidates")
+    ap.add_argument("--select-top", type=int, help="train.select_top: average this many best candidates (default: "
+                    "the settings' own)")
     args = ap.parse_args()
     if args.peers:
         from peers import available

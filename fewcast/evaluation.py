@@ -146,16 +146,7 @@ def interval_table(exp: Experiment, problems: Problems, forecasts: dict[str, np.
         bands.update({m: made[m] for m in native})
     y, mase_scale = problems.truth, problems.mase_scale
     at = {t: i for i, t in enumerate(SCORED_TAUS)}
-    middle = [at[t] for t in QUANTILES]
-    scores = {}
-    for name, q in bands.items():
-        scores[name] = {
-            "coverage_80": coverage(y, q[:, :, at[0.1]], q[:, :, at[0.9]]),
-            "coverage_95": coverage(y, q[:, :, at[0.025]], q[:, :, at[0.975]]),
-            "msis": msis(y, q[:, :, at[0.025]], q[:, :, at[0.975]], mase_scale),
-            "sql": sql(y, q[:, :, middle], QUANTILES, mase_scale),
-            "wql": wql(y, q[:, :, middle], QUANTILES),
-        }
+    scores = {name: interval_scores(y, q, mase_scale) for name, q in bands.items()}
     extra = pd.DataFrame([scores.get(m, {}) for m in table["method"]], columns=INTERVAL_COLUMNS, index=table.index)
     curve = [{"method": name, "nominal": round(100 * (1 - 2 * lo), 1),
               "observed": 100 * coverage(y, q[:, :, at[lo]], q[:, :, at[round(1 - lo, 3)]])}
@@ -189,6 +180,18 @@ def shots_curve(exp: Experiment, learner: GradientLearner, finetune: GradientLea
             yhat, _ = forecast(lrn, problems, s.data.scaler, steps, exp.device)
             rows.append({"method": label, "shots": shots, "smape": float(smape(problems.truth, yhat).mean())})
     return pd.DataFrame(rows)
+
+
+def interval_scores(y: np.ndarray, q: np.ndarray, mase_scale: np.ndarray) -> dict[str, float]:
+    """Coverage of the 80 % and 95 % intervals, MSIS (95 %), SQL and WQL (0.1 ... 0.9) of the quantiles
+    :data:`SCORED_TAUS` ``q`` ``(series, h, taus)`` of truth ``y`` ``(series, h)``."""
+    at = {t: i for i, t in enumerate(SCORED_TAUS)}
+    middle = [at[t] for t in QUANTILES]
+    return {"coverage_80": coverage(y, q[:, :, at[0.1]], q[:, :, at[0.9]]),
+            "coverage_95": coverage(y, q[:, :, at[0.025]], q[:, :, at[0.975]]),
+            "msis": msis(y, q[:, :, at[0.025]], q[:, :, at[0.975]], mase_scale),
+            "sql": sql(y, q[:, :, middle], QUANTILES, mase_scale),
+            "wql": wql(y, q[:, :, middle], QUANTILES)}
 
 
 def samples(exp: Experiment, problems: Problems, name: str, forecasts: dict, band: np.ndarray | None = None

@@ -146,8 +146,8 @@ def mean(parts: list[Method]) -> Method:
 def named(methods: dict[str, Method], name: str) -> Method:
     """The method ``name`` of ``methods``, or the average of several (``a,b``); an InputError for any other."""
     unknown = [n for n in name.split(",") if n not in methods]
-    if unknown or not name:
-        raise InputError(f"unknown method {unknown[0] if unknown else name!r}; choose one of {', '.join(methods)}, "
+    if unknown:
+        raise InputError(f"unknown method {unknown[0]!r}; choose one of {', '.join(methods)}, "
                          f"or several joined by commas to average them")
     return methods[name] if name in methods else mean([methods[n] for n in name.split(",")])
 

@@ -157,8 +157,9 @@ def select(run: Experiment, stop=None) -> Selection:
     table = rank({n: made[n] for n in names}, truth, scale)
     best = mean([offered[str(n)] for n in table["method"].iloc[:s.train.select_top]])
     if isinstance(best, Mean):  # the average of the best, first in the table, and averaged with each classical
-        made[best.name] = np.mean([made[m.name] for m in best.parts], axis=0)  # (rows, h)
-        made.update({combined(best, c).name: (made[best.name] + made[c]) / 2 for c in CLASSICAL})
+        pooled = Forecasts(None, exp.layout, exp.device)  # every cut's rows: its parts are all made
+        pooled.made = made
+        pooled.make([best, *(combined(best, c) for c in CLASSICAL)])
         averaged = rank({best.name: made[best.name], BASELINE: made[BASELINE]}, truth, scale)
         table = pd.concat([averaged[averaged["method"] != BASELINE], table], ignore_index=True)
         table["rank"] = np.arange(1, len(table) + 1)
