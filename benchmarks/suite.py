@@ -2,8 +2,8 @@
 ``holdout`` and ``all-series`` protocols, with the default settings and no per-panel tuning.
 
 Per panel and protocol: sMAPE and MASE of ``fewcast`` (the forecast chosen on validation), the adapted
-meta-learner, ``pretrained_finetune_all``, seasonal naive, AutoETS and Theta, the method chosen and the wall time
-(choosing, training and scoring); and the prediction intervals of fewcast, AutoETS and seasonal naive
+meta-learner, ``pretrained_finetune_all``, seasonal naive, AutoETS, Theta and AutoCES, the method chosen and
+the wall time (choosing, training and scoring); and the prediction intervals of fewcast, AutoETS and seasonal naive
 (coverage of the 80 % and 95 % intervals, MSIS, scaled quantile loss). Per panel also the cold start fewcast
 is for: the holdout series cut to a short history (two seasons plus the input window), forecast by the same
 networks with the same chosen method. Across panels: the geometric mean of each method's MASE relative to
@@ -48,8 +48,8 @@ FILES = {"pedestrian": ("pedestrian_melbourne_hourly.parquet", 24, 24),
          "nn5": ("nn5_daily.parquet", 56, 7),
          "kaggle": ("kaggle_web_traffic_daily.parquet", 59, 7)}
 QUICK = ["m3-quarterly", "m3-yearly", "tourism-monthly", "nn5", "pedestrian"]
-METHODS = ["fewcast", "metasgd", "pretrained_finetune_all", "seasonal_naive", "autoets", "theta"]
-CLASSICAL = ["seasonal_naive", "autoets", "theta"]
+METHODS = ["fewcast", "metasgd", "pretrained_finetune_all", "seasonal_naive", "autoets", "theta", "autoces"]
+CLASSICAL = ["seasonal_naive", "autoets", "theta"]  # the bar: fewcast at least as good as the best of these
 INTERVALS = ["fewcast", "autoets", "seasonal_naive"]  # fewcast's calibrated intervals, statsforecast's own
 INTERVAL_SCORES = ["coverage_80", "coverage_95", "msis", "sql"]
 
@@ -68,7 +68,7 @@ def settings_for(protocol: str, h: int, season: int, quick: bool, select_top: in
     if select_top:
         s.update("train", {"select_top": select_top})
     s.update("data", {"h": h, "season_length": season})
-    s.update("eval", {"protocol": protocol, "classical": CLASSICAL, "combine": ["autoets", "theta"],
+    s.update("eval", {"protocol": protocol, "classical": [*CLASSICAL, "autoces"], "combine": ["autoets", "theta"],
                       "curve_steps": 0, "shots_curve": [], "plot_series": 0})
     if quick:
         s.update("train", {"pretrain_iterations": 200, "iterations": 30})

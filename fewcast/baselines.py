@@ -1,8 +1,9 @@
 """Classical baselines, each given exactly the history the networks see: ``(series, h)`` forecasts.
 
 ``naive`` repeats the last value; ``seasonal_naive`` repeats the last season (the last value when the
-history is shorter than a season); ``autoets`` and ``theta`` are statsforecast's ``AutoETS`` and
-``Theta`` (a series they cannot fit falls back to ``naive`` through statsforecast's ``fallback_model``),
+history is shorter than a season); ``autoets``, ``autoces`` and ``theta`` are statsforecast's ``AutoETS``,
+``AutoCES`` (complex exponential smoothing) and ``Theta`` (a series they cannot fit falls back to ``naive``
+through statsforecast's ``fallback_model``),
 fitted to a series' last :data:`FIT_POINTS` points or 20 seasons, whichever is longer: on a long
 high-frequency series (16,000 hourly points) a fit on all of it takes seconds per series and a level from
 years ago.
@@ -18,7 +19,8 @@ import pandas as pd
 from fewcast.errors import InputError
 from fewcast.panel import Panel
 
-CLASSICAL = ("naive", "seasonal_naive", "autoets", "theta")
+CLASSICAL = ("naive", "seasonal_naive", "autoets", "autoces", "theta")
+STATISTICAL = ("autoets", "autoces", "theta")  # fitted by statsforecast
 FIT_POINTS = 1000
 
 
@@ -59,12 +61,13 @@ def _run_statsforecast(history: Panel, h: int, models: list, level=None, n_jobs:
     return out.sort_values(["unique_id", "ds"]), history.n_series
 
 
-def statistical(history: Panel, h: int, season_length: int, models=("autoets", "theta"),
+def statistical(history: Panel, h: int, season_length: int, models=STATISTICAL,
                 n_jobs: int = -1) -> dict[str, np.ndarray]:
-    """statsforecast's AutoETS and Theta on every series at once."""
-    from statsforecast.models import AutoETS, Theta
+    """statsforecast's ``models`` (of :data:`STATISTICAL`) on every series at once."""
+    from statsforecast.models import AutoCES, AutoETS, Theta
 
     makers = {"autoets": lambda: AutoETS(season_length=season_length, alias="autoets"),
+              "autoces": lambda: AutoCES(season_length=season_length, alias="autoces"),
               "theta": lambda: Theta(season_length=season_length, alias="theta")}
     out, n = _run_statsforecast(history, h, [makers[m]() for m in models], n_jobs=n_jobs)
     return {m: out[m].to_numpy(np.float64).reshape(n, h) for m in models}
@@ -109,7 +112,7 @@ def classical_forecasts(history: Panel, h: int, season_length: int, methods=CLAS
         out["naive"] = naive(history, h)
     if "seasonal_naive" in methods:
         out["seasonal_naive"] = seasonal_naive(history, h, season_length)
-    stats = tuple(m for m in ("autoets", "theta") if m in methods)
+    stats = tuple(m for m in STATISTICAL if m in methods)
     if stats:
         out.update(statistical(history, h, season_length, stats))
     return out

@@ -262,8 +262,8 @@ METHOD_HELP = ("the forecast to write, by its name in evaluate's results table (
                "<learner>_zeroshot, pretrained, pretrained_finetune, "
                "pretrained_finetune_all (plain SGD on every window), <learner>_auto (that on a series with "
                "forecast.finetune_all_min_shots windows or more, the learner on the others), naive, seasonal_naive, "
-               "autoets, theta, a network method averaged with a classical one (<learner>+autoets), or several "
-               "of these joined by commas, averaged (<learner>+autoets,pretrained_finetune_all+theta)")
+               "autoets, autoces, theta, a network method averaged with a classical one (<learner>+autoets), or "
+               "several of these joined by commas, averaged (<learner>+autoets,pretrained_finetune_all+autoces)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -331,8 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--h", type=positive_int, help="how many steps ahead (default: the trained h)")
     columns(p, None)
     p.add_argument("--method", help=METHOD_HELP)
-    p.add_argument("--combine", default="", help="classical methods (autoets, theta, naive, seasonal_naive) to "
-                   "average with: one more column fewcast+METHOD each")
+    p.add_argument("--combine", default="", help="classical methods (autoets, autoces, theta, naive, "
+                   "seasonal_naive) to average with: one more column fewcast+METHOD each")
     p.add_argument("--level", type=float, nargs="+", metavar="L",
                    help="prediction intervals of L %% (e.g. --level 80 95): columns fewcast-lo-80, fewcast-hi-80, ...")
     p.add_argument("--quantiles", type=float, nargs="+", metavar="Q",

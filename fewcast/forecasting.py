@@ -102,6 +102,7 @@ CLASSICAL_DESCRIPTIONS = {
     "naive": "repeats each series' last value",
     "seasonal_naive": "repeats each series' last season",
     "autoets": "statsforecast's AutoETS, fitted to each series alone",
+    "autoces": "statsforecast's AutoCES (complex exponential smoothing), fitted to each series alone",
     "theta": "statsforecast's Theta, fitted to each series alone",
 }
 
