@@ -59,7 +59,7 @@ def validation(name: str, data_dir: str, cache: str | None) -> tuple[dict, str, 
     settings = settings_for("holdout", h, season, quick=False)
     data = load_panel_data(source, settings)
     run = Experiment(settings, data, log=lambda *_: None)
-    chosen = select(run)
+    chosen = select(run, keep=True)
     out = (chosen.scored, chosen.chosen, data.season_length, run.settings.data.input_size)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -38,7 +38,7 @@ BASELINE = "seasonal_naive"
 def candidate_names(learner: str) -> list[str]:
     """What the validation chooses from, in the order of ties."""
     networks = [learner, "pretrained_finetune_all", f"{learner}_auto"]
-    return [*networks, *(f"{n}+{c}" for n in networks for c in COMBINED_WITH), "autoets", "theta", BASELINE]
+    return [*networks, *(f"{n}+{c}" for n in networks for c in COMBINED_WITH), *COMBINED_WITH, BASELINE]
 
 
 @dataclass
@@ -53,7 +53,7 @@ class Selection:
     logs: dict = field(default_factory=dict)  # the training curves of the networks trained for it
     cuts: int = 1  # how many horizons before the visible end it scored, one after the other
     calibration: dict = field(default_factory=dict)  # method -> quantiles of its scaled errors (intervals)
-    scored: dict = field(default_factory=dict, repr=False)  # what was scored: see :func:`select`
+    scored: dict = field(default_factory=dict, repr=False)  # what was scored, when kept: see :func:`select`
 
     def reason(self) -> str:
         if self.table.empty:
@@ -108,13 +108,13 @@ class _Interruptible(Hooks):
         return {"should_interrupt": self.stop} if self.stop is not None else {}
 
 
-def select(run: Experiment, stop=None) -> Selection:
+def select(run: Experiment, stop=None, keep: bool = False) -> Selection:
     """Train the networks on the ``run``'s data as it was :func:`cuts` horizons before, with the run's
     settings (shots lowered to what the shorter series hold), score every candidate
     on each of those horizons from what precedes it, and rank them. ``stop``: a callable that asks training
-    to stop (Ctrl-C), which raises :class:`TrainingInterrupted`. The selection's ``scored`` keeps what was
-    scored, cut after cut (the latest first): ``forecasts`` (method -> ``(rows, h)``), ``truth``, ``cut``
-    (each row's) and ``history`` (one panel per cut)."""
+    to stop (Ctrl-C), which raises :class:`TrainingInterrupted`. With ``keep``, the selection's ``scored`` keeps
+    what was scored, cut after cut (the latest first): ``forecasts`` (method -> ``(rows, h)``), ``truth``,
+    ``cut`` (each row's) and ``history`` (one panel per cut)."""
     settings, data, progress, log = run.settings, run.data, run.progress, run.log
     started, h, k = time.perf_counter(), data.h, cuts(data)
     if progress:
@@ -164,7 +164,7 @@ def select(run: Experiment, stop=None) -> Selection:
         table = pd.concat([averaged[averaged["method"] != BASELINE], table], ignore_index=True)
         table["rank"] = np.arange(1, len(table) + 1)
     cut_of = np.repeat(np.arange(1, k + 1), len(pos))  # (rows,) each row's cut, 1 the latest
-    scored = {"forecasts": made, "truth": truth, "cut": cut_of, "history": histories}
+    scored = {"forecasts": made, "truth": truth, "cut": cut_of, "history": histories} if keep else {}
     return Selection(table, str(table["method"].iloc[0]), len(pos), h, time.perf_counter() - started, exp.logs, k,
                      calibrate(truth, made, scale, cut_of), scored)
 

@@ -142,12 +142,16 @@ def test_with_select_top_the_forecast_averages_the_best_candidates_on_validation
     table = fc.selection.table
     a, b = table["method"].iloc[1:3]
     assert fc.selection.chosen == f"{a},{b}" and list(table["rank"]) == list(range(1, 14))
-    made = fc.selection.scored["forecasts"]
+    assert fc.selection.scored == {}  # the validation forecasts are not kept unless asked for
+    data = fc._panel_data(frame, "store", "month", "sales", fc.settings.data.fill)
+    kept = select(Experiment(fc.settings, data, log=lambda *_: None), keep=True)  # the same choice, kept
+    pd.testing.assert_frame_equal(kept.table, table)
+    made = kept.scored["forecasts"]
     np.testing.assert_allclose(made[fc.selection.chosen], (made[a] + made[b]) / 2)
     assert table["score"].iloc[0] == pytest.approx(rank({"x": made[fc.selection.chosen],
                                                          "seasonal_naive": made["seasonal_naive"]},
-                                                        fc.selection.scored["truth"], np.concatenate(
-        [seasonal_scale(p, 12) for p in fc.selection.scored["history"]])).set_index("method").loc["x", "score"])
+                                                        kept.scored["truth"], np.concatenate(
+        [seasonal_scale(p, 12) for p in kept.scored["history"]])).set_index("method").loc["x", "score"])
     out = fc.predict(frame, level=[80])
     parts = [fc.predict(frame, method=m)["fewcast"] for m in (a, b)]
     np.testing.assert_allclose(out["fewcast"], (parts[0] + parts[1]) / 2, rtol=1e-6)
