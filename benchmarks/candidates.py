@@ -6,35 +6,94 @@ scored; computed and kept when missing). For each panel (holdout protocol, defau
 ``--splits`` random halvings of its validation series, every candidate set is ranked on one half (the
 selection's criterion: the mean of sMAPE and MASE relative to seasonal naive's) and its choice scored the
 same way on the other half; the table gives the mean over halvings, and each set's geometric mean over the
-panels. Sets: ``current`` (:func:`fewcast.selection.candidate_names`), ``+pair`` (with AutoETS and Theta
-averaged), ``+three`` (with each network averaged with AutoETS and Theta), ``+both``, and ``topK`` (the
-average of the current set's ``K`` best on the choosing half).
+panels. Sets: ``current`` (:func:`fewcast.selection.candidate_names`), ``+pair`` (with the two classical
+partners of :data:`fewcast.selection.COMBINED_WITH` averaged), ``+three`` (with each network averaged with
+both), ``+both``, and ``topK`` (the average of the current set's ``K`` best on the choosing half).
+
+``--partners``: which classical methods the networks are averaged with and which stand alone, each set's
+choice the average of its two best (as the selection makes it): AutoETS with Theta (today), with AutoCES,
+with statsforecast's AutoTheta or DynamicOptimizedTheta (``dotm``), all three of AutoETS, AutoCES and Theta,
+AutoCES and Theta without AutoETS, and today's set with AutoCES as a candidate alone. The classical
+forecasts a cache lacks are fitted to its histories and kept in it. ``--over-time``: the same sets chosen on
+the earlier cuts of every validation series and scored on the latest cut (a choice carried forward in time,
+as a run's is; panels with one cut are left out).
+
+``--by-series``: choices made per series instead, scored on the other half's latest cut only (the earlier
+cuts are what a series' own choice is made on): ``top2`` (the panel's two best averaged, as today),
+``length2`` and ``length3`` (the two best averaged, chosen separately for the halves or thirds of the series
+by history length), ``own`` (for each series, the one of the panel's two best and their average with the
+lowest error on the series' own earlier cuts, its MAE over the seasonal-naive scale; the average where it has
+none).
 
     .venv/bin/python benchmarks/candidates.py --cache /tmp/iscache [--panels m3-yearly,nn5] [--splits 20]
+                                              [--by-series | --partners [--over-time]]
 """
 
 from __future__ import annotations
 
 import argparse
+import pickle
 from pathlib import Path
 
 import numpy as np
-from interval_scale import PANELS, validation
+from interval_scale import PANELS
+from interval_scale import validation as kept
 
+from fewcast.baselines import CLASSICAL, _run_statsforecast, classical_forecasts
 from fewcast.metrics import seasonal_scale
-from fewcast.selection import BASELINE, candidate_names, rank
+from fewcast.selection import BASELINE, COMBINED_WITH, candidate_names, rank
 
 NETWORKS = ("metasgd", "pretrained_finetune_all", "metasgd_auto")
 SETS = ("current", "+pair", "+three", "+both", "top2", "top3", "top5")
+BY_SERIES = ("top2", "length2", "length3", "own")
+PARTNERS = {  # set -> (classical methods averaged with each network, classical methods alone)
+    "autoets, theta": (("autoets", "theta"), ("autoets", "theta")),
+    "autoets, autoces": (("autoets", "autoces"), ("autoets", "autoces")),
+    "autoets, autotheta": (("autoets", "autotheta"), ("autoets", "autotheta")),
+    "autoets, dotm": (("autoets", "dotm"), ("autoets", "dotm")),
+    "autoets, autoces, theta": (("autoets", "autoces", "theta"), ("autoets", "autoces", "theta")),
+    "autoces, theta": (("autoces", "theta"), ("autoces", "theta")),
+    "autoets, theta; autoces alone": (("autoets", "theta"), ("autoets", "theta", "autoces")),
+}
+
+
+def validation(name: str, data_dir: str, cache: str) -> tuple[dict, str, int, int]:
+    """:func:`interval_scale.validation`, with the classical forecasts the cache lacks (every method of
+    :data:`fewcast.baselines.CLASSICAL`, AutoTheta and ``dotm``) fitted to its histories and kept."""
+    scored, chosen, m, input_size = out = kept(name, data_dir, cache)
+    made, history = scored["forecasts"], scored["history"]
+    h = scored["truth"].shape[1]
+    missing = [c for c in CLASSICAL if c not in made]
+    if missing:
+        per_cut = [classical_forecasts(p, h, m, missing) for p in history]
+        made.update({c: np.concatenate([f[c] for f in per_cut]) for c in missing})
+    theta_variants = "dotm" not in made
+    if theta_variants:
+        from statsforecast.models import AutoTheta, DynamicOptimizedTheta
+
+        fitted = [_run_statsforecast(p, h, [AutoTheta(season_length=m, alias="autotheta"),
+                                            DynamicOptimizedTheta(season_length=m, alias="dotm")]) for p in history]
+        for c in ("autotheta", "dotm"):
+            made[c] = np.concatenate([f[c].to_numpy(np.float64).reshape(n, h) for f, n in fitted])
+    if missing or theta_variants:
+        (Path(cache) / f"{name}.pkl").write_bytes(pickle.dumps(out))
+    return scored, chosen, m, input_size
 
 
 def candidates(made: dict[str, np.ndarray], which: str) -> dict[str, np.ndarray]:
-    """The forecasts of candidate set ``which`` (``top3`` starts from the current set)."""
+    """The forecasts of candidate set ``which`` (``top3`` starts from the current set; a :data:`PARTNERS`
+    set replaces the current set's classical partners)."""
+    if which in PARTNERS:
+        partners, alone = PARTNERS[which]
+        out = {n: made[n] for n in NETWORKS}
+        out.update({f"{n}+{c}": (made[n] + made[c]) / 2 for n in NETWORKS for c in partners})
+        return {**out, **{c: made[c] for c in alone}, BASELINE: made[BASELINE]}
     out = {n: made[n] for n in candidate_names("metasgd")}
+    a, b = COMBINED_WITH
     if which in ("+pair", "+both"):
-        out["autoets+theta"] = made["autoets+theta"]
+        out[f"{a}+{b}"] = (made[a] + made[b]) / 2
     if which in ("+three", "+both"):
-        out.update({f"{n}+autoets+theta": (made[n] + made["autoets"] + made["theta"]) / 3 for n in NETWORKS})
+        out.update({f"{n}+{a}+{b}": (made[n] + made[a] + made[b]) / 3 for n in NETWORKS})
     return out
 
 
@@ -44,19 +103,21 @@ def relative(truth, yhat, scale, base) -> float:
     return float(table.loc["x", "score"])
 
 
-def study(name: str, data_dir: str, splits: int, cache: str) -> dict[str, float]:
+def study(name: str, data_dir: str, splits: int, cache: str, sets=SETS) -> dict[str, float]:
+    """Each of ``sets`` chosen on one half of the validation series, scored on the other (a :data:`PARTNERS`
+    set's choice: the average of its two best)."""
     scored, _, m, _ = validation(name, data_dir, cache)
     made, truth, history = scored["forecasts"], scored["truth"], scored["history"]
     scale = np.concatenate([seasonal_scale(p, m) for p in history])  # (rows,)
     n = history[0].n_series
     series = np.tile(np.arange(n), len(history))  # (rows,) each row's validation series
     rng = np.random.default_rng(0)
-    sums = dict.fromkeys(SETS, 0.0)
+    sums = dict.fromkeys(sets, 0.0)
     for _ in range(splits):
         half = (rng.permutation(n) < n // 2)[series]  # (rows,) the choosing half
-        for which in SETS:
-            top = int(which[3:]) if which.startswith("top") else 1
-            offered = candidates(made, "current" if top > 1 else which)
+        for which in sets:
+            top = 2 if which in PARTNERS else int(which[3:]) if which.startswith("top") else 1
+            offered = candidates(made, "current" if which.startswith("top") else which)
             ranked = sorted(offered, key=lambda k: relative(truth[half], offered[k][half], scale[half],
                                                             made[BASELINE][half]))
             pick = np.mean([offered[k] for k in ranked[:top]], axis=0)
@@ -65,21 +126,102 @@ def study(name: str, data_dir: str, splits: int, cache: str) -> dict[str, float]
     return sums
 
 
+def over_time(name: str, data_dir: str, splits: int, cache: str, sets=tuple(PARTNERS)) -> dict[str, float] | None:
+    """Each of ``sets`` chosen on the earlier cuts of every validation series and scored on the latest cut
+    (None for a panel with one cut; ``splits`` unused: nothing is random)."""
+    scored, _, m, _ = validation(name, data_dir, cache)
+    made, truth, history, cut = scored["forecasts"], scored["truth"], scored["history"], scored["cut"]
+    if len(history) < 2:
+        return None
+    scale = np.concatenate([seasonal_scale(p, m) for p in history])  # (rows,)
+    past, latest, base = cut >= 2, cut == 1, made[BASELINE]
+    out = {}
+    for which in sets:
+        offered = candidates(made, which)
+        two = sorted(offered, key=lambda k: relative(truth[past], offered[k][past], scale[past], base[past]))[:2]
+        pick = (offered[two[0]] + offered[two[1]]) / 2  # (rows, h)
+        out[which] = relative(truth[latest], pick[latest], scale[latest], base[latest])
+    print(f"{name}: {len(history)} cuts", flush=True)
+    return out
+
+
+def by_series(name: str, data_dir: str, splits: int, cache: str, sets=BY_SERIES) -> dict[str, float]:
+    """Per-series choices (``--by-series``), each scored on the other half's latest cut."""
+    scored, _, m, _ = validation(name, data_dir, cache)
+    made, truth, history, cut = scored["forecasts"], scored["truth"], scored["history"], scored["cut"]
+    offered = candidates(made, "current")
+    base = made[BASELINE]
+    scale = np.concatenate([seasonal_scale(p, m) for p in history])  # (rows,)
+    k, n = len(history), history[0].n_series
+    series = np.tile(np.arange(n), k)  # (rows,) each row's validation series
+    length = history[0].lengths  # (series,) at the latest cut
+    per_point = np.where(scale > 0, scale, np.nan)[:, None]  # (rows, 1) the seasonal-naive scale
+
+    def own(pick: np.ndarray) -> np.ndarray:
+        """(series,) ``pick``'s mean absolute error over the scale on each series' earlier cuts (nan: none)."""
+        if k == 1:
+            return np.full(n, np.nan)
+        with np.errstate(invalid="ignore"):
+            return np.nanmean((np.abs(truth - pick) / per_point).mean(axis=-1).reshape(k, n)[1:], axis=0)
+
+    rng = np.random.default_rng(0)
+    sums = dict.fromkeys(sets, 0.0)
+
+    def best_two(rows: np.ndarray) -> list[str]:
+        return sorted(offered, key=lambda c: relative(truth[rows], offered[c][rows], scale[rows], base[rows]))[:2]
+
+    for _ in range(splits):
+        half = (rng.permutation(n) < n // 2)[series]  # (rows,) the choosing half
+        latest = ~half & (cut == 1)  # (rows,) the scored rows
+        two = best_two(half)
+        average = (offered[two[0]] + offered[two[1]]) / 2  # (rows, h)
+        picks = {"top2": average}
+        for groups in (2, 3):
+            edges = np.quantile(length, np.linspace(0, 1, groups + 1)[1:-1])
+            group = np.digitize(length, edges)[series]  # (rows,)
+            pick = average.copy()
+            for g in range(groups):
+                if (half & (group == g)).any():
+                    a, b = best_two(half & (group == g))
+                    pick[group == g] = ((offered[a] + offered[b]) / 2)[group == g]
+            picks[f"length{groups}"] = pick
+        options = np.stack([offered[two[0]], offered[two[1]], average])  # (3, rows, h)
+        errors = np.stack([own(o) for o in options])  # (3, series)
+        choice = np.where(np.isfinite(errors).all(axis=0), np.argmin(np.nan_to_num(errors, nan=np.inf), axis=0), 2)
+        picks["own"] = options[choice[series], np.arange(len(series))]  # (rows, h)
+        for rule, pick in picks.items():
+            sums[rule] += relative(truth[latest], pick[latest], scale[latest], base[latest]) / splits
+    print(f"{name}: {n} validation series, {k} cuts", flush=True)
+    return sums
+
+
+def table(rows: dict[str, dict[str, float]], columns) -> None:
+    print("| panel | " + " | ".join(columns) + " |")
+    print("| --- |" + " --- |" * len(columns))
+    for name, by_set in rows.items():
+        print(f"| {name} | " + " | ".join(f"{by_set[w]:.4f}" for w in columns) + " |")
+    geo = {w: float(np.exp(np.mean([np.log(r[w]) for r in rows.values()]))) for w in columns}
+    print("| geometric mean | " + " | ".join(f"{geo[w]:.4f}" for w in columns) + " |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--panels", default=PANELS)
     ap.add_argument("--splits", type=int, default=20)
     ap.add_argument("--cache", required=True, help="the folder of interval_scale.py's validation forecasts")
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--by-series", action="store_true", help="per-series choices, scored on the latest cut")
+    mode.add_argument("--partners", action="store_true", help="the classical methods averaged with the networks")
+    ap.add_argument("--over-time", action="store_true", help="with --partners: chosen on the earlier cuts, "
+                    "scored on the latest")
     args = ap.parse_args()
-    rows = {name: study(name, args.data, args.splits, args.cache) for name in args.panels.split(",")}
+    sets = BY_SERIES if args.by_series else tuple(PARTNERS) if args.partners else SETS
+    how = by_series if args.by_series else over_time if args.over_time else study
+    rows = {name: how(name, args.data, args.splits, args.cache, sets) for name in args.panels.split(",")}
+    rows = {name: got for name, got in rows.items() if got is not None}
     print("\ncells: the choice's score on the other half (mean of sMAPE and MASE relative to seasonal naive's)\n")
-    print("| panel | " + " | ".join(SETS) + " |")
-    print("| --- |" + " --- |" * len(SETS))
-    for name, by_set in rows.items():
-        print(f"| {name} | " + " | ".join(f"{by_set[w]:.4f}" for w in SETS) + " |")
-    geo = {w: float(np.exp(np.mean([np.log(r[w]) for r in rows.values()]))) for w in SETS}
-    print("| geometric mean | " + " | ".join(f"{geo[w]:.4f}" for w in SETS) + " |")
+    table(rows, sets)
 
 
 if __name__ == "__main__":
