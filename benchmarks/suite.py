@@ -3,10 +3,10 @@
 
 Per panel and protocol: sMAPE and MASE of ``fewcast`` (the forecast chosen on validation), the adapted
 meta-learner, ``pretrained_finetune_all``, seasonal naive, AutoETS, Theta and AutoCES, the method chosen and
-the wall time (choosing, training and scoring); and the prediction intervals of fewcast, AutoETS and seasonal naive
-(coverage of the 80 % and 95 % intervals, MSIS, scaled quantile loss). Per panel also the cold start fewcast
-is for: the holdout series cut to a short history (two seasons plus the input window), forecast by the same
-networks with the same chosen method. Across panels: the geometric mean of each method's MASE relative to
+the wall time (choosing, training and scoring); and the prediction intervals of fewcast, AutoETS and seasonal
+naive (coverage of the 80 % and 95 % intervals, MSIS, scaled quantile loss). Per panel also the cold start
+fewcast is for: the holdout series cut to a short history (two seasons plus the input window), forecast by the
+same networks with the same chosen method. Across panels: the geometric mean of each method's MASE relative to
 seasonal naive's (as fev and GIFT-Eval aggregate), and in how many runs ``fewcast`` is at least as good as the
 best of seasonal naive, AutoETS and Theta.
 

@@ -3,10 +3,9 @@
 ``naive`` repeats the last value; ``seasonal_naive`` repeats the last season (the last value when the
 history is shorter than a season); ``autoets``, ``autoces`` and ``theta`` are statsforecast's ``AutoETS``,
 ``AutoCES`` (complex exponential smoothing) and ``Theta`` (a series they cannot fit falls back to ``naive``
-through statsforecast's ``fallback_model``),
-fitted to a series' last :data:`FIT_POINTS` points or 20 seasons, whichever is longer: on a long
-high-frequency series (16,000 hourly points) a fit on all of it takes seconds per series and a level from
-years ago.
+through statsforecast's ``fallback_model``), fitted to a series' last :data:`FIT_POINTS` points or 20
+seasons, whichever is longer: on a long high-frequency series (16,000 hourly points) a fit on all of it
+takes seconds per series and a level from years ago.
 """
 
 from __future__ import annotations

@@ -162,5 +162,8 @@ def test_with_select_top_the_forecast_averages_the_best_candidates_on_validation
     theta = fc.predict(frame, method="theta")["fewcast"]
     np.testing.assert_allclose(both["fewcast+theta"], (out["fewcast"] + theta) / 2, rtol=1e-6)
     assert f"({a},{b})+theta" in fc.calibration and (both["fewcast+theta-lo-80"] < both["fewcast+theta-hi-80"]).all()
+    ces = fc.predict(frame, method="autoces", level=[80])  # every classical method, not only the candidates
+    assert "autoces" in fc.calibration and (ces["fewcast-lo-80"] <= ces["fewcast"]).all()
+    assert (ces["fewcast"] <= ces["fewcast-hi-80"]).all() and np.isfinite(ces["fewcast"]).all()
     with pytest.raises(InputError, match="unknown method 'nope'"):
         fc.predict(frame, method=f"{a},nope")
