@@ -103,6 +103,17 @@ def relative(truth, yhat, scale, base) -> float:
     return float(table.loc["x", "score"])
 
 
+def ranked(offered: dict[str, np.ndarray], rows: np.ndarray, truth, scale, base) -> list[str]:
+    """The candidates of ``offered``, best first on ``rows`` (the selection's criterion)."""
+    return sorted(offered, key=lambda c: relative(truth[rows], offered[c][rows], scale[rows], base[rows]))
+
+
+def best(offered: dict[str, np.ndarray], rows: np.ndarray, truth, scale, base, k: int = 2) -> np.ndarray:
+    """``(rows of offered, h)``: the average of the ``k`` candidates best on ``rows``, as the selection makes
+    its forecast."""
+    return np.mean([offered[c] for c in ranked(offered, rows, truth, scale, base)[:k]], axis=0)
+
+
 def study(name: str, data_dir: str, splits: int, cache: str, sets=SETS) -> dict[str, float]:
     """Each of ``sets`` chosen on one half of the validation series, scored on the other (a :data:`PARTNERS`
     set's choice: the average of its two best)."""
@@ -118,9 +129,7 @@ def study(name: str, data_dir: str, splits: int, cache: str, sets=SETS) -> dict[
         for which in sets:
             top = 2 if which in PARTNERS else int(which[3:]) if which.startswith("top") else 1
             offered = candidates(made, "current" if which.startswith("top") else which)
-            ranked = sorted(offered, key=lambda k: relative(truth[half], offered[k][half], scale[half],
-                                                            made[BASELINE][half]))
-            pick = np.mean([offered[k] for k in ranked[:top]], axis=0)
+            pick = best(offered, half, truth, scale, made[BASELINE], top)
             sums[which] += relative(truth[~half], pick[~half], scale[~half], made[BASELINE][~half]) / splits
     print(f"{name}: {n} validation series", flush=True)
     return sums
@@ -137,9 +146,7 @@ def over_time(name: str, data_dir: str, splits: int, cache: str, sets=tuple(PART
     past, latest, base = cut >= 2, cut == 1, made[BASELINE]
     out = {}
     for which in sets:
-        offered = candidates(made, which)
-        two = sorted(offered, key=lambda k: relative(truth[past], offered[k][past], scale[past], base[past]))[:2]
-        pick = (offered[two[0]] + offered[two[1]]) / 2  # (rows, h)
+        pick = best(candidates(made, which), past, truth, scale, base)  # (rows, h)
         out[which] = relative(truth[latest], pick[latest], scale[latest], base[latest])
     print(f"{name}: {len(history)} cuts", flush=True)
     return out
@@ -166,14 +173,10 @@ def by_series(name: str, data_dir: str, splits: int, cache: str, sets=BY_SERIES)
 
     rng = np.random.default_rng(0)
     sums = dict.fromkeys(sets, 0.0)
-
-    def best_two(rows: np.ndarray) -> list[str]:
-        return sorted(offered, key=lambda c: relative(truth[rows], offered[c][rows], scale[rows], base[rows]))[:2]
-
     for _ in range(splits):
         half = (rng.permutation(n) < n // 2)[series]  # (rows,) the choosing half
         latest = ~half & (cut == 1)  # (rows,) the scored rows
-        two = best_two(half)
+        two = ranked(offered, half, truth, scale, base)[:2]
         average = (offered[two[0]] + offered[two[1]]) / 2  # (rows, h)
         picks = {"top2": average}
         for groups in (2, 3):
@@ -182,8 +185,7 @@ def by_series(name: str, data_dir: str, splits: int, cache: str, sets=BY_SERIES)
             pick = average.copy()
             for g in range(groups):
                 if (half & (group == g)).any():
-                    a, b = best_two(half & (group == g))
-                    pick[group == g] = ((offered[a] + offered[b]) / 2)[group == g]
+                    pick[group == g] = best(offered, half & (group == g), truth, scale, base)[group == g]
             picks[f"length{groups}"] = pick
         options = np.stack([offered[two[0]], offered[two[1]], average])  # (3, rows, h)
         errors = np.stack([own(o) for o in options])  # (3, series)
@@ -216,6 +218,8 @@ def main() -> None:
     ap.add_argument("--over-time", action="store_true", help="with --partners: chosen on the earlier cuts, "
                     "scored on the latest")
     args = ap.parse_args()
+    if args.over_time and not args.partners:
+        ap.error("--over-time compares the --partners sets: give both")
     sets = BY_SERIES if args.by_series else tuple(PARTNERS) if args.partners else SETS
     how = by_series if args.by_series else over_time if args.over_time else study
     rows = {name: how(name, args.data, args.splits, args.cache, sets) for name in args.panels.split(",")}
