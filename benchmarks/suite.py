@@ -5,20 +5,23 @@ Per panel and protocol: sMAPE and MASE of ``fewcast`` (the forecast chosen on va
 meta-learner, ``pretrained_finetune_all``, seasonal naive, AutoETS, Theta and AutoCES, the method chosen and
 the wall time (choosing, training and scoring); and the prediction intervals of fewcast, AutoETS and seasonal
 naive (coverage of the 80 % and 95 % intervals, MSIS, scaled quantile loss). Per panel also the cold start
-fewcast is for: the holdout series cut to a short history (two seasons plus the input window), forecast by the
-same networks with the same chosen method. Across panels: the geometric mean of each method's MASE relative to
-seasonal naive's (as fev and GIFT-Eval aggregate), and in how many runs ``fewcast`` is at least as good as the
-best of seasonal naive, AutoETS and Theta.
+fewcast is for: the holdout series cut to a short history (two seasons plus the input window), forecast by
+the same networks with the same chosen method (no cold start where no held-out series is longer). Across
+panels: the geometric mean of each method's MASE relative to seasonal naive's (as fev and GIFT-Eval
+aggregate), and in how many runs ``fewcast`` is at least as good as the best of seasonal naive, AutoETS and
+Theta.
 
-    .venv/bin/python benchmarks/suite.py [--quick] [--panels m3-monthly,nn5] [--protocols holdout]
+    .venv/bin/python benchmarks/suite.py [--quick | --check] [--panels m3-monthly,nn5] [--protocols holdout]
                                          [--data ../shared/data] [--out runs/suite] [--peers]
 
 ``--quick``: five panels, the holdout protocol, 200 pre-training and 30 meta-training iterations (under
 ten minutes on the project's 2-core CPU). The high-frequency panels are read from ``--data`` (never
-copied into the repository); a panel whose file is missing is skipped with a note. ``--peers`` adds
-neuralforecast's NHITS trained on the same training series (:mod:`peers`; the ``bench`` extra), its
-accuracy on the same held-out series and cold starts, and its training time against fewcast's (training
-both networks and choosing the forecast).
+copied into the repository); a panel whose file is missing is skipped with a note. ``--check``: instead of
+the suite's panels, the check panels of :data:`DERIVED`, sums of the shared panels over weeks, days or hours
+(written to a temporary directory for the run): a weekly frequency, and horizons and seasons, that the
+defaults were not chosen on. ``--peers`` adds neuralforecast's NHITS trained on the same training series
+(:mod:`peers`; the ``bench`` extra), its accuracy on the same held-out series and cold starts, and its
+training time against fewcast's (training both networks and choosing the forecast).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import math
 import platform
+import tempfile
 import time
 from pathlib import Path
 
@@ -47,6 +51,12 @@ FILES = {"pedestrian": ("pedestrian_melbourne_hourly.parquet", 24, 24),
          "ausgrid": ("ausgrid_halfhourly.parquet", 96, 48),
          "nn5": ("nn5_daily.parquet", 56, 7),
          "kaggle": ("kaggle_web_traffic_daily.parquet", 59, 7)}
+# check panels: a shared panel summed over whole periods (file key, points per period, h, season), built in a
+# temporary directory at run time: frequencies (weekly) and horizons the defaults were not chosen on
+DERIVED = {"nn5-weekly": ("nn5", 7, 13, 52),
+           "kaggle-weekly": ("kaggle", 7, 13, 52),
+           "pedestrian-daily": ("pedestrian", 24, 14, 7),
+           "ausgrid-hourly": ("ausgrid", 2, 48, 24)}
 QUICK = ["m3-quarterly", "m3-yearly", "tourism-monthly", "nn5", "pedestrian"]
 METHODS = ["fewcast", "metasgd", "pretrained_finetune_all", "seasonal_naive", "autoets", "theta", "autoces"]
 CLASSICAL = ["seasonal_naive", "autoets", "theta"]  # the issue's bar: fewcast at least as good as the best of these
@@ -54,13 +64,33 @@ INTERVALS = ["fewcast", "autoets", "seasonal_naive"]  # fewcast's calibrated int
 INTERVAL_SCORES = ["coverage_80", "coverage_95", "msis", "sql"]
 
 
-def panel_source(name: str, data_dir) -> tuple[str, int, int]:
+def panel_source(name: str, data_dir, scratch=None) -> tuple[str, int, int]:
     """Where panel ``name`` is read from, its ``h`` and season: a file of ``data_dir`` with the ``h`` and
-    season of :data:`FILES`, or an embedded panel with its own (0, 0)."""
+    season of :data:`FILES`, a check panel of :data:`DERIVED` written to the directory ``scratch``, or an
+    embedded panel with its own (0, 0)."""
     if name in FILES:
         file, h, season = FILES[name]
         return str(Path(data_dir) / file), h, season
+    if name in DERIVED:
+        key, points, h, season = DERIVED[name]
+        path = Path(scratch) / f"{name}.parquet"
+        if not path.exists():
+            summed(pd.read_parquet(Path(data_dir) / FILES[key][0]), points).to_parquet(path, index=False)
+        return str(path), h, season
     return name, 0, 0
+
+
+def summed(frame: pd.DataFrame, points: int) -> pd.DataFrame:
+    """Each series of a long frame summed over consecutive periods of ``points`` rows from its start (an
+    incomplete last period dropped), dated by the period's first row; integer steps renumbered 0, 1, ..."""
+    frame = frame.sort_values(["unique_id", "ds"])
+    period = frame.groupby("unique_id").cumcount().to_numpy() // points
+    out = (frame.assign(period=period).groupby(["unique_id", "period"])
+           .agg(ds=("ds", "first"), y=("y", "sum"), rows=("y", "size")).reset_index())
+    out = out[out["rows"] == points]
+    if not pd.api.types.is_datetime64_any_dtype(out["ds"]):
+        out["ds"] = out["period"]
+    return out[["unique_id", "ds", "y"]].reset_index(drop=True)
 
 
 def settings_for(protocol: str, h: int, season: int, quick: bool, select_top: int | None = None) -> Settings:
@@ -91,7 +121,7 @@ def one_run(name: str, source: str, h: int, season: int, protocol: str, quick: b
     s = exp.settings
     keep = 2 * s.data.season_length + s.data.input_size
     histories = [exp.test_history]
-    if protocol == "holdout":
+    if protocol == "holdout" and exp.test_history.lengths.max() > keep:  # else the cold start is the holdout
         exp.test_history = exp.test_history.tail(keep)
         histories.append(exp.test_history)
         cold = evaluate(exp, pretrained, learners, chosen)
@@ -194,6 +224,8 @@ def main() -> None:
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
     ap.add_argument("--out", default="runs/suite")
     ap.add_argument("--peers", action="store_true", help="add neuralforecast's NHITS (the bench extra)")
+    ap.add_argument("--check", action="store_true", help="the check panels (DERIVED: weekly, daily and hourly "
+                    "sums of the shared panels) instead of the suite's")
     ap.add_argument("--select-top", type=int, help="train.select_top: average this many best candidates (default: "
                     "the settings' own)")
     args = ap.parse_args()
@@ -202,7 +234,8 @@ def main() -> None:
 
         if not available():
             raise SystemExit("suite.py: --peers needs neuralforecast: pip install -c constraints.txt -e '.[bench]'")
-    names = args.panels.split(",") if args.panels else (QUICK if args.quick else [*EMBEDDED, *FILES])
+    names = args.panels.split(",") if args.panels else (QUICK if args.quick else list(DERIVED) if args.check
+                                                        else [*EMBEDDED, *FILES])
     protocols = args.protocols.split(",") if args.protocols else (["holdout"] if args.quick else
                                                                   ["holdout", "all-series"])
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
@@ -211,11 +244,13 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     started = time.perf_counter()
+    scratch = tempfile.TemporaryDirectory()
     for name in names:
-        source, h, season = panel_source(name, args.data)
-        if name in FILES and not Path(source).exists():
-            print(f"note: {source} is missing; {name} skipped", flush=True)
+        file = FILES.get(DERIVED[name][0] if name in DERIVED else name)
+        if file and not (Path(args.data) / file[0]).exists():
+            print(f"note: {Path(args.data) / file[0]} is missing; {name} skipped", flush=True)
             continue
+        source, h, season = panel_source(name, args.data, scratch.name)
         for protocol in protocols:
             got, chosen = one_run(name, source, h, season, protocol, args.quick, args.peers, args.select_top)
             rows += got
