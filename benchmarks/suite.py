@@ -14,10 +14,10 @@ Theta.
     .venv/bin/python benchmarks/suite.py [--quick | --check] [--panels m3-monthly,nn5] [--protocols holdout]
                                          [--data ../shared/data] [--out runs/suite] [--peers]
 
-``--quick``: five panels, the holdout protocol, 200 pre-training and 30 meta-training iterations (under
-ten minutes on the project's 2-core CPU). The high-frequency panels are read from ``--data`` (never
-copied into the repository); a panel whose file is missing is skipped with a note. ``--check``: instead of
-the suite's panels, the check panels of :data:`DERIVED`, sums of the shared panels over weeks, days or hours
+``--quick``: five panels, the holdout protocol, 200 pre-training and 30 meta-training iterations (under ten
+minutes on the project's 2-core CPU). The high-frequency panels are read from ``--data`` (never copied into
+the repository); a panel whose file is missing is skipped with a note. ``--check``: instead of the suite's (or
+the quick) panels, the check panels of :data:`DERIVED`, sums of the shared panels over weeks, days or hours
 (written to a temporary directory for the run): a weekly frequency, and horizons and seasons, that the
 defaults were not chosen on. ``--peers`` adds neuralforecast's NHITS trained on the same training series
 (:mod:`peers`; the ``bench`` extra), its accuracy on the same held-out series and cold starts, and its
@@ -72,10 +72,11 @@ def panel_source(name: str, data_dir, scratch=None) -> tuple[str, int, int]:
         file, h, season = FILES[name]
         return str(Path(data_dir) / file), h, season
     if name in DERIVED:
+        if scratch is None:
+            raise ValueError(f"the check panel {name} is written to a scratch directory: pass one")
         key, points, h, season = DERIVED[name]
         path = Path(scratch) / f"{name}.parquet"
-        if not path.exists():
-            summed(pd.read_parquet(Path(data_dir) / FILES[key][0]), points).to_parquet(path, index=False)
+        summed(pd.read_parquet(Path(data_dir) / FILES[key][0]), points).to_parquet(path, index=False)
         return str(path), h, season
     return name, 0, 0
 
@@ -234,7 +235,7 @@ def main() -> None:
 
         if not available():
             raise SystemExit("suite.py: --peers needs neuralforecast: pip install -c constraints.txt -e '.[bench]'")
-    names = args.panels.split(",") if args.panels else (QUICK if args.quick else list(DERIVED) if args.check
+    names = args.panels.split(",") if args.panels else (list(DERIVED) if args.check else QUICK if args.quick
                                                         else [*EMBEDDED, *FILES])
     protocols = args.protocols.split(",") if args.protocols else (["holdout"] if args.quick else
                                                                   ["holdout", "all-series"])
