@@ -11,7 +11,7 @@ panels: the geometric mean of each method's MASE relative to seasonal naive's (a
 aggregate), and in how many runs ``fewcast`` is at least as good as the best of seasonal naive, AutoETS and
 Theta.
 
-    .venv/bin/python benchmarks/suite.py [--quick | --check] [--panels m3-monthly,nn5] [--protocols holdout]
+    .venv/bin/python benchmarks/suite.py [--quick] [--check] [--panels m3-monthly,nn5] [--protocols holdout]
                                          [--data ../shared/data] [--out runs/suite] [--peers]
 
 ``--quick``: five panels, the holdout protocol, 200 pre-training and 30 meta-training iterations (under ten
