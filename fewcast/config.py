@@ -22,6 +22,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from fewcast.baselines import CLASSICAL
 from fewcast.errors import InputError
 from fewcast.panel import Columns
 
@@ -203,8 +204,7 @@ class EvalConfig:
     protocol: str = setting("holdout", "holdout (held-out series never trained on) or all-series")
     history: int = setting(0, "held-out series are cut to their last T observations (0: all of it)")
     extra_learners: list[str] = setting([], "learners meta-trained and scored beside the run's and maml")
-    classical: list[str] = setting(["naive", "seasonal_naive", "autoets", "autoces", "theta"],
-                                   "classical methods scored")
+    classical: list[str] = setting(list(CLASSICAL), "classical methods scored")
     combine: list[str] = setting(["autoets", "theta"], "classical methods each averaged with the adapted "
                                                        "networks' forecasts (each must be in classical)")
     curve_steps: int = setting(10, "adaptation steps in the learning-trajectory plot")
