@@ -2,16 +2,24 @@
 validation series and scored on the other half, never on a test horizon.
 
 The intervals are the validation cut's errors divided by each series' volatility, the quantiles of those
-scaled errors multiplied back by a new series' own (:mod:`fewcast.intervals`). The rules compared:
-``all`` (the mean absolute seasonal difference over the whole history, the MASE scale), and ``recent-N``
-(the same over the last ``N`` input windows of the history); ``widen-errors`` is ``all`` with the
-conformal widening counting every error rather than every validation forecast. For each panel (holdout protocol, default
-settings) the selection is run once; then, over ``--splits`` random halvings of its validation series, the
-chosen method is calibrated on one half (every cut) and its intervals scored on the other half's latest cut
-(histories as long as a forecast's): coverage of the 80 % and 95 % intervals, MSIS (95 %) and the scaled
-quantile loss over 0.1 ... 0.9, averaged over the halvings.
+scaled errors multiplied back by a new series' own (:mod:`fewcast.intervals`). The rules compared: ``all``
+(the mean absolute seasonal difference over the whole history, the MASE scale); ``recent-N`` (the same over
+the last ``N`` input windows and a season, the whole history's where that is zero); ``short`` (fewcast's:
+``all``, but a history shorter than every one of the calibration half's takes its recent volatility times
+their median ratio of whole to recent volatility, :func:`fewcast.intervals.volatility`); ``widen-errors``
+(``all`` with the conformal widening counting every error rather than every validation forecast). For each
+panel (holdout protocol, default settings) the selection is run once; then, over ``--splits`` random halvings
+of its validation series, the chosen method is calibrated on one half (every cut) and its intervals scored on
+the other half's latest cut (histories as long as a forecast's): coverage of the 80 % and 95 % intervals, MSIS
+(95 %) and the scaled quantile loss over 0.1 ... 0.9, averaged over the halvings. With ``--short``, the scored
+half's volatility and floor are those of its history cut to the suite's cold start (two seasons plus the input
+window), while its forecasts stay those made from the whole history: what a rule's scale does to a short
+history's intervals, apart from the short history's own larger errors. With ``--over-time`` (panels whose
+validation scores two horizons or more), the calibration half's earlier cuts only: a rule carried forward in
+time, as a forecast carries it past the validation period.
 
-    .venv/bin/python benchmarks/interval_scale.py [--panels m3-yearly,nn5] [--splits 20] [--cache DIR]
+    .venv/bin/python benchmarks/interval_scale.py [--panels m3-yearly,nn5] [--splits 20] [--cache DIR] [--short]
+        [--over-time]
 """
 
 from __future__ import annotations
@@ -24,9 +32,10 @@ import numpy as np
 from suite import panel_source, settings_for
 
 from fewcast.data import load_panel_data
+from fewcast.engine import Layout
 from fewcast.evaluation import SCORED_TAUS, interval_scores
 from fewcast.experiment import Experiment
-from fewcast.intervals import calibrate, floors, quantiles, series_scale
+from fewcast.intervals import SHORT, calibrate, floors, quantiles, series_scale, short_history, volatility
 from fewcast.metrics import seasonal_scale
 from fewcast.panel import Panel
 from fewcast.selection import select
@@ -40,7 +49,7 @@ def scales(rule: str, history: Panel, season_length: int, input_size: int) -> np
     if not rule.startswith("recent-"):
         return series_scale(history, season_length)
     windows = int(rule.split("-")[1])
-    return series_scale(history.tail(windows * input_size + season_length), season_length)
+    return series_scale(history, season_length, windows * input_size + season_length)
 
 
 def scores(truth, yhat, scale, mase_scale, table, floor) -> np.ndarray:
@@ -67,28 +76,37 @@ def validation(name: str, data_dir: str, cache: str | None) -> tuple[dict, str, 
     return out
 
 
-def study(name: str, data_dir: str, rules: list[str], splits: int, cache: str | None) -> dict[str, np.ndarray]:
+def study(name: str, data_dir: str, rules: list[str], splits: int, cache: str | None,
+          short: bool = False, over_time: bool = False) -> dict[str, np.ndarray]:
     scored, method, m, input_size = validation(name, data_dir, cache)
     yhat, truth, cut = scored["forecasts"][method], scored["truth"], scored["cut"]  # (rows, h)
     history = scored["history"]  # one panel per cut, the latest first
     n = history[0].n_series
     series = np.tile(np.arange(n), len(history))  # (rows,) each row's validation series
     mase_scale = np.concatenate([seasonal_scale(p, m) for p in history])  # (rows,)
-    floor = np.concatenate([floors(p) for p in history])
-    rng = np.random.default_rng(0)
+    scored_history = [p.tail(2 * m + input_size) if short else p for p in history]  # what the scored half sees
+    floor = np.concatenate([floors(p) for p in scored_history])
+    layout = Layout(input_size, truth.shape[1], m)
     out = {}
+    if over_time and len(history) < 2:
+        return {rule: np.full(4, np.nan) for rule in rules}
     for rule in rules:
+        rng = np.random.default_rng(0)  # the same halvings for every rule
         scale = np.concatenate([scales(rule, p, m, input_size) for p in history])  # (rows,)
+        scored_scale = np.concatenate([scales(rule, p, m, input_size) for p in scored_history])
         runs = []
         for _ in range(splits):
             half = rng.permutation(n) < n // 2  # (series,) the calibration half
-            fit, test = half[series], ~half[series] & (cut == 1)  # (rows,)
+            fit, test = half[series] & (cut > 1 if over_time else True), ~half[series] & (cut == 1)  # (rows,)
             ok = test & np.isfinite(mase_scale) & (mase_scale > 0)
             count = "errors" if rule == "widen-errors" else "rows"
             table = calibrate(truth[fit], {"m": yhat[fit]}, scale[fit], cut[fit], count).get("m")
             if table is None or not ok.any():
                 continue
-            runs.append(scores(truth[ok], yhat[ok], scale[ok], mase_scale[ok], table, floor[ok]))
+            if rule == "short":  # fewcast's: a history shorter than most calibrated on, its recent scale converted
+                entry = {SHORT: short_history(history[0].take(np.flatnonzero(half)), layout)}
+                scored_scale = np.concatenate([volatility(p, layout, entry) for p in scored_history])
+            runs.append(scores(truth[ok], yhat[ok], scored_scale[ok], mase_scale[ok], table, floor[ok]))
         out[rule] = np.mean(runs, axis=0) if runs else np.full(4, np.nan)
     print(f"{name}: {method}, {n} validation series, {len(history)} cut(s)", flush=True)
     return out
@@ -97,13 +115,17 @@ def study(name: str, data_dir: str, rules: list[str], splits: int, cache: str | 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--panels", default=PANELS)
-    ap.add_argument("--rules", default="all,recent-1,recent-2,recent-4")
+    ap.add_argument("--rules", default="all,recent-1,short")
     ap.add_argument("--splits", type=int, default=20)
     ap.add_argument("--cache", help="a folder keeping each panel's validation forecasts between runs")
+    ap.add_argument("--short", action="store_true", help="score with the volatility of a cold start's history")
+    ap.add_argument("--over-time", action="store_true", help="calibrate on the earlier cuts only (panels with "
+                                                             "two cuts or more)")
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
     args = ap.parse_args()
     rules = args.rules.split(",")
-    rows = {name: study(name, args.data, rules, args.splits, args.cache) for name in args.panels.split(",")}
+    rows = {name: study(name, args.data, rules, args.splits, args.cache, args.short, args.over_time)
+            for name in args.panels.split(",")}
     print("\ncells: coverage 80 % / coverage 95 % / MSIS / SQL on the other half's latest cut\n")
     print("| panel | " + " | ".join(rules) + " |")
     print("| --- |" + " --- |" * len(rules))

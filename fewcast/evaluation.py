@@ -20,7 +20,7 @@ from fewcast.config import Settings
 from fewcast.engine import Problems, forecast, forecast_curve
 from fewcast.experiment import Experiment
 from fewcast.forecasting import Forecasts, Method, catalog, classical, combined, named, network_methods
-from fewcast.intervals import floors, series_scale
+from fewcast.intervals import floors, volatility
 from fewcast.intervals import quantiles as interval_quantiles
 from fewcast.learners import GradientLearner, Pretrain
 from fewcast.metrics import QUANTILES, coverage, msis, score, smape, sql, wql
@@ -134,7 +134,7 @@ def interval_table(exp: Experiment, problems: Problems, forecasts: dict[str, np.
     coverage of the central 20 ... 95 % intervals of ``fewcast``, AutoETS and seasonal naive (the
     calibration plot)."""
     lay = exp.layout
-    scale, floor = series_scale(exp.test_history, lay.season_length), floors(exp.test_history)  # (series,)
+    scale, floor = volatility(exp.test_history, lay, calibration), floors(exp.test_history)  # (series,)
     bands = {}
     for name, yhat in forecasts.items():
         table_name = chosen.get(name, name)

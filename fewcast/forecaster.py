@@ -33,7 +33,7 @@ from fewcast.evaluation import Results, evaluate
 from fewcast.experiment import Experiment
 from fewcast.forecasting import Forecasts, Method, catalog, combined, named
 from fewcast.frame import from_frame
-from fewcast.intervals import check_request, floors, level_taus, series_scale
+from fewcast.intervals import calibrated, check_request, floors, level_taus, volatility
 from fewcast.intervals import columns as interval_columns
 from fewcast.intervals import quantiles as interval_quantiles
 from fewcast.learners import GradientLearner, Pretrain
@@ -147,11 +147,11 @@ class FewShotForecaster:
             out[column] = made[m.name][:, :h].reshape(-1)  # (series, h) flattened like the rows
         taus = [*level_taus(level), *quantiles]
         if taus:
-            scale, floor = series_scale(panel, s.data.season_length), floors(panel)  # (series,)
+            scale, floor = volatility(panel, Layout.of(s.data), self.calibration), floors(panel)  # (series,)
             for column, m in columns.items():
                 if m.name not in self.calibration:
                     raise InputError(f"no intervals for {m.name}: they are calibrated on validation at training "
-                                     f"(`select`), for {', '.join(self.calibration) or 'no method'}")
+                                     f"(`select`), for {', '.join(calibrated(self.calibration)) or 'no method'}")
                 q = interval_quantiles(made[m.name][:, :h], scale, self.calibration[m.name], taus, floor)
                 for k, name in enumerate(interval_columns(column, level, quantiles)):
                     out[name] = q[:, :, k].reshape(-1)

@@ -5,7 +5,11 @@ The validation cut (:mod:`fewcast.selection`) forecasts series the networks neve
 trained on the data before the horizon scored. For each method and each step ahead, the errors
 ``(y - yhat) / scale`` of those series (``scale``: a series' mean absolute seasonal difference, the MASE
 denominator) give empirical quantiles on the grid :data:`TAUS`: a split-conformal calibration whose
-intervals widen with each series' own volatility. A new series' quantile ``tau`` at step ``j`` is
+intervals widen with each series' own volatility. A new history shorter than every validation history (a
+cold start) cannot show the volatility a long one does: its scale is its recent volatility
+(over its last ``input_size + season_length`` points) times the validation series' median ratio of their
+whole history's volatility to their recent one (:func:`short_history`, :func:`volatility`), so that its
+intervals are in the units they were calibrated in. A new series' quantile ``tau`` at step ``j`` is
 ``yhat[j] + scale * q_j(tau)``, its ``level`` % interval the quantiles ``(1 -+ level/100) / 2``. Quantiles
 grow with ``tau`` by construction, so a lower one is never above a higher one. A method needs at least
 :data:`MIN_ERRORS` validation forecasts (series times cuts) to be calibrated.
@@ -58,10 +62,56 @@ def calibrate(truth: np.ndarray, forecasts: dict[str, np.ndarray], scale: np.nda
     return out
 
 
-def series_scale(history: Panel, season_length: int) -> np.ndarray:
-    """Each series' volatility, ``(series,)``: its mean absolute seasonal difference; for a series too short
-    for one difference, the panel's median ratio of that scale to a series' level times its own last value."""
+SHORT = "~short-history"  # the calibration's entry for short histories: [[length, ratio]] (not a method)
+RATIO_ENDS = np.linspace(0.5, 1.0, 9)  # where the validation histories are ended to measure the ratio
+
+
+def short_history(history: Panel, layout) -> np.ndarray:
+    """``[[length, ratio]]`` from the validation histories ``history``: a history shorter than ``length``
+    (the shortest of them) is short, and its recent volatility times ``ratio`` stands for the volatility a
+    history as long as theirs would show. ``ratio``: the median of whole over recent volatility of the
+    histories ended at :data:`RATIO_ENDS` of their length; at a single end it would carry that time's
+    volatility (a season of the year) into every forecast, over the second half of the histories it keeps
+    what persists (growth)."""
+    m, window = layout.season_length, layout.input_size + layout.season_length
+    ratios = []
+    for end in RATIO_ENDS:
+        part = history.slice(0, np.ceil(end * history.lengths).astype(np.int64))
+        whole, recent = series_scale(part, m), series_scale(part, m, window)  # (series,)
+        ok = np.isfinite(whole) & np.isfinite(recent) & (whole > 0) & (recent > 0)
+        ratios.append(whole[ok] / recent[ok])
+    ratios = np.concatenate(ratios)
+    ratio = float(np.median(ratios)) if len(ratios) else 1.0
+    return np.array([[float(history.lengths.min()), ratio]])
+
+
+def calibrated(calibration: dict) -> list[str]:
+    """The methods a calibration has intervals for."""
+    return [name for name in calibration if name != SHORT]
+
+
+def volatility(history: Panel, layout, calibration: dict) -> np.ndarray:
+    """Each series' volatility for its intervals, ``(series,)``: :func:`series_scale` of its whole history;
+    for a history shorter than the calibration's :data:`SHORT` length, its recent volatility (over its last
+    ``layout.input_size + layout.season_length`` points) times the calibration's ratio. A calibration
+    without that entry (a checkpoint from before it) scales every series by its whole history."""
+    scale = series_scale(history, layout.season_length)
+    if SHORT not in calibration:
+        return scale
+    length, ratio = np.asarray(calibration[SHORT], dtype=np.float64).reshape(-1)[:2]
+    recent = series_scale(history, layout.season_length, layout.input_size + layout.season_length)
+    return np.where(history.lengths < length, ratio * recent, scale)
+
+
+def series_scale(history: Panel, season_length: int, window: int = 0) -> np.ndarray:
+    """Each series' volatility, ``(series,)``: its mean absolute seasonal difference over its last ``window``
+    points (0: its whole history), the whole history's where that span's is zero or unknown (a flat recent
+    stretch); for a series too short for one difference, the panel's median ratio of that scale to a
+    series' level times its own last value."""
     scale = seasonal_scale(history, season_length)
+    if window:
+        recent = seasonal_scale(history.tail(window), season_length)  # (series,)
+        scale = np.where(np.isfinite(recent) & (recent > 0), recent, scale)
     missing = ~np.isfinite(scale)
     if missing.any():
         last = np.abs(history.values[history.offsets[1:] - 1].astype(np.float64))  # (series,)

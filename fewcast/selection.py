@@ -25,7 +25,7 @@ from fewcast.baselines import CLASSICAL
 from fewcast.data import PanelData
 from fewcast.experiment import Experiment, Hooks
 from fewcast.forecasting import Forecasts, Mean, catalog, classical, combined, mean
-from fewcast.intervals import calibrate
+from fewcast.intervals import SHORT, calibrate, short_history
 from fewcast.learners import TrainingDiverged, TrainingInterrupted
 from fewcast.metrics import mase, seasonal_scale, smape
 
@@ -52,7 +52,7 @@ class Selection:
     seconds: float = 0.0
     logs: dict = field(default_factory=dict)  # the training curves of the networks trained for it
     cuts: int = 1  # how many horizons before the visible end it scored, one after the other
-    calibration: dict = field(default_factory=dict)  # method -> quantiles of its scaled errors (intervals)
+    calibration: dict = field(default_factory=dict)  # method -> its scaled errors' quantiles; intervals.SHORT
     scored: dict = field(default_factory=dict, repr=False)  # what was scored, when kept: see :func:`select`
 
     def reason(self) -> str:
@@ -165,8 +165,11 @@ def select(run: Experiment, stop=None, keep: bool = False) -> Selection:
         table["rank"] = np.arange(1, len(table) + 1)
     cut_of = np.repeat(np.arange(1, k + 1), len(pos))  # (rows,) each row's cut, 1 the latest
     scored = {"forecasts": made, "truth": truth, "cut": cut_of, "history": histories} if keep else {}
+    calibration = calibrate(truth, made, scale, cut_of)
+    if calibration:  # how a history shorter than these is scaled (intervals.volatility)
+        calibration[SHORT] = short_history(histories[0], exp.layout)
     return Selection(table, str(table["method"].iloc[0]), len(pos), h, time.perf_counter() - started, exp.logs, k,
-                     calibrate(truth, made, scale, cut_of), scored)
+                     calibration, scored)
 
 
 def rank(forecasts: dict[str, np.ndarray], truth: np.ndarray, scale: np.ndarray) -> pd.DataFrame:

@@ -106,6 +106,37 @@ def test_quantiles_never_cross(errors, yhat, scale, taus):
     assert (np.diff(q, axis=2) >= -1e-9 * np.maximum(1, np.abs(q[:, :, 1:]))).all()
 
 
+def test_a_history_shorter_than_the_validation_histories_takes_its_converted_recent_volatility():
+    """A cold start: the volatility a long history would show, as its recent volatility (the last
+    ``input_size + season_length`` points) times the validation histories' median ratio of whole to recent;
+    a history as long as theirs keeps its whole history's (the MASE scale), and so does every history under
+    a calibration from before the short-history entry. Hand computations."""
+    from fewcast.engine import Layout
+    from fewcast.frame import from_frame
+
+    t = np.arange(40)
+    grow = 1.05 ** t * (2 + t % 4)  # seasonal differences growing with time (season 4)
+    calm = 10 + np.sin(t) + (t % 4)
+    frame = pd.DataFrame({"unique_id": np.repeat(["a", "b"], 40), "ds": np.tile(t, 2), "y": np.r_[grow, calm]})
+    panel, lay = from_frame(frame, "unique_id", "ds", "y"), Layout(input_size=8, h=2, season_length=4)
+
+    def mad(y):  # mean absolute seasonal difference
+        return np.mean(np.abs(y[4:] - y[:-4]))
+
+    entry = intervals.short_history(panel, lay)  # the validation histories: both series, 40 points each
+    ends = [int(np.ceil(e * 40)) for e in intervals.RATIO_ENDS]  # each history ended at 20 ... 40 points
+    ratios = [mad(y[:n]) / mad(y[:n][-12:]) for y in (grow, calm) for n in ends]
+    np.testing.assert_allclose(entry, [[40.0, np.median(ratios)]], rtol=1e-6)  # float32 values
+    calibration = {"m": np.zeros((len(intervals.TAUS), 2)), intervals.SHORT: entry}
+    assert intervals.calibrated(calibration) == ["m"]
+    np.testing.assert_allclose(intervals.volatility(panel, lay, calibration), [mad(grow), mad(calm)], rtol=1e-6)
+    short = panel.tail(20)  # shorter than every validation history: converted
+    np.testing.assert_allclose(intervals.volatility(short, lay, calibration),
+                               [entry[0, 1] * mad(grow[-12:]), entry[0, 1] * mad(calm[-12:])], rtol=1e-6)
+    np.testing.assert_allclose(intervals.volatility(short, lay, {"m": calibration["m"]}),
+                               [mad(grow[-20:]), mad(calm[-20:])], rtol=1e-6)  # an older calibration: whole
+
+
 def test_earlier_cuts_give_the_shape_and_the_latest_cut_the_level():
     """Errors at an earlier cut twice those of the latest (shorter histories): the intervals are those of the
     latest cut's errors, as if each had been measured twice; with one cut, the cut changes nothing."""
