@@ -39,7 +39,7 @@ import numpy as np
 from interval_scale import PANELS
 from interval_scale import validation as kept
 
-from fewcast.baselines import CLASSICAL, _run_statsforecast, classical_forecasts
+from fewcast.baselines import CLASSICAL, classical_forecasts, run_statsforecast
 from fewcast.metrics import seasonal_scale
 from fewcast.selection import BASELINE, COMBINED_WITH, candidate_names, rank
 
@@ -71,7 +71,7 @@ def validation(name: str, data_dir: str, cache: str) -> tuple[dict, str, int, in
     if theta_variants:
         from statsforecast.models import AutoTheta, DynamicOptimizedTheta
 
-        fitted = [_run_statsforecast(p, h, [AutoTheta(season_length=m, alias="autotheta"),
+        fitted = [run_statsforecast(p, h, [AutoTheta(season_length=m, alias="autotheta"),
                                             DynamicOptimizedTheta(season_length=m, alias="dotm")]) for p in history]
         for c in ("autotheta", "dotm"):
             made[c] = np.concatenate([f[c].to_numpy(np.float64).reshape(n, h) for f, n in fitted])

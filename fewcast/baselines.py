@@ -37,7 +37,7 @@ def seasonal_naive(history: Panel, h: int, season_length: int) -> np.ndarray:
     return history.values[pos].astype(np.float64)
 
 
-def _run_statsforecast(history: Panel, h: int, models: list, level=None, n_jobs: int = -1) -> tuple[pd.DataFrame, int]:
+def run_statsforecast(history: Panel, h: int, models: list, level=None, n_jobs: int = -1) -> tuple[pd.DataFrame, int]:
     """statsforecast's ``models`` on every series at once (``n_jobs`` processes, -1: one per core), fitted to
     each series' last :data:`FIT_POINTS` points or 20 seasons; the forecast frame sorted by series and step."""
     from statsforecast import StatsForecast
@@ -68,7 +68,7 @@ def statistical(history: Panel, h: int, season_length: int, models=STATISTICAL,
     makers = {"autoets": lambda: AutoETS(season_length=season_length, alias="autoets"),
               "autoces": lambda: AutoCES(season_length=season_length, alias="autoces"),
               "theta": lambda: Theta(season_length=season_length, alias="theta")}
-    out, n = _run_statsforecast(history, h, [makers[m]() for m in models], n_jobs=n_jobs)
+    out, n = run_statsforecast(history, h, [makers[m]() for m in models], n_jobs=n_jobs)
     return {m: out[m].to_numpy(np.float64).reshape(n, h) for m in models}
 
 
@@ -81,7 +81,7 @@ def statistical_quantiles(history: Panel, h: int, season_length: int, taus, n_jo
     models = [AutoETS(season_length=season_length, alias="autoets"),
               SeasonalNaive(season_length=season_length, alias="seasonal_naive")]
     levels = sorted({round(abs(200 * t - 100), 6) for t in taus if t != 0.5})
-    out, n = _run_statsforecast(history, h, models, level=[_level(lv) for lv in levels], n_jobs=n_jobs)
+    out, n = run_statsforecast(history, h, models, level=[_level(lv) for lv in levels], n_jobs=n_jobs)
     result = {}
     for alias in ("autoets", "seasonal_naive"):
         cols = [alias if t == 0.5 else f"{alias}-{'lo' if t < 0.5 else 'hi'}-{_level(abs(200 * t - 100))}"
