@@ -7,7 +7,10 @@ scaled errors multiplied back by a new series' own (:mod:`fewcast.intervals`). T
 the last ``N`` input windows and a season, the whole history's where that is zero); ``short`` (fewcast's:
 ``all``, but a history shorter than every one of the calibration half's takes its recent volatility times
 their median ratio of whole to recent volatility, :func:`fewcast.intervals.volatility`); ``widen-errors``
-(``all`` with the conformal widening counting every error rather than every validation forecast). For each
+(``all`` with the conformal widening counting every error rather than every validation forecast); ``chosen``
+and ``crossfit`` (``all``, the forecast scored being the average of the two candidates best on the calibration
+half: calibrated on that half's errors of it, or on each series' errors of the two best chosen without its
+fold of the half, the choice's own errors rather than its winner's). For each
 panel (holdout protocol, default settings) the selection is run once; then, over ``--splits`` random halvings
 of its validation series, the chosen method is calibrated on one half (every cut) and its intervals scored on
 the other half's latest cut (histories as long as a forecast's): coverage of the 80 % and 95 % intervals, MSIS
@@ -38,7 +41,7 @@ from fewcast.experiment import Experiment
 from fewcast.intervals import SHORT, calibrate, floors, quantiles, series_scale, short_history, volatility
 from fewcast.metrics import seasonal_scale
 from fewcast.panel import Panel
-from fewcast.selection import select
+from fewcast.selection import candidate_names, rank, select
 
 PANELS = ("m1-monthly,m1-quarterly,m1-yearly,m3-monthly,m3-quarterly,m3-yearly,m3-other,tourism-monthly,"
           "tourism-quarterly,tourism-yearly,game,pedestrian,ausgrid,nn5,kaggle")
@@ -76,6 +79,26 @@ def validation(name: str, data_dir: str, cache: str | None) -> tuple[dict, str, 
     return out
 
 
+def top2(made: dict[str, np.ndarray], rows: np.ndarray, truth, scale) -> np.ndarray:
+    """``(rows of made, h)``: the average of the two candidates best on ``rows``, as the selection chooses."""
+    names = [c for c in candidate_names("metasgd") if c in made]
+    table = rank({c: made[c][rows] for c in names}, truth[rows], scale[rows])
+    return np.mean([made[c] for c in table["method"].iloc[:2]], axis=0)
+
+
+def crossfit(made: dict[str, np.ndarray], rows: np.ndarray, series: np.ndarray, truth, scale,
+             folds: int = 5) -> np.ndarray:
+    """``(rows of made, h)``: each row of ``rows`` forecast by the :func:`top2` chosen on the other rows of
+    ``rows`` (its series' fold left out), the errors of the choice itself rather than of its winner."""
+    out = np.full(truth.shape, np.nan)
+    fold = series % folds  # (rows,) every cut of a series in the same fold
+    for f in range(folds):
+        inside = rows & (fold == f)
+        if inside.any() and (rows & (fold != f)).any():
+            out[inside] = top2(made, rows & (fold != f), truth, scale)[inside]
+    return out
+
+
 def study(name: str, data_dir: str, rules: list[str], splits: int, cache: str | None,
           short: bool = False, over_time: bool = False) -> dict[str, np.ndarray]:
     scored, method, m, input_size = validation(name, data_dir, cache)
@@ -100,13 +123,17 @@ def study(name: str, data_dir: str, rules: list[str], splits: int, cache: str | 
             fit, test = half[series] & (cut > 1 if over_time else True), ~half[series] & (cut == 1)  # (rows,)
             ok = test & np.isfinite(mase_scale) & (mase_scale > 0)
             count = "errors" if rule == "widen-errors" else "rows"
-            table = calibrate(truth[fit], {"m": yhat[fit]}, scale[fit], cut[fit], count).get("m")
+            pick = fitted = yhat  # the forecast scored, and the forecasts its intervals are calibrated on
+            if rule in ("chosen", "crossfit"):  # the forecast chosen on the calibration half itself
+                pick = top2(scored["forecasts"], fit, truth, mase_scale)
+                fitted = crossfit(scored["forecasts"], fit, series, truth, mase_scale) if rule == "crossfit" else pick
+            table = calibrate(truth[fit], {"m": fitted[fit]}, scale[fit], cut[fit], count).get("m")
             if table is None or not ok.any():
                 continue
             if rule == "short":  # fewcast's: a history shorter than most calibrated on, its recent scale converted
                 entry = {SHORT: short_history(history[0].take(np.flatnonzero(half)), layout)}
                 scored_scale = np.concatenate([volatility(p, layout, entry) for p in scored_history])
-            runs.append(scores(truth[ok], yhat[ok], scored_scale[ok], mase_scale[ok], table, floor[ok]))
+            runs.append(scores(truth[ok], pick[ok], scored_scale[ok], mase_scale[ok], table, floor[ok]))
         out[rule] = np.mean(runs, axis=0) if runs else np.full(4, np.nan)
     print(f"{name}: {method}, {n} validation series, {len(history)} cut(s)", flush=True)
     return out
