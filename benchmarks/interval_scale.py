@@ -130,8 +130,9 @@ def study(name: str, data_dir: str, rules: list[str], splits: int, cache: str | 
             table = calibrate(truth[fit], {"m": fitted[fit]}, scale[fit], cut[fit], count).get("m")
             if table is None or not ok.any():
                 continue
-            if rule == "short":  # fewcast's: a history shorter than most calibrated on, its recent scale converted
-                entry = {SHORT: short_history(history[0].take(np.flatnonzero(half)), layout)}
+            if rule == "short":  # fewcast's: a history shorter than all calibrated on, its recent scale converted
+                latest = history[1] if over_time else history[0]  # the latest cut calibrated on
+                entry = {SHORT: short_history(latest.take(np.flatnonzero(half)), layout)}
                 scored_scale = np.concatenate([volatility(p, layout, entry) for p in scored_history])
             runs.append(scores(truth[ok], pick[ok], scored_scale[ok], mase_scale[ok], table, floor[ok]))
         out[rule] = np.mean(runs, axis=0) if runs else np.full(4, np.nan)

@@ -64,7 +64,7 @@ class FewShotForecaster:
         self.pretrained: Pretrain | None = None
         self.state: dict = {}  # what fit learned: the data's frequency, columns, split (and source), the method
         self.selection: Selection | None = None  # how fit chose the method on validation
-        self.calibration: dict[str, np.ndarray] = {}  # method -> its interval calibration (fewcast.intervals)
+        self.calibration: dict[str, np.ndarray] = {}  # method -> its interval calibration; intervals.SHORT
         self.logs: dict[str, list[dict]] = {}  # training curves of fit (or of the run it was loaded from)
 
     # -- training -----------------------------------------------------------------------------------

@@ -5,8 +5,8 @@ The validation cut (:mod:`fewcast.selection`) forecasts series the networks neve
 trained on the data before the horizon scored. For each method and each step ahead, the errors
 ``(y - yhat) / scale`` of those series (``scale``: a series' mean absolute seasonal difference, the MASE
 denominator) give empirical quantiles on the grid :data:`TAUS`: a split-conformal calibration whose
-intervals widen with each series' own volatility. A new history shorter than every validation history (a
-cold start) cannot show the volatility a long one does: its scale is its recent volatility
+intervals widen with each series' own volatility. A new history shorter than every validation history of
+the latest cut (a cold start) cannot show the volatility a long one does: its scale is its recent volatility
 (over its last ``input_size + season_length`` points) times the validation series' median ratio of their
 whole history's volatility to their recent one (:func:`short_history`, :func:`volatility`), so that its
 intervals are in the units they were calibrated in. A new series' quantile ``tau`` at step ``j`` is
@@ -67,18 +67,19 @@ RATIO_ENDS = np.linspace(0.5, 1.0, 9)  # where the validation histories are ende
 
 
 def short_history(history: Panel, layout) -> np.ndarray:
-    """``[[length, ratio]]`` from the validation histories ``history``: a history shorter than ``length``
-    (the shortest of them) is short, and its recent volatility times ``ratio`` stands for the volatility a
-    history as long as theirs would show. ``ratio``: the median of whole over recent volatility of the
-    histories ended at :data:`RATIO_ENDS` of their length; at a single end it would carry that time's
-    volatility (a season of the year) into every forecast, over the second half of the histories it keeps
-    what persists (growth)."""
+    """``[[length, ratio]]`` from the validation histories ``history`` (the latest cut's, which the intervals' width
+    comes from): a history shorter than ``length`` (the shortest of them) is short, and its recent volatility
+    times ``ratio`` stands for the volatility a history as long as theirs would show. ``ratio``: the median of
+    whole over recent volatility of the histories ended at :data:`RATIO_ENDS` of their length; at a single end
+    it would carry that time's volatility (a season of the year) into every forecast, over the second half of
+    the histories it keeps what persists (growth)."""
     m, window = layout.season_length, layout.input_size + layout.season_length
     ratios = []
     for end in RATIO_ENDS:
         part = history.slice(0, np.ceil(end * history.lengths).astype(np.int64))
         whole, recent = series_scale(part, m), series_scale(part, m, window)  # (series,)
         ok = np.isfinite(whole) & np.isfinite(recent) & (whole > 0) & (recent > 0)
+        ok &= (part.lengths > window) | (history.lengths <= window)  # a 1 only where the history itself is short
         ratios.append(whole[ok] / recent[ok])
     ratios = np.concatenate(ratios)
     ratio = float(np.median(ratios)) if len(ratios) else 1.0

@@ -42,7 +42,8 @@ SELECT, DONE = "select", "done"  # the networks are trained: choosing the foreca
 def save_networks(path: str | Path, learner: GradientLearner, pretrained: Pretrain, state: dict,
                   settings: Settings, trainer: MetaTrainer | None = None) -> None:
     """A checkpoint of the networks (either may be None while training), while training the trainer, and the
-    forecasts' interval calibration (``state["calibration"]``, stored as ``calibration.<method>`` tensors)."""
+    forecasts' interval calibration (``state["calibration"]``, stored as ``calibration.<method>`` tensors and
+    ``calibration.~short-history``, :data:`fewcast.intervals.SHORT`)."""
     state = dict(state)
     tensors = calibration_tensors(state.pop("calibration", {}))
     if trainer is not None:
@@ -56,7 +57,8 @@ def save_networks(path: str | Path, learner: GradientLearner, pretrained: Pretra
 
 
 def calibration_tensors(calibration: dict) -> dict[str, torch.Tensor]:
-    """The intervals' calibration tables as checkpoint tensors, ``calibration.<method>``."""
+    """The intervals' calibration as checkpoint tensors, ``calibration.<method>`` (and ``calibration.`` +
+    :data:`fewcast.intervals.SHORT`)."""
     return {f"calibration.{name}": torch.as_tensor(table, dtype=torch.float32) for name, table in calibration.items()}
 
 

@@ -81,6 +81,20 @@ def test_every_forecast_fewcast_makes_has_intervals_and_they_survive_save_and_lo
         a = fc.predict(new.head(480), method=method, level=[80])
         b = again.predict(new.head(480), method=method, level=[80])
         pd.testing.assert_frame_equal(a, b, rtol=1e-5)
+    # a cold start: histories shorter than every validation history, scaled by the saved short-history entry
+    assert intervals.SHORT in fc.calibration and intervals.SHORT in again.calibration
+    short = new.groupby("store").tail(20).head(200)
+    a, b = fc.predict(short, level=[80]), again.predict(short, level=[80])
+    pd.testing.assert_frame_equal(a, b, rtol=1e-5)
+    without = {k: v for k, v in fc.calibration.items() if k != intervals.SHORT}
+    width = (a["fewcast-hi-80"] - a["fewcast-lo-80"]).groupby(a["store"]).mean()
+    fc.calibration, kept = without, fc.calibration
+    try:
+        plain = fc.predict(short, level=[80])
+    finally:
+        fc.calibration = kept
+    plain_width = (plain["fewcast-hi-80"] - plain["fewcast-lo-80"]).groupby(plain["store"]).mean()
+    assert not np.allclose(width, plain_width)  # the short-history entry changes a cold start's intervals
 
 
 def test_forecast_command_writes_interval_columns(gaussian, tmp_path):
