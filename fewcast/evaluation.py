@@ -20,7 +20,7 @@ from fewcast.config import Settings
 from fewcast.engine import Problems, forecast, forecast_curve
 from fewcast.experiment import Experiment
 from fewcast.forecasting import Forecasts, Method, catalog, classical, combined, named, network_methods
-from fewcast.intervals import floors, volatility
+from fewcast.intervals import floors, rescaled, volatility
 from fewcast.intervals import quantiles as interval_quantiles
 from fewcast.learners import GradientLearner, Pretrain
 from fewcast.metrics import QUANTILES, coverage, msis, score, smape, sql, wql
@@ -51,6 +51,7 @@ class Results:
     selection: Selection | None = None  # the forecast chosen on validation (the ``fewcast`` row)
     bands: dict[str, np.ndarray] = field(default_factory=dict)  # method -> quantiles SCORED_TAUS (series, h, taus)
     coverage_curve: pd.DataFrame | None = None  # method, nominal and observed coverage (%) of central intervals
+    short_history: dict | None = None  # held-out histories rescaled as short: length, ratio, series, of
 
 
 def run(exp: Experiment) -> Results:
@@ -111,9 +112,10 @@ def evaluate(exp: Experiment, pretrained: Pretrain, learners: dict[str, Gradient
         started = time.perf_counter()
         chosen = {"fewcast": selection.chosen} if selection is not None else {}
         table, bands, curve = interval_table(exp, problems, forecasts, calibration, chosen, table)
+        short = rescaled(exp.test_history, calibration)
         exp.timings["intervals"] = time.perf_counter() - started
     else:
-        table, bands, curve = table.assign(**dict.fromkeys(INTERVAL_COLUMNS, np.nan)), {}, None
+        table, bands, curve, short = table.assign(**dict.fromkeys(INTERVAL_COLUMNS, np.nan)), {}, None, None
 
     started = time.perf_counter()
     by_name = {m.name: m for m in methods}
@@ -123,7 +125,7 @@ def evaluate(exp: Experiment, pretrained: Pretrain, learners: dict[str, Gradient
     picked = samples(exp, problems, s.learner.name, forecasts, bands.get("fewcast", bands.get(s.learner.name)))
     exp.timings["curves"] = time.perf_counter() - started
     return Results(s, table, exp.logs, *curves, picked, exp.timings, exp.data.name, forecasts, exp.test_history.ids,
-                   described, selection, bands, curve)
+                   described, selection, bands, curve, short)
 
 
 def interval_table(exp: Experiment, problems: Problems, forecasts: dict[str, np.ndarray], calibration: dict,

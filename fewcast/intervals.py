@@ -104,6 +104,16 @@ def volatility(history: Panel, layout, calibration: dict) -> np.ndarray:
     return np.where(history.lengths < length, ratio * recent, scale)
 
 
+def rescaled(history: Panel, calibration: dict) -> dict | None:
+    """How :func:`volatility` treats ``history``: the calibration's short-history ``length`` and ``ratio`` and
+    how many of its ``of`` series are shorter (``series``); None for a calibration without the entry."""
+    if SHORT not in calibration:
+        return None
+    length, ratio = np.asarray(calibration[SHORT], dtype=np.float64).reshape(-1)[:2]
+    return {"length": int(length), "ratio": float(ratio), "series": int((history.lengths < length).sum()),
+            "of": int(history.n_series)}
+
+
 def series_scale(history: Panel, season_length: int, window: int = 0) -> np.ndarray:
     """Each series' volatility, ``(series,)``: its mean absolute seasonal difference over its last ``window``
     points (0: its whole history), the whole history's where that span's is zero or unknown (a flat recent

@@ -141,7 +141,7 @@ networks never saw (holdout) or of every series' official horizon (all-series). 
 {rows}
 </tbody></table>
 {chosen}
-{_intervals(table)}
+{_intervals(table, results.short_history)}
 <h2>Methods</h2>
 <dl id="methods">
 {methods}
@@ -154,11 +154,16 @@ networks never saw (holdout) or of every series' official horizon (all-series). 
 """
 
 
-def _intervals(table: pd.DataFrame) -> str:
-    """The interval scores of the rows that have intervals."""
+def _intervals(table: pd.DataFrame, short: dict | None = None) -> str:
+    """The interval scores of the rows that have intervals, and how many held-out histories were short."""
     rows = _interval_rows(table)
     if rows.empty:
         return ""
+    note = ""
+    if short is not None and short["series"]:
+        note = (f" {short['series']} of the {short['of']} held-out histories are shorter than the shortest "
+                f"validation history ({short['length']} points): their volatility is their recent one times "
+                f"{short['ratio']:.3f}.")
     body = "\n".join(
         "<tr>" + "".join(f"<td>{html.escape(_fmt(getattr(r, c)))}</td>" for c in ("method", *INTERVAL_COLUMNS))
         + "</tr>" for r in rows.itertuples(index=False))
@@ -166,7 +171,8 @@ def _intervals(table: pd.DataFrame) -> str:
             "95 % one, and the scaled (sql) and weighted (wql) quantile losses over the quantiles 0.1 ... 0.9; "
             "lower losses are better. fewcast's intervals are its validation errors scaled by each series' "
             "volatility (a history shorter than every validation history: its recent volatility, converted by the "
-            "validation series' ratio of whole to recent); AutoETS and seasonal naive keep statsforecast's own.</p>\n"
+            f"validation series' ratio of whole to recent); AutoETS and seasonal naive keep statsforecast's own."
+            f"{html.escape(note)}</p>\n"
             "<table id=\"intervals\"><thead><tr>"
             + "".join(f"<th>{c}</th>" for c in ("method", *INTERVAL_COLUMNS))
             + f"</tr></thead>\n<tbody>\n{body}\n</tbody></table>")

@@ -3,6 +3,8 @@ statsforecast's column names in the user's column names, and the interval metric
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -220,3 +222,13 @@ def test_evaluate_scores_the_intervals_and_the_report_shows_them(gaussian, tmp_p
     assert "calibration.png" in paths and 'id="intervals"' in paths["report.html"].read_text()
     assert "Intervals:" in paths["results.md"].read_text()
     assert all(len(s["bands"]) == 2 for s in results.samples)  # the fan chart's 80 % and 95 % bands
+    assert results.short_history["series"] == 0  # held-out histories as long as the validation ones
+    # a cold start: every held-out history cut to 20 points, shorter than every validation history
+    evaluation = copy.deepcopy(fc.settings.eval)
+    evaluation.history = 20
+    cold = fc.evaluate_run(history, "store", "month", "sales", evaluation=evaluation)
+    length, ratio = fc.calibration[intervals.SHORT][0]
+    n = len(cold.test_ids)
+    assert cold.short_history == {"length": int(length), "ratio": pytest.approx(ratio), "series": n, "of": n}
+    html = write_run(cold, tmp_path / "cold")["report.html"].read_text()
+    assert f"{n} of the {n} held-out histories are shorter than the shortest validation history" in html
