@@ -97,9 +97,10 @@ def volatility(history: Panel, layout, calibration: dict) -> np.ndarray:
     ``layout.input_size + layout.season_length`` points) times the calibration's ratio. A calibration
     without that entry (a checkpoint from before it) scales every series by its whole history."""
     scale = series_scale(history, layout.season_length)
-    if SHORT not in calibration:
+    entry = _short_entry(calibration)
+    if entry is None:
         return scale
-    length, ratio = np.asarray(calibration[SHORT], dtype=np.float64).reshape(-1)[:2]
+    length, ratio = entry
     recent = series_scale(history, layout.season_length, layout.input_size + layout.season_length)
     return np.where(history.lengths < length, ratio * recent, scale)
 
@@ -107,11 +108,21 @@ def volatility(history: Panel, layout, calibration: dict) -> np.ndarray:
 def rescaled(history: Panel, calibration: dict) -> dict | None:
     """How :func:`volatility` treats ``history``: the calibration's short-history ``length`` and ``ratio`` and
     how many of its ``of`` series are shorter (``series``); None for a calibration without the entry."""
+    entry = _short_entry(calibration)
+    if entry is None:
+        return None
+    length, ratio = entry
+    return {"length": int(length), "ratio": ratio, "series": int((history.lengths < length).sum()),
+            "of": int(history.n_series)}
+
+
+def _short_entry(calibration: dict) -> tuple[float, float] | None:
+    """The calibration's :data:`SHORT` ``(length, ratio)`` (a checkpoint gives it back as a ``(1, 2)`` array),
+    or None."""
     if SHORT not in calibration:
         return None
     length, ratio = np.asarray(calibration[SHORT], dtype=np.float64).reshape(-1)[:2]
-    return {"length": int(length), "ratio": float(ratio), "series": int((history.lengths < length).sum()),
-            "of": int(history.n_series)}
+    return float(length), float(ratio)
 
 
 def series_scale(history: Panel, season_length: int, window: int = 0) -> np.ndarray:
