@@ -4,7 +4,8 @@ and forecasting the same held-out series from the same histories.
 NHITS is a global network trained on windows of the training series, as fewcast's networks are, without
 adaptation: a new series is forecast from its last ``input_size`` values. Settings, the same on every panel:
 an input of ``max(fewcast's input_size, 2 h)`` values (neuralforecast's examples use 2 h to 5 h), 1,000
-training steps, a robust per-window scaler, windows padded at the start of short series, seed 1, on the CPU.
+training steps, a robust per-window scaler, windows padded at the start of short series, seed 1, on the device
+fewcast trains on (``accelerator``: ``cpu``, or ``gpu`` where fewcast runs on CUDA).
 
 neuralforecast is never a dependency of fewcast: install it for the benchmarks with
 ``pip install -c constraints.txt -e '.[bench]'`` (``make bench`` does).
@@ -32,8 +33,8 @@ def available() -> bool:
     return True
 
 
-def nhits(train: Panel, histories: list[Panel], h: int, input_size: int, steps: int = STEPS
-          ) -> tuple[list[np.ndarray], float]:
+def nhits(train: Panel, histories: list[Panel], h: int, input_size: int, steps: int = STEPS,
+          accelerator: str = "cpu") -> tuple[list[np.ndarray], float]:
     """NHITS trained on ``train``; its forecasts ``(series, h)`` of each panel of ``histories`` (rows in the
     panel's series order), and the seconds its training took."""
     from neuralforecast import NeuralForecast
@@ -43,7 +44,7 @@ def nhits(train: Panel, histories: list[Panel], h: int, input_size: int, steps: 
         logging.getLogger(name).setLevel(logging.ERROR)
     freq = train.freq if train.freq is not None else 1
     model = NHITS(h=h, input_size=max(input_size, 2 * h), max_steps=steps, scaler_type="robust",
-                  start_padding_enabled=True, random_seed=1, accelerator="cpu", enable_progress_bar=False,
+                  start_padding_enabled=True, random_seed=1, accelerator=accelerator, enable_progress_bar=False,
                   enable_model_summary=False, logger=False)
     nf = NeuralForecast(models=[model], freq=freq)
     with warnings.catch_warnings():

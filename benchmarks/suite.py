@@ -130,7 +130,8 @@ def one_run(name: str, source: str, h: int, season: int, protocol: str, quick: b
     if peers:
         from peers import nhits
 
-        made, fit_seconds = nhits(exp.train_panel, histories, s.data.h, s.data.input_size)
+        accelerator = "gpu" if exp.device.type == "cuda" else "cpu"  # NHITS on fewcast's device
+        made, fit_seconds = nhits(exp.train_panel, histories, s.data.h, s.data.input_size, accelerator=accelerator)
         for row, history, yhat in zip(rows, histories, made):
             got = score(exp.test_truth, yhat, seasonal_scale(history, s.data.season_length))
             row.update({"nhits smape": got["smape"], "nhits mase": got["mase"], "nhits seconds": fit_seconds,
@@ -239,8 +240,9 @@ def main() -> None:
                                                         else [*EMBEDDED, *FILES])
     protocols = args.protocols.split(",") if args.protocols else (["holdout"] if args.quick else
                                                                   ["holdout", "all-series"])
+    gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
-          f"{', quick' if args.quick else ''}", flush=True)
+          f"{gpu}{', quick' if args.quick else ''}", flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
