@@ -25,8 +25,15 @@ by history length), ``own`` (for each series, the one of the panel's two best an
 lowest error on the series' own earlier cuts, its MAE over the seasonal-naive scale; the average where it has
 none).
 
+``--training N``: the choice made with the horizons of training series as well (``train.select_training = N``:
+up to ``N // cuts`` training series in each cut; the cut's networks trained on their earlier windows, not on
+these horizons): ``validation`` (half of the validation series), ``+training`` (that half and the training
+series, as the selection ranks) and ``training`` (the training series alone), each scored on the other half
+of the validation series. Its forecasts are kept in ``--cache``/select-training-N, computed when missing (the
+validation cut trained again).
+
     .venv/bin/python benchmarks/candidates.py --cache /tmp/iscache [--panels m3-yearly,nn5] [--splits 20]
-                                              [--by-series | --partners [--over-time]]
+                                              [--by-series | --partners [--over-time] | --training 300]
 """
 
 from __future__ import annotations
@@ -38,14 +45,18 @@ from pathlib import Path
 import numpy as np
 from interval_scale import PANELS
 from interval_scale import validation as kept
+from suite import panel_source, settings_for
 
 from fewcast.baselines import CLASSICAL, classical_forecasts, run_statsforecast
+from fewcast.data import load_panel_data
+from fewcast.experiment import Experiment
 from fewcast.metrics import seasonal_scale
-from fewcast.selection import BASELINE, COMBINED_WITH, candidate_names, rank
+from fewcast.selection import BASELINE, COMBINED_WITH, candidate_names, rank, select
 
 NETWORKS = ("metasgd", "pretrained_finetune_all", "metasgd_auto")
 SETS = ("current", "+pair", "+three", "+both", "top2", "top3", "top5")
 BY_SERIES = ("top2", "length2", "length3", "own")
+TRAINING = ("validation", "+training", "training")
 PARTNERS = {  # set -> (classical methods averaged with each network, classical methods alone)
     "autoets, theta": (("autoets", "theta"), ("autoets", "theta")),
     "autoets, autoces": (("autoets", "autoces"), ("autoets", "autoces")),
@@ -197,6 +208,49 @@ def by_series(name: str, data_dir: str, splits: int, cache: str, sets=BY_SERIES)
     return sums
 
 
+def with_training(name: str, data_dir: str, cache: str, extra: int) -> tuple[dict, int, int]:
+    """The selection's scored forecasts of panel ``name`` with ``train.select_training = extra`` (training
+    series after the validation series in each cut), its season and its number of validation series."""
+    path = Path(cache) / f"select-training-{extra}" / f"{name}.pkl"
+    if path.exists():
+        return pickle.loads(path.read_bytes())
+    source, h, season = panel_source(name, data_dir)
+    settings = settings_for("holdout", h, season, quick=False)
+    settings.update("train", {"select_training": extra})
+    data = load_panel_data(source, settings)
+    chosen = select(Experiment(settings, data, log=lambda *_: None), keep=True)
+    out = (chosen.scored, data.season_length, chosen.series)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(out))
+    return out
+
+
+def training(name: str, data_dir: str, splits: int, cache: str, sets=TRAINING, extra: int = 300) -> dict[str, float]:
+    """``--training``: each rule of :data:`TRAINING` chosen, then scored on the other half of the validation
+    series."""
+    scored, m, n = with_training(name, data_dir, cache, extra)
+    made, truth, history = scored["forecasts"], scored["truth"], scored["history"]
+    offered, base = candidates(made, "current"), made[BASELINE]
+    scale = np.concatenate([seasonal_scale(p, m) for p in history])  # (rows,)
+    per_cut = history[0].n_series  # validation series first, then training series
+    series = np.tile(np.arange(per_cut), len(history))  # (rows,) each row's series in its cut
+    trained = series >= n  # (rows,) a training series' row
+    rng = np.random.default_rng(0)
+    sums = dict.fromkeys(sets, 0.0)
+    for _ in range(splits):
+        choosing = np.zeros(per_cut, dtype=bool)
+        choosing[:n] = rng.permutation(n) < n // 2
+        half = choosing[series]  # (rows,) the choosing half of the validation series
+        scored_rows = ~half & ~trained
+        rows = {"validation": half, "+training": half | trained, "training": trained}
+        for rule in sets:
+            pick = best(offered, rows[rule], truth, scale, base)
+            sums[rule] += relative(truth[scored_rows], pick[scored_rows], scale[scored_rows],
+                                   base[scored_rows]) / splits
+    print(f"{name}: {n} validation series, {per_cut - n} training series, {len(history)} cuts", flush=True)
+    return sums
+
+
 def table(rows: dict[str, dict[str, float]], columns) -> None:
     print("| panel | " + " | ".join(columns) + " |")
     print("| --- |" + " --- |" * len(columns))
@@ -215,11 +269,19 @@ def main() -> None:
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--by-series", action="store_true", help="per-series choices, scored on the latest cut")
     mode.add_argument("--partners", action="store_true", help="the classical methods averaged with the networks")
+    mode.add_argument("--training", type=int, metavar="N", help="choose with the horizons of up to N training "
+                      "series as well")
     ap.add_argument("--over-time", action="store_true", help="with --partners: chosen on the earlier cuts, "
                     "scored on the latest")
     args = ap.parse_args()
     if args.over_time and not args.partners:
         ap.error("--over-time compares the --partners sets: give both")
+    if args.training:
+        rows = {name: training(name, args.data, args.splits, args.cache, extra=args.training)
+                for name in args.panels.split(",")}
+        print("\ncells: the choice's score on the other half of the validation series\n")
+        table(rows, TRAINING)
+        return
     sets = BY_SERIES if args.by_series else tuple(PARTNERS) if args.partners else SETS
     how = by_series if args.by_series else over_time if args.over_time else study
     rows = {name: how(name, args.data, args.splits, args.cache, sets) for name in args.panels.split(",")}

@@ -61,9 +61,21 @@ def scores(truth, yhat, scale, mase_scale, table, floor) -> np.ndarray:
     return np.array([got[k] for k in ("coverage_80", "coverage_95", "msis", "sql")])
 
 
+def validation_rows(scored: dict) -> dict:
+    """A selection's kept ``scored`` restricted to the validation series' rows (it also ranks on training
+    series': :func:`fewcast.selection.select`); a cache kept before it did is returned as it is."""
+    if "validation" not in scored:
+        return scored
+    own, history = scored["validation"], scored["history"]
+    n = int(own[: history[0].n_series].sum())  # validation series, the first of each cut
+    return {"forecasts": {name: yhat[own] for name, yhat in scored["forecasts"].items()},
+            "truth": scored["truth"][own], "cut": scored["cut"][own],
+            "history": [panel.take(np.arange(n)) for panel in history]}
+
+
 def validation(name: str, data_dir: str, cache: str | None) -> tuple[dict, str, int, int]:
-    """The selection's scored validation forecasts for panel ``name``, its choice, season and input size
-    (from ``cache``, a folder, when it holds them: the training is the slow part)."""
+    """The selection's scored validation forecasts for panel ``name`` (its validation series' rows), its choice,
+    season and input size (from ``cache``, a folder, when it holds them: the training is the slow part)."""
     path = Path(cache) / f"{name}.pkl" if cache else None
     if path is not None and path.exists():
         return pickle.loads(path.read_bytes())
@@ -72,7 +84,7 @@ def validation(name: str, data_dir: str, cache: str | None) -> tuple[dict, str, 
     data = load_panel_data(source, settings)
     run = Experiment(settings, data, log=lambda *_: None)
     chosen = select(run, keep=True)
-    out = (chosen.scored, chosen.chosen, data.season_length, run.settings.data.input_size)
+    out = (validation_rows(chosen.scored), chosen.chosen, data.season_length, run.settings.data.input_size)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(pickle.dumps(out))

@@ -180,12 +180,17 @@ class TrainConfig:
                                  "the data up to h points before its end, and every candidate is scored on the rest")
     select_top: int = setting(2, "the forecast is the average of this many best candidates on validation (1: the "
                                  "best alone)")
+    select_training: int = setting(300, "holdout protocol: the choice also ranks the candidates on the horizons of "
+                                        "up to this many training series over its cuts (their earlier windows "
+                                        "trained the networks, these horizons did not); intervals are calibrated "
+                                        "on the validation series alone. 0: the validation series alone")
 
     def check(self) -> None:
         _one_of("init", self.init, ("pretrained", "random"))
         _one_of("outer_params", self.outer_params, ("all", "rates"))
         _at_least(self, 1, "query_shots", "select_top")
-        _at_least(self, 0, "shots", "staleness", "patience", "pretrain_patience", "checkpoint_every")
+        _at_least(self, 0, "shots", "staleness", "patience", "pretrain_patience", "checkpoint_every",
+                  "select_training")
         if not (0 <= self.val_frac < 1 and 0 <= self.test_frac < 1 and self.val_frac + self.test_frac < 1):
             raise InputError(f"`val_frac` and `test_frac` must be in [0, 1) and sum below 1 (got {self.val_frac}, "
                              f"{self.test_frac})")

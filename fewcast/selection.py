@@ -3,9 +3,11 @@
 The networks are trained a second time on the panel as it was ``k`` horizons earlier: every series'
 visible part ends at its visible end ``T`` minus ``k h`` (``k`` from 1 to 8: a fifth of a typical series,
 :func:`cuts`). Each candidate then forecasts each of the last ``k`` horizons ``(T - j h, T - (j - 1) h]``
-from what precedes it: of the validation series under the ``holdout`` protocol (series never trained on,
-as the held-out series are), of every series under ``all-series``. Nothing trained or validated on lies
-in the scored period.
+from what precedes it: under the ``holdout`` protocol, of the validation series (series never trained on,
+as the held-out series are) and of up to ``train.select_training`` training series over the cuts (their
+earlier windows trained the networks, as the validation series' never did); under ``all-series``, of every
+series. Nothing trained or validated on lies in the scored period. The intervals are calibrated on the
+validation series' errors alone.
 
 The candidates: the adapted learner, ``pretrained_finetune_all`` and ``<learner>_auto``, each alone and
 averaged with AutoETS and with Theta, and AutoETS, Theta and seasonal naive alone. The chosen one has the
@@ -54,6 +56,7 @@ class Selection:
     cuts: int = 1  # how many horizons before the visible end it scored, one after the other
     calibration: dict = field(default_factory=dict)  # method -> its scaled errors' quantiles; intervals.SHORT
     scored: dict = field(default_factory=dict, repr=False)  # what was scored, when kept: see :func:`select`
+    training: int = 0  # training series ranked on as well (holdout protocol; train.select_training)
 
     def reason(self) -> str:
         if self.table.empty:
@@ -64,19 +67,26 @@ class Selection:
         how = f"the average of the {parts} candidates with {best} (its own " if parts > 1 else f"{best} ("
         return (f"{self.chosen}: {how}{row['score']:.3f}; "
                 f"sMAPE {row['smape']:.2f}, MASE {row['mase']:.3f}) on the last {self.cuts * self.h} points before "
-                f"the visible end of {self.series} series, forecast {self.h} at a time by networks trained on the "
+                f"the visible end of {self.scored_series()}, forecast {self.h} at a time by networks trained on the "
                 f"data before them")
+
+    def scored_series(self) -> str:
+        if not self.training:
+            return f"{self.series} series"
+        return (f"{self.series} validation series and {self.training} training series (whose earlier points the "
+                f"networks trained on)")
 
     def to_csv(self) -> str:
         """The ranking, best first, with how many series and points it scored."""
-        return self.table[COLUMNS].assign(series=self.series, h=self.h, cuts=self.cuts).to_csv(index=False)
+        return self.table[COLUMNS].assign(series=self.series, training=self.training, h=self.h,
+                                          cuts=self.cuts).to_csv(index=False)
 
     @classmethod
     def from_csv(cls, path) -> Selection:
         table = pd.read_csv(path)
         first = table.iloc[0]
         return cls(table[COLUMNS], str(first["method"]), int(first["series"]), int(first["h"]),
-                   cuts=int(first.get("cuts", 1)))
+                   cuts=int(first.get("cuts", 1)), training=int(first.get("training", 0)))
 
 
 def cuts(data: PanelData) -> int:
@@ -114,7 +124,11 @@ def select(run: Experiment, stop=None, keep: bool = False) -> Selection:
     on each of those horizons from what precedes it, and rank them. ``stop``: a callable that asks training
     to stop (Ctrl-C), which raises :class:`TrainingInterrupted`. With ``keep``, the selection's ``scored`` keeps
     what was scored, cut after cut (the latest first): ``forecasts`` (method -> ``(rows, h)``), ``truth``,
-    ``cut`` (each row's) and ``history`` (one panel per cut)."""
+    ``cut`` (each row's), ``history`` (one panel per cut) and ``validation`` (whether a row is a validation
+    series'). Under the holdout protocol the candidates are ranked on the validation series and on
+    ``train.select_training // cuts`` training series (a seeded sample; the networks trained on their earlier
+    windows, not on these horizons), which follow the validation series in each cut; the intervals are
+    calibrated on the validation series alone."""
     settings, data, progress, log = run.settings, run.data, run.progress, run.log
     started, h, k = time.perf_counter(), data.h, cuts(data)
     if progress:
@@ -132,6 +146,10 @@ def select(run: Experiment, stop=None, keep: bool = False) -> Selection:
         pretrained, learners = None, None
     s = exp.settings
     pos = data.visible.index_of(exp.split.val) if s.eval.protocol == "holdout" else np.arange(data.visible.n_series)
+    validation = len(pos)  # each cut's first rows: the validation series
+    if s.eval.protocol == "holdout" and s.train.select_training and validation:
+        train = np.random.default_rng(0).permutation(data.visible.index_of(exp.split.train))
+        pos = np.concatenate([pos, np.sort(train[:s.train.select_training // k])])
     if not len(pos):
         log("note: no series to choose the forecast on; forecasting with the adapted learner")
         return Selection(pd.DataFrame(columns=COLUMNS), s.learner.name, 0, h, time.perf_counter() - started)
@@ -154,6 +172,7 @@ def select(run: Experiment, stop=None, keep: bool = False) -> Selection:
         scales.append(seasonal_scale(history, exp.layout.season_length))
     made = {n: np.concatenate(v) for n, v in made.items()}
     truth, scale = np.concatenate(truths), np.concatenate(scales)
+    own = np.tile(np.arange(len(pos)) < validation, k)  # (rows,) the validation series' rows: calibrated on
     table = rank({n: made[n] for n in names}, truth, scale)
     best = mean([offered[str(n)] for n in table["method"].iloc[:s.train.select_top]])
     if isinstance(best, Mean):  # the average of the best, first in the table, and averaged with each classical
@@ -164,12 +183,12 @@ def select(run: Experiment, stop=None, keep: bool = False) -> Selection:
         table = pd.concat([averaged[averaged["method"] != BASELINE], table], ignore_index=True)
         table["rank"] = np.arange(1, len(table) + 1)
     cut_of = np.repeat(np.arange(1, k + 1), len(pos))  # (rows,) each row's cut, 1 the latest
-    scored = {"forecasts": made, "truth": truth, "cut": cut_of, "history": histories} if keep else {}
-    calibration = calibrate(truth, made, scale, cut_of)
+    scored = {"forecasts": made, "truth": truth, "cut": cut_of, "history": histories, "validation": own} if keep else {}
+    calibration = calibrate(truth[own], {n: v[own] for n, v in made.items()}, scale[own], cut_of[own])
     if calibration:  # how a history shorter than these is scaled (intervals.volatility)
-        calibration[SHORT] = short_history(histories[0], exp.layout)
-    return Selection(table, str(table["method"].iloc[0]), len(pos), h, time.perf_counter() - started, exp.logs, k,
-                     calibration, scored)
+        calibration[SHORT] = short_history(histories[0].take(np.arange(validation)), exp.layout)
+    return Selection(table, str(table["method"].iloc[0]), validation, h, time.perf_counter() - started, exp.logs, k,
+                     calibration, scored, training=len(pos) - validation)
 
 
 def rank(forecasts: dict[str, np.ndarray], truth: np.ndarray, scale: np.ndarray) -> pd.DataFrame:

@@ -3,6 +3,7 @@ by a criterion checked by hand, recorded in the run and used by forecast, predic
 
 from __future__ import annotations
 
+import io
 import re
 
 import numpy as np
@@ -51,6 +52,40 @@ def test_nothing_trained_on_lies_in_the_scored_period():
     assert set(scores.index[1:]) == set(candidate_names("metasgd")) and (clean.series, clean.h) == (6, 6)
     names = candidate_names("metasgd")
     assert not np.allclose(scores.loc[names, "smape"], dirty.table.set_index("method").loc[names, "smape"])
+
+
+def test_under_holdout_the_choice_also_ranks_on_training_series_and_calibrates_on_validation_series():
+    """``train.select_training``: each cut also scores up to ``select_training // cuts`` training series after
+    the validation series (horizons the cut's networks did not train on); the ranking counts every row, the
+    intervals' calibration only the validation series', the same as without the training series."""
+    data = panel_data(poison=False)
+    settings = tiny_settings()
+    settings.update("train", {"select_training": 200})
+    split = Experiment(settings, data, log=lambda *_: None).split
+    kept = select(Experiment(settings, data, log=lambda *_: None), keep=True)
+    alone = tiny_settings()
+    alone.update("train", {"select_training": 0})
+    plain = select(Experiment(alone, data, log=lambda *_: None), keep=True)
+    k, n, m = kept.cuts, kept.series, kept.training
+    assert (n, m, plain.series, plain.training) == (len(split.val), min(200 // k, len(split.train)), n, 0) and m > 0
+    own = kept.scored["validation"]  # (rows,) validation series first in each cut, then training series
+    np.testing.assert_array_equal(own, np.tile(np.arange(n + m) < n, k))
+    ids = kept.scored["history"][0].ids
+    assert set(ids[:n]) == set(split.val) and set(ids[n:]) <= set(split.train)
+    made, truth = kept.scored["forecasts"], kept.scored["truth"]
+    scale = np.concatenate([seasonal_scale(p, 12) for p in kept.scored["history"]])
+    names = candidate_names("metasgd")
+    expected = rank({name: made[name] for name in names}, truth, scale).set_index("method")["score"]
+    got = kept.table.set_index("method").loc[names, "score"]
+    np.testing.assert_allclose(got, expected.loc[names])
+    for name, yhat in plain.scored["forecasts"].items():  # the validation rows are forecast as before
+        np.testing.assert_allclose(made[name][own], yhat, rtol=1e-6)
+    assert set(kept.calibration) == set(plain.calibration)
+    for name in kept.calibration:
+        np.testing.assert_allclose(np.asarray(kept.calibration[name]), np.asarray(plain.calibration[name]))
+    assert f"of {n} validation series and {m} training series" in kept.reason()
+    again = type(kept).from_csv(io.StringIO(kept.to_csv()))
+    assert (again.series, again.training, again.chosen) == (n, m, kept.chosen)
 
 
 def test_the_ranking_is_the_mean_of_smape_and_mase_relative_to_seasonal_naive():
