@@ -45,13 +45,10 @@ from pathlib import Path
 import numpy as np
 from interval_scale import PANELS
 from interval_scale import validation as kept
-from suite import panel_source, settings_for
 
 from fewcast.baselines import CLASSICAL, classical_forecasts, run_statsforecast
-from fewcast.data import load_panel_data
-from fewcast.experiment import Experiment
 from fewcast.metrics import seasonal_scale
-from fewcast.selection import BASELINE, COMBINED_WITH, candidate_names, rank, select
+from fewcast.selection import BASELINE, COMBINED_WITH, candidate_names, rank
 
 NETWORKS = ("metasgd", "pretrained_finetune_all", "metasgd_auto")
 SETS = ("current", "+pair", "+three", "+both", "top2", "top3", "top5")
@@ -208,28 +205,12 @@ def by_series(name: str, data_dir: str, splits: int, cache: str, sets=BY_SERIES)
     return sums
 
 
-def with_training(name: str, data_dir: str, cache: str, extra: int) -> tuple[dict, int, int]:
-    """The selection's scored forecasts of panel ``name`` with ``train.select_training = extra`` (training
-    series after the validation series in each cut), its season and its number of validation series."""
-    path = Path(cache) / f"select-training-{extra}" / f"{name}.pkl"
-    if path.exists():
-        return pickle.loads(path.read_bytes())
-    source, h, season = panel_source(name, data_dir)
-    settings = settings_for("holdout", h, season, quick=False)
-    settings.update("train", {"select_training": extra})
-    data = load_panel_data(source, settings)
-    chosen = select(Experiment(settings, data, log=lambda *_: None), keep=True)
-    out = (chosen.scored, data.season_length, chosen.series)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(pickle.dumps(out))
-    return out
-
-
 def training(name: str, data_dir: str, splits: int, cache: str, sets=TRAINING, extra: int = 300) -> dict[str, float]:
     """``--training``: each rule of :data:`TRAINING` chosen, then scored on the other half of the validation
     series."""
-    scored, m, n = with_training(name, data_dir, cache, extra)
+    scored, _, m, _ = kept(name, data_dir, cache, training=extra)
     made, truth, history = scored["forecasts"], scored["truth"], scored["history"]
+    n = int(scored["validation"][: history[0].n_series].sum())  # validation series, the first of each cut
     offered, base = candidates(made, "current"), made[BASELINE]
     scale = np.concatenate([seasonal_scale(p, m) for p in history])  # (rows,)
     per_cut = history[0].n_series  # validation series first, then training series

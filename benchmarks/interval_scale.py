@@ -73,18 +73,25 @@ def validation_rows(scored: dict) -> dict:
             "history": [panel.take(np.arange(n)) for panel in history]}
 
 
-def validation(name: str, data_dir: str, cache: str | None) -> tuple[dict, str, int, int]:
+def validation(name: str, data_dir: str, cache: str | None, training: int | None = None
+               ) -> tuple[dict, str, int, int]:
     """The selection's scored validation forecasts for panel ``name`` (its validation series' rows), its choice,
-    season and input size (from ``cache``, a folder, when it holds them: the training is the slow part)."""
-    path = Path(cache) / f"{name}.pkl" if cache else None
+    season and input size (from ``cache``, a folder, when it holds them: the training is the slow part).
+    With ``training``: ``train.select_training`` set to it, and every row kept, the training series' too
+    (cached in ``cache``/select-training-N)."""
+    folder = Path(cache) / f"select-training-{training}" if cache and training is not None else cache
+    path = Path(folder) / f"{name}.pkl" if folder else None
     if path is not None and path.exists():
         return pickle.loads(path.read_bytes())
     source, h, season = panel_source(name, data_dir)
     settings = settings_for("holdout", h, season, quick=False)
+    if training is not None:
+        settings.update("train", {"select_training": training})
     data = load_panel_data(source, settings)
     run = Experiment(settings, data, log=lambda *_: None)
     chosen = select(run, keep=True)
-    out = (validation_rows(chosen.scored), chosen.chosen, data.season_length, run.settings.data.input_size)
+    scored = chosen.scored if training is not None else validation_rows(chosen.scored)
+    out = (scored, chosen.chosen, data.season_length, run.settings.data.input_size)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(pickle.dumps(out))
