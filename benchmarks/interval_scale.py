@@ -10,7 +10,11 @@ their median ratio of whole to recent volatility, :func:`fewcast.intervals.volat
 (``all`` with the conformal widening counting every error rather than every validation forecast); ``chosen``
 and ``crossfit`` (``all``, the forecast scored being the average of the two candidates best on the calibration
 half: calibrated on that half's errors of it, or on each series' errors of the two best chosen without its
-fold of the half, the choice's own errors rather than its winner's). For each
+fold of the half, the choice's own errors rather than its winner's); with ``--training N`` (the selection's
+forecasts with ``train.select_training = N``, the choice it makes), ``+training`` and ``+training-level`` (the
+training series' errors pooled with the calibration half's; with ``-level`` they lend the shape only, the
+level being the half's, :func:`fewcast.intervals.calibrate` with ``own``), each also after ``short``
+(``short+training-level``: fewcast's since the twentieth session). For each
 panel (holdout protocol, default settings) the selection is run once; then, over ``--splits`` random halvings
 of its validation series, the chosen method is calibrated on one half (every cut) and its intervals scored on
 the other half's latest cut (histories as long as a forecast's): coverage of the 80 % and 95 % intervals, MSIS
@@ -22,7 +26,7 @@ validation scores two horizons or more), the calibration half's earlier cuts onl
 time, as a forecast carries it past the validation period.
 
     .venv/bin/python benchmarks/interval_scale.py [--panels m3-yearly,nn5] [--splits 20] [--cache DIR] [--short]
-        [--over-time]
+        [--over-time] [--training 300 --rules short,short+training-level]
 """
 
 from __future__ import annotations
@@ -119,9 +123,11 @@ def crossfit(made: dict[str, np.ndarray], rows: np.ndarray, series: np.ndarray, 
 
 
 def study(name: str, data_dir: str, rules: list[str], splits: int, cache: str | None,
-          short: bool = False, over_time: bool = False) -> dict[str, np.ndarray]:
-    scored, method, m, input_size = validation(name, data_dir, cache)
+          short: bool = False, over_time: bool = False, training: int | None = None) -> dict[str, np.ndarray]:
+    kept, method, m, input_size = validation(name, data_dir, cache, training)
+    scored = validation_rows(kept)
     yhat, truth, cut = scored["forecasts"][method], scored["truth"], scored["cut"]  # (rows, h)
+    extra = _training_rows(kept, method, m)  # the training series' rows: (truth, yhat, scale, cut), or None
     history = scored["history"]  # one panel per cut, the latest first
     n = history[0].n_series
     series = np.tile(np.arange(n), len(history))  # (rows,) each row's validation series
@@ -146,10 +152,17 @@ def study(name: str, data_dir: str, rules: list[str], splits: int, cache: str | 
             if rule in ("chosen", "crossfit"):  # the forecast chosen on the calibration half itself
                 pick = top2(scored["forecasts"], fit, truth, mase_scale)
                 fitted = crossfit(scored["forecasts"], fit, series, truth, mase_scale) if rule == "crossfit" else pick
-            table = calibrate(truth[fit], {"m": fitted[fit]}, scale[fit], cut[fit], count).get("m")
+            if "+training" in rule and extra is not None:  # the training series' errors pooled in
+                t_truth, t_yhat, t_scale, t_cut = (x[extra[3] > 1] if over_time else x for x in extra)
+                own = np.r_[np.ones(fit.sum(), bool), np.zeros(len(t_cut), bool)] if "-level" in rule else None
+                table = calibrate(np.concatenate([truth[fit], t_truth]), {"m": np.concatenate([fitted[fit], t_yhat])},
+                                  np.concatenate([scale[fit], t_scale]), np.concatenate([cut[fit], t_cut]),
+                                  count, own).get("m")
+            else:
+                table = calibrate(truth[fit], {"m": fitted[fit]}, scale[fit], cut[fit], count).get("m")
             if table is None or not ok.any():
                 continue
-            if rule == "short":  # fewcast's: a history shorter than all calibrated on, its recent scale converted
+            if rule.startswith("short"):  # fewcast's: a history shorter than all calibrated on: recent scale converted
                 latest = history[1] if over_time else history[0]  # the latest cut calibrated on
                 entry = {SHORT: short_history(latest.take(np.flatnonzero(half)), layout)}
                 scored_scale = np.concatenate([volatility(p, layout, entry) for p in scored_history])
@@ -157,6 +170,16 @@ def study(name: str, data_dir: str, rules: list[str], splits: int, cache: str | 
         out[rule] = np.mean(runs, axis=0) if runs else np.full(4, np.nan)
     print(f"{name}: {method}, {n} validation series, {len(history)} cut(s)", flush=True)
     return out
+
+
+def _training_rows(kept: dict, method: str, m: int) -> tuple | None:
+    """The training series' rows of a selection's kept ``scored`` (``train.select_training``): their truth,
+    ``method``'s forecasts, MASE scale and cut; None when it kept none."""
+    if "validation" not in kept or kept["validation"].all():
+        return None
+    other = ~kept["validation"]
+    scale = np.concatenate([seasonal_scale(p, m) for p in kept["history"]])[other]  # (rows,)
+    return kept["truth"][other], kept["forecasts"][method][other], scale, kept["cut"][other]
 
 
 def main() -> None:
@@ -168,10 +191,12 @@ def main() -> None:
     ap.add_argument("--short", action="store_true", help="score with the volatility of a cold start's history")
     ap.add_argument("--over-time", action="store_true", help="calibrate on the earlier cuts only (panels with "
                                                              "two cuts or more)")
+    ap.add_argument("--training", type=int, help="the selection's forecasts with train.select_training set to "
+                                                   "this (rules +training, +training-level pool their errors in)")
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
     args = ap.parse_args()
     rules = args.rules.split(",")
-    rows = {name: study(name, args.data, rules, args.splits, args.cache, args.short, args.over_time)
+    rows = {name: study(name, args.data, rules, args.splits, args.cache, args.short, args.over_time, args.training)
             for name in args.panels.split(",")}
     print("\ncells: coverage 80 % / coverage 95 % / MSIS / SQL on the other half's latest cut\n")
     print("| panel | " + " | ".join(rules) + " |")
@@ -179,12 +204,14 @@ def main() -> None:
     for name, by_rule in rows.items():
         cells = ("{:.3f} / {:.3f} / {:.2f} / {:.3f}".format(*by_rule[r]) for r in rules)
         print(f"| {name} | " + " | ".join(cells) + " |")
-    print("\nmean absolute distance from nominal (80 %, 95 %); geometric mean of MSIS and SQL relative to `all`:\n")
+    common = [p for p in rows if all(np.isfinite(rows[p][r]).all() for r in rules)]  # scored by every rule
+    print(f"\nover the {len(common)} panels every rule scores: mean absolute distance from nominal (80 %, 95 %); "
+          f"geometric mean of MSIS and SQL relative to `{rules[0]}`:\n")
     print("| rule | 80 % | 95 % | MSIS | SQL |")
     print("| --- | --- | --- | --- | --- |")
     for r in rules:
-        got = np.array([rows[p][r] for p in rows])  # (panels, 4)
-        base = np.array([rows[p][rules[0]] for p in rows])
+        got = np.array([rows[p][r] for p in common])  # (panels, 4)
+        base = np.array([rows[p][rules[0]] for p in common])
         rel = np.exp(np.nanmean(np.log(got[:, 2:] / base[:, 2:]), axis=0))
         print(f"| {r} | {np.nanmean(np.abs(got[:, 0] - 0.8)):.3f} | {np.nanmean(np.abs(got[:, 1] - 0.95)):.3f} | "
               f"{rel[0]:.3f} | {rel[1]:.3f} |")

@@ -28,33 +28,40 @@ MIN_ERRORS = 10  # fewer validation forecasts than this: no calibration for the 
 
 
 def calibrate(truth: np.ndarray, forecasts: dict[str, np.ndarray], scale: np.ndarray,
-              cut: np.ndarray | None = None, count: str = "rows") -> dict[str, np.ndarray]:
+              cut: np.ndarray | None = None, count: str = "rows", own: np.ndarray | None = None
+              ) -> dict[str, np.ndarray]:
     """Each method's quantiles of scaled errors, ``(len(TAUS), h)``, from ``truth`` and its forecasts
     ``(series, h)`` (rows with a scale that is zero or unknown left out); ``cut``: each row's validation
-    cut, 1 for the horizon just before the visible end (default: all 1).
+    cut, 1 for the horizon just before the visible end (default: all 1); ``own``: the rows whose level the
+    intervals take, the validation series' (default: all); the others, training series' rows, lend the
+    shape of their errors only.
 
     The errors of all steps and cuts share one shape: each step's errors are divided by their mean absolute
-    value (the step's spread) and by their cut's level (its mean of those ratios), pooled, and the pooled
-    quantiles multiplied back by each step's spread and the latest cut's level: its series are as long as
-    the ones forecast, while earlier cuts forecast from shorter histories, with larger errors. With one cut
-    the level is 1. The quantile levels are widened by the split-conformal factor ``(n + 1) / n`` about the
-    median (``n`` the validation forecasts; ``count="errors"``: the errors, forecasts times steps), so that
-    an interval holds its level on a new series rather than on the series it was measured on."""
+    value (the step's spread) and by their group's level (its mean of those ratios; a group: a cut's own
+    rows, or a cut's other rows), pooled, and the pooled quantiles multiplied back by each step's spread and
+    the level of the latest cut's own rows: its series are as long as the ones forecast and, like them, were
+    never trained on, while earlier cuts forecast from shorter histories, with larger errors, and a training
+    series' errors may be smaller. With one cut and no other rows the level is 1. The quantile levels are
+    widened by the split-conformal factor ``(n + 1) / n`` about the median (``n`` the forecasts pooled;
+    ``count="errors"``: the errors, forecasts times steps), so that an interval holds its level on a new
+    series rather than on the series it was measured on. A method needs :data:`MIN_ERRORS` own rows."""
     ok = np.isfinite(scale) & (scale > 0)  # (series,)
     cut = np.ones(len(scale), dtype=int) if cut is None else np.asarray(cut)
+    own = np.ones(len(scale), dtype=bool) if own is None else np.asarray(own, dtype=bool)
+    group = np.where(own, cut, cut + cut.max(initial=0))  # (series,) every other row after every own one
     out = {}
     for name, yhat in forecasts.items():
         errors = (truth[ok] - yhat[ok]) / scale[ok, None]  # (rows, h)
         finite = np.isfinite(errors).all(axis=1)
-        errors, at = errors[finite], cut[ok][finite]  # (rows, h), (rows,)
-        if len(errors) < MIN_ERRORS:
+        errors, at = errors[finite], group[ok][finite]  # (rows, h), (rows,)
+        if np.count_nonzero(own[ok][finite]) < MIN_ERRORS:
             continue
         n = errors.size if count == "errors" else len(errors)
         spread = np.mean(np.abs(errors), axis=0)  # (h,) each step's
         spread = np.where(spread > 0, spread, 1.0)
         ratios = errors / spread  # (rows, h)
-        _, index = np.unique(at, return_inverse=True)  # each row's cut, 0 the latest
-        level = np.bincount(index, np.abs(ratios).mean(axis=1)) / np.bincount(index)  # (cuts,)
+        _, index = np.unique(at, return_inverse=True)  # each row's group, 0 the latest cut's own rows
+        level = np.bincount(index, np.abs(ratios).mean(axis=1)) / np.bincount(index)  # (groups,)
         level = np.where(level > 0, level, 1.0)
         pooled = (ratios / level[index, None]).reshape(-1)  # (rows * h,)
         taus = np.clip(0.5 + (TAUS - 0.5) * (n + 1) / n, 0.0, 1.0)

@@ -6,8 +6,8 @@ visible part ends at its visible end ``T`` minus ``k h`` (``k`` from 1 to 8: a f
 from what precedes it: under the ``holdout`` protocol, of the validation series (series never trained on,
 as the held-out series are) and of up to ``train.select_training`` training series over the cuts (their
 earlier windows trained the networks, as the validation series' never did); under ``all-series``, of every
-series. Nothing trained or validated on lies in the scored period. The intervals are calibrated on the
-validation series' errors alone.
+series. Nothing trained or validated on lies in the scored period. The intervals' width is calibrated on
+the validation series' errors, the shape of their distribution on the training series' as well.
 
 The candidates: the adapted learner, ``pretrained_finetune_all`` and ``<learner>_auto``, each alone and
 averaged with AutoETS and with Theta, and AutoETS, Theta and seasonal naive alone. The chosen one has the
@@ -127,8 +127,8 @@ def select(run: Experiment, stop=None, keep: bool = False) -> Selection:
     ``cut`` (each row's), ``history`` (one panel per cut) and ``validation`` (whether a row is a validation
     series'). Under the holdout protocol the candidates are ranked on the validation series and on
     ``train.select_training // cuts`` training series (a seeded sample; the networks trained on their earlier
-    windows, not on these horizons), which follow the validation series in each cut; the intervals are
-    calibrated on the validation series alone."""
+    windows, not on these horizons), which follow the validation series in each cut; the intervals take their
+    level from the validation series' errors alone (:func:`fewcast.intervals.calibrate`)."""
     settings, data, progress, log = run.settings, run.data, run.progress, run.log
     started, h, k = time.perf_counter(), data.h, cuts(data)
     if progress:
@@ -184,7 +184,7 @@ def select(run: Experiment, stop=None, keep: bool = False) -> Selection:
         table["rank"] = np.arange(1, len(table) + 1)
     cut_of = np.repeat(np.arange(1, k + 1), len(pos))  # (rows,) each row's cut, 1 the latest
     scored = {"forecasts": made, "truth": truth, "cut": cut_of, "history": histories, "validation": own} if keep else {}
-    calibration = calibrate(truth[own], {n: v[own] for n, v in made.items()}, scale[own], cut_of[own])
+    calibration = calibrate(truth, made, scale, cut_of, own=own)  # the level the validation series', not the shape
     if calibration:  # how a history shorter than these is scaled (intervals.volatility)
         calibration[SHORT] = short_history(histories[0].take(np.arange(validation)), exp.layout)
     return Selection(table, str(table["method"].iloc[0]), validation, h, time.perf_counter() - started, exp.logs, k,

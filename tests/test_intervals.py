@@ -166,6 +166,27 @@ def test_earlier_cuts_give_the_shape_and_the_latest_cut_the_level():
                                one["m"], rtol=1e-12)
 
 
+def test_other_rows_lend_the_shape_of_their_errors_and_the_own_rows_the_level():
+    """Training series' rows (not ``own``) with errors three times the validation series' and the same shape:
+    the intervals are the validation errors' as if each had been measured twice (their level kept); with a
+    different shape and seven times the size (Gaussian beside heavy tails), the tails thin and the size stays."""
+    rng = np.random.default_rng(2)
+    z = rng.standard_t(4, (40, 5)) * np.linspace(1, 3, 5)  # (series, h) the validation series' errors
+    own = np.repeat([True, False], 40)
+    lent = intervals.calibrate(np.r_[z, 3 * z], {"m": np.zeros((80, 5))}, np.ones(80), own=own)["m"]
+    twice = intervals.calibrate(np.r_[z, z], {"m": np.zeros((80, 5))}, np.ones(80))["m"]
+    np.testing.assert_allclose(lent, twice, rtol=1e-12)
+    g = rng.normal(size=(400, 5)) * np.linspace(1, 3, 5) * 7  # a calmer shape, another level
+    mixed = intervals.calibrate(np.r_[z, g], {"m": np.zeros((440, 5))}, np.ones(440),
+                                own=np.arange(440) < 40)["m"]
+    alone = intervals.calibrate(z, {"m": np.zeros((40, 5))}, np.ones(40))["m"]
+    assert np.abs(mixed).mean() == pytest.approx(np.abs(z).mean(), rel=0.05)  # the validation errors' size, not 7x
+    assert (mixed[-1] < alone[-1]).all()  # the 99.5 % quantile: the Gaussian's thinner tail
+    few = intervals.calibrate(np.r_[z[:9], g], {"m": np.zeros((409, 5))}, np.ones(409),
+                              own=np.arange(409) < 9)
+    assert few == {}  # fewer than MIN_ERRORS own rows: no calibration, however many others
+
+
 def test_the_conformal_widening_counts_forecasts_or_errors():
     """Twenty forecasts of five steps: the quantile levels widened by 21/20 about the median, or by 101/100
     when every error counts (``count="errors"``), as a hand computation of the pooled quantiles gives."""

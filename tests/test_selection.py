@@ -10,10 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fewcast import intervals
 from fewcast.data import PanelData
 from fewcast.errors import InputError
 from fewcast.experiment import Experiment
 from fewcast.forecaster import FewShotForecaster
+from fewcast.intervals import SHORT, calibrate, calibrated
 from fewcast.metrics import seasonal_scale
 from fewcast.panel import Panel
 from fewcast.selection import candidate_names, cuts, earlier, rank, select
@@ -54,10 +56,12 @@ def test_nothing_trained_on_lies_in_the_scored_period():
     assert not np.allclose(scores.loc[names, "smape"], dirty.table.set_index("method").loc[names, "smape"])
 
 
-def test_under_holdout_the_choice_also_ranks_on_training_series_and_calibrates_on_validation_series():
+def test_under_holdout_the_choice_also_ranks_on_training_series_and_calibrates_their_shape_only(monkeypatch):
     """``train.select_training``: each cut also scores up to ``select_training // cuts`` training series after
     the validation series (horizons the cut's networks did not train on); the ranking counts every row, the
-    intervals' calibration only the validation series', the same as without the training series."""
+    intervals' calibration every row's errors with the validation series' level (the tiny panel's 6
+    validation series calibrated: ``MIN_ERRORS`` lowered)."""
+    monkeypatch.setattr(intervals, "MIN_ERRORS", 5)
     data = panel_data(poison=False)
     settings = tiny_settings()
     settings.update("train", {"select_training": 200})
@@ -81,8 +85,16 @@ def test_under_holdout_the_choice_also_ranks_on_training_series_and_calibrates_o
     for name, yhat in plain.scored["forecasts"].items():  # the validation rows are forecast as before
         np.testing.assert_allclose(made[name][own], yhat, rtol=1e-6)
     assert set(kept.calibration) == set(plain.calibration)
-    for name in kept.calibration:
-        np.testing.assert_allclose(np.asarray(kept.calibration[name]), np.asarray(plain.calibration[name]))
+    cut = kept.scored["cut"]
+    want = calibrate(truth, made, scale, cut, own=own)
+    alone = calibrate(truth[own], {name: yhat[own] for name, yhat in made.items()}, scale[own], cut[own])
+    assert len(calibrated(kept.calibration)) > len(names)  # every method made, candidate or not
+    differ = [name for name in names if not np.allclose(want[name], alone[name])]
+    assert differ == names[:-1]  # the training rows' shape counts (seasonal naive's errors: one constant here)
+    for name in calibrated(kept.calibration):
+        np.testing.assert_allclose(np.asarray(kept.calibration[name]), want[name])
+        np.testing.assert_allclose(np.asarray(plain.calibration[name]), alone[name], rtol=1e-6)
+    np.testing.assert_allclose(kept.calibration[SHORT], plain.calibration[SHORT])  # validation histories alone
     assert f"of {n} validation series and {m} training series" in kept.reason()
     again = type(kept).from_csv(io.StringIO(kept.to_csv()))
     assert (again.series, again.training, again.chosen) == (n, m, kept.chosen)
