@@ -91,11 +91,16 @@ def evaluate(exp: Experiment, pretrained: Pretrain, learners: dict[str, Gradient
     networks, baselines, combinations = scored_methods(exp, pretrained, learners)
     methods = [*networks, *baselines, *combinations]
     problems = exp.problems()
+    if calibration is None:
+        calibration = selection.calibration if selection is not None else {}
     made = Forecasts(exp.test_history, exp.layout, exp.device)
-    for label, part in (("forecast networks", networks), ("classical baselines", baselines)):
-        started = time.perf_counter()
-        made.make(part)
-        exp.timings[label] = time.perf_counter() - started
+    started = time.perf_counter()
+    made.make(networks)
+    exp.timings["forecast networks"] = time.perf_counter() - started
+    started = time.perf_counter()
+    native = native_quantiles(exp, made, [m.name for m in baselines]) if calibration else {}
+    made.make(baselines)
+    exp.timings["classical baselines"] = time.perf_counter() - started
     made.make(combinations)
     forecasts = {m.name: made.made[m.name] for m in methods}
     described = {m.name: m.description for m in methods}
@@ -106,12 +111,10 @@ def evaluate(exp: Experiment, pretrained: Pretrain, learners: dict[str, Gradient
     rows = [{"protocol": s.eval.protocol, "method": name, **score(problems.truth, yhat, problems.mase_scale)}
             for name, yhat in forecasts.items()]
     table = pd.DataFrame(rows, columns=COLUMNS)
-    if calibration is None:
-        calibration = selection.calibration if selection is not None else {}
     if calibration:
         started = time.perf_counter()
         chosen = {"fewcast": selection.chosen} if selection is not None else {}
-        table, bands, curve = interval_table(exp, problems, forecasts, calibration, chosen, table)
+        table, bands, curve = interval_table(exp, problems, forecasts, calibration, chosen, table, native)
         short = rescaled(exp.test_history, calibration)
         exp.timings["intervals"] = time.perf_counter() - started
     else:
@@ -128,13 +131,27 @@ def evaluate(exp: Experiment, pretrained: Pretrain, learners: dict[str, Gradient
                    described, selection, bands, curve, short)
 
 
+def native_quantiles(exp: Experiment, made: Forecasts, names: list[str]) -> dict[str, np.ndarray]:
+    """statsforecast's own quantiles :data:`SCORED_TAUS` of the methods of :data:`NATIVE` among ``names``,
+    ``(series, h, taus)`` each, and AutoETS's point forecast (their median) put in ``made``: one fit gives
+    both."""
+    if not any(m in names for m in NATIVE):
+        return {}
+    lay = exp.layout
+    out = statistical_quantiles(exp.test_history, lay.h, lay.season_length, SCORED_TAUS)
+    if "autoets" in names and "autoets" not in made.made:
+        made.made["autoets"] = out["autoets"][:, :, SCORED_TAUS.index(0.5)]
+    return {m: out[m] for m in NATIVE if m in names}
+
+
 def interval_table(exp: Experiment, problems: Problems, forecasts: dict[str, np.ndarray], calibration: dict,
-                   chosen: dict[str, str], table: pd.DataFrame) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
+                   chosen: dict[str, str], table: pd.DataFrame, native: dict[str, np.ndarray]
+                   ) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
     """``table`` with the interval scores (:data:`INTERVAL_COLUMNS`) of every row that has intervals: the
     calibrated ones (a row of ``chosen``, ``fewcast``, by its method's), statsforecast's own for AutoETS and
-    seasonal naive; each row's quantiles :data:`SCORED_TAUS`, ``(series, h, taus)``, by method; and the
-    coverage of the central 20 ... 95 % intervals of ``fewcast``, AutoETS and seasonal naive (the
-    calibration plot)."""
+    seasonal naive (``native``, :func:`native_quantiles`); each row's quantiles :data:`SCORED_TAUS`,
+    ``(series, h, taus)``, by method; and the coverage of the central 20 ... 95 % intervals of ``fewcast``,
+    AutoETS and seasonal naive (the calibration plot)."""
     lay = exp.layout
     scale, floor = volatility(exp.test_history, lay, calibration), floors(exp.test_history)  # (series,)
     bands = {}
@@ -142,10 +159,7 @@ def interval_table(exp: Experiment, problems: Problems, forecasts: dict[str, np.
         table_name = chosen.get(name, name)
         if table_name in calibration and name not in NATIVE:
             bands[name] = interval_quantiles(yhat, scale, calibration[table_name], SCORED_TAUS, floor)
-    native = [m for m in NATIVE if m in forecasts]
-    if native:
-        made = statistical_quantiles(exp.test_history, lay.h, lay.season_length, SCORED_TAUS)
-        bands.update({m: made[m] for m in native})
+    bands.update({m: q for m, q in native.items() if m in forecasts})
     y, mase_scale = problems.truth, problems.mase_scale
     at = {t: i for i, t in enumerate(SCORED_TAUS)}
     scores = {name: interval_scores(y, q, mase_scale) for name, q in bands.items()}

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fewcast import baselines, intervals
 from fewcast.engine import forecast
-from fewcast.evaluation import evaluate, run
+from fewcast.evaluation import SCORED_TAUS, evaluate, run
 from fewcast.experiment import Experiment
 from fewcast.learners import MAML
 from tests.conftest import panel_data, tiny_settings
@@ -82,3 +83,27 @@ def test_a_combination_is_the_mean_of_the_learner_and_the_classical_forecast():
     np.testing.assert_allclose(yhat, (res.forecasts["metasgd"] + res.forecasts["theta"]) / 2)
     by_hand = np.mean(200 * np.abs(exp.test_truth - yhat) / (np.abs(exp.test_truth) + np.abs(yhat)))
     assert res.table.set_index("method").loc["metasgd+theta", "smape"] == pytest.approx(by_hand)
+
+
+def test_autoets_is_fitted_once_for_its_forecast_and_its_own_intervals(monkeypatch):
+    """With intervals scored, AutoETS's point forecast is the median of the fit that gives its intervals:
+    statsforecast fits it once, and the forecast is the one a plain fit gives, to the last digit."""
+    settings = tiny_settings()
+    settings.update("eval", {"classical": ["seasonal_naive", "autoets"], "combine": ["autoets"]})
+    exp = Experiment(settings, panel_data(poison=False), log=lambda *_: None)
+    pretrained, learners = exp.train(exp.learner_names())
+    want = baselines.classical_forecasts(exp.test_history, 6, 12, ["autoets"])["autoets"]  # (series, h)
+    fits, real = [], baselines.run_statsforecast
+
+    def counted(history, h, models, *args, **kw):
+        fits.append([m.alias for m in models])
+        return real(history, h, models, *args, **kw)
+
+    monkeypatch.setattr(baselines, "run_statsforecast", counted)
+    calibration = {"metasgd": np.tile(np.linspace(-2, 2, len(intervals.TAUS))[:, None], (1, 6))}  # (taus, h)
+    res = evaluate(exp, pretrained, learners, calibration=calibration)
+    assert sum("autoets" in f for f in fits) == 1
+    np.testing.assert_array_equal(res.forecasts["autoets"], want)
+    np.testing.assert_array_equal(res.bands["autoets"][:, :, SCORED_TAUS.index(0.5)], want)
+    np.testing.assert_array_equal(res.forecasts["metasgd+autoets"], (res.forecasts["metasgd"] + want) / 2)
+    assert np.isfinite(res.table.set_index("method").loc["autoets", "msis"])
