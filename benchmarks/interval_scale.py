@@ -4,7 +4,7 @@ validation series and scored on the other half, never on a test horizon.
 The intervals are the validation cut's errors divided by each series' volatility, the quantiles of those
 scaled errors multiplied back by a new series' own (:mod:`fewcast.intervals`). The rules compared: ``all``
 (the mean absolute seasonal difference over the whole history, the MASE scale); ``recent-N`` (the same over
-the last ``N`` input windows and a season, the whole history's where that is zero); ``short`` (fewcast's:
+the last ``N`` input windows and a season, the whole history's where that is zero); ``short`` (fewcast's scale:
 ``all``, but a history shorter than every one of the calibration half's takes its recent volatility times
 their median ratio of whole to recent volatility, :func:`fewcast.intervals.volatility`); ``widen-errors``
 (``all`` with the conformal widening counting every error rather than every validation forecast); ``chosen``
@@ -128,6 +128,10 @@ def study(name: str, data_dir: str, rules: list[str], splits: int, cache: str | 
     scored = validation_rows(kept)
     yhat, truth, cut = scored["forecasts"][method], scored["truth"], scored["cut"]  # (rows, h)
     extra = _training_rows(kept, method, m)  # the training series' rows: (truth, yhat, scale, cut), or None
+    if extra is None and any("+training" in rule for rule in rules):
+        raise SystemExit(f"{name}: the +training rules need --training N (the selection's training rows)")
+    if extra is not None and over_time:  # the earlier cuts only, as the calibration half's
+        extra = tuple(x[extra[3] > 1] for x in extra)
     history = scored["history"]  # one panel per cut, the latest first
     n = history[0].n_series
     series = np.tile(np.arange(n), len(history))  # (rows,) each row's validation series
@@ -152,8 +156,8 @@ def study(name: str, data_dir: str, rules: list[str], splits: int, cache: str | 
             if rule in ("chosen", "crossfit"):  # the forecast chosen on the calibration half itself
                 pick = top2(scored["forecasts"], fit, truth, mase_scale)
                 fitted = crossfit(scored["forecasts"], fit, series, truth, mase_scale) if rule == "crossfit" else pick
-            if "+training" in rule and extra is not None:  # the training series' errors pooled in
-                t_truth, t_yhat, t_scale, t_cut = (x[extra[3] > 1] if over_time else x for x in extra)
+            if "+training" in rule:  # the training series' errors pooled in
+                t_truth, t_yhat, t_scale, t_cut = extra
                 own = np.r_[np.ones(fit.sum(), bool), np.zeros(len(t_cut), bool)] if "-level" in rule else None
                 table = calibrate(np.concatenate([truth[fit], t_truth]), {"m": np.concatenate([fitted[fit], t_yhat])},
                                   np.concatenate([scale[fit], t_scale]), np.concatenate([cut[fit], t_cut]),

@@ -183,8 +183,8 @@ class TrainConfig:
     select_training: int = setting(300, "holdout protocol: the choice also ranks the candidates on the horizons of "
                                         "up to this many training series over its cuts (their earlier windows "
                                         "trained the networks, these horizons did not) and the intervals take the "
-                                        "shape of their errors (their width stays the validation series'). 0: "
-                                        "the validation series alone")
+                                        "shape of their errors (their overall width stays the validation "
+                                        "series'). 0: the validation series alone")
 
     def check(self) -> None:
         _one_of("init", self.init, ("pretrained", "random"))

@@ -5,14 +5,16 @@ The validation cut (:mod:`fewcast.selection`) forecasts series the networks neve
 trained on the data before the horizon scored. For each method and each step ahead, the errors
 ``(y - yhat) / scale`` of those series (``scale``: a series' mean absolute seasonal difference, the MASE
 denominator) give empirical quantiles on the grid :data:`TAUS`: a split-conformal calibration whose
-intervals widen with each series' own volatility. A new history shorter than every validation history of
-the latest cut (a cold start) cannot show the volatility a long one does: its scale is its recent volatility
-(over its last ``input_size + season_length`` points) times the validation series' median ratio of their
-whole history's volatility to their recent one (:func:`short_history`, :func:`volatility`), so that its
-intervals are in the units they were calibrated in. A new series' quantile ``tau`` at step ``j`` is
-``yhat[j] + scale * q_j(tau)``, its ``level`` % interval the quantiles ``(1 -+ level/100) / 2``. Quantiles
-grow with ``tau`` by construction, so a lower one is never above a higher one. A method needs at least
-:data:`MIN_ERRORS` validation forecasts (series times cuts) to be calibrated.
+intervals widen with each series' own volatility. The training series' horizons the choice also scores lend
+the errors' shape (their distribution and how it grows step by step), never their overall width. A new
+history shorter than every validation history of the latest cut (a cold start) cannot show the volatility a
+long one does: its scale is its recent volatility (over its last ``input_size + season_length`` points)
+times the validation series' median ratio of their whole history's volatility to their recent one
+(:func:`short_history`, :func:`volatility`), so that its intervals are in the units they were calibrated in.
+A new series' quantile ``tau`` at step ``j`` is ``yhat[j] + scale * q_j(tau)``, its ``level`` % interval the
+quantiles ``(1 -+ level/100) / 2``. Quantiles grow with ``tau`` by construction, so a lower one is never above
+a higher one. A method needs at least :data:`MIN_ERRORS` validation forecasts (series times cuts) to be
+calibrated.
 """
 
 from __future__ import annotations
@@ -37,18 +39,20 @@ def calibrate(truth: np.ndarray, forecasts: dict[str, np.ndarray], scale: np.nda
     shape of their errors only.
 
     The errors of all steps and cuts share one shape: each step's errors are divided by their mean absolute
-    value (the step's spread) and by their group's level (its mean of those ratios; a group: a cut's own
-    rows, or a cut's other rows), pooled, and the pooled quantiles multiplied back by each step's spread and
-    the level of the latest cut's own rows: its series are as long as the ones forecast and, like them, were
-    never trained on, while earlier cuts forecast from shorter histories, with larger errors, and a training
-    series' errors may be smaller. With one cut and no other rows the level is 1. The quantile levels are
-    widened by the split-conformal factor ``(n + 1) / n`` about the median (``n`` the forecasts pooled;
-    ``count="errors"``: the errors, forecasts times steps), so that an interval holds its level on a new
-    series rather than on the series it was measured on. A method needs :data:`MIN_ERRORS` own rows."""
+    value (the step's spread, over every row) and by their group's level (its mean of those ratios; a group:
+    a cut's own rows, or a cut's other rows), pooled, and the pooled quantiles multiplied back by each step's
+    spread and the level of the latest cut's own rows (the latest that has own rows with finite errors): its
+    series are as long as the ones forecast and, like them, were never trained on, while earlier cuts
+    forecast from shorter histories, with larger errors, and a training series' errors may be smaller. With
+    one cut and no other rows the level is 1. The quantile levels are widened by the split-conformal factor
+    ``(n + 1) / n`` about the median (``n`` the forecasts pooled; ``count="errors"``: the errors, forecasts
+    times steps), so that an interval holds its level on a new series rather than on the series it was
+    measured on. A method needs :data:`MIN_ERRORS` own rows."""
     ok = np.isfinite(scale) & (scale > 0)  # (series,)
     cut = np.ones(len(scale), dtype=int) if cut is None else np.asarray(cut)
     own = np.ones(len(scale), dtype=bool) if own is None else np.asarray(own, dtype=bool)
-    group = np.where(own, cut, cut + cut.max(initial=0))  # (series,) every other row after every own one
+    span = cut.max(initial=0) - cut.min(initial=0) + 1
+    group = np.where(own, cut, cut + span)  # (series,) every other row's group after every own one
     out = {}
     for name, yhat in forecasts.items():
         errors = (truth[ok] - yhat[ok]) / scale[ok, None]  # (rows, h)

@@ -170,8 +170,9 @@ def _intervals(table: pd.DataFrame, short: dict | None = None) -> str:
     return ("<h2>Intervals</h2>\n<p>Coverage of the 80 % and 95 % intervals (nominal 0.80 and 0.95), MSIS of the "
             "95 % one, and the scaled (sql) and weighted (wql) quantile losses over the quantiles 0.1 ... 0.9; "
             "lower losses are better. fewcast's intervals are its validation errors scaled by each series' "
-            "volatility (a history shorter than every validation history: its recent volatility, converted by the "
-            f"validation series' ratio of whole to recent); AutoETS and seasonal naive keep statsforecast's own."
+            "volatility, in the shape the training series' validation errors give them (a history shorter than "
+            "every validation history: its recent volatility, converted by the validation series' ratio of whole "
+            f"to recent); AutoETS and seasonal naive keep statsforecast's own."
             f"{html.escape(note)}</p>\n"
             "<table id=\"intervals\"><thead><tr>"
             + "".join(f"<th>{c}</th>" for c in ("method", *INTERVAL_COLUMNS))

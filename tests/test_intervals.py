@@ -168,8 +168,9 @@ def test_earlier_cuts_give_the_shape_and_the_latest_cut_the_level():
 
 def test_other_rows_lend_the_shape_of_their_errors_and_the_own_rows_the_level():
     """Training series' rows (not ``own``) with errors three times the validation series' and the same shape:
-    the intervals are the validation errors' as if each had been measured twice (their level kept); with a
-    different shape and seven times the size (Gaussian beside heavy tails), the tails thin and the size stays."""
+    the intervals are the validation errors' as if each had been measured twice (their level kept), with two
+    cuts too (the latest cut's own level); with a different shape and seven times the size (Gaussian beside
+    heavy tails), the tails thin and the size stays."""
     rng = np.random.default_rng(2)
     z = rng.standard_t(4, (40, 5)) * np.linspace(1, 3, 5)  # (series, h) the validation series' errors
     own = np.repeat([True, False], 40)
@@ -182,6 +183,11 @@ def test_other_rows_lend_the_shape_of_their_errors_and_the_own_rows_the_level():
     alone = intervals.calibrate(z, {"m": np.zeros((40, 5))}, np.ones(40))["m"]
     assert np.abs(mixed).mean() == pytest.approx(np.abs(z).mean(), rel=0.05)  # the validation errors' size, not 7x
     assert (mixed[-1] < alone[-1]).all()  # the 99.5 % quantile: the Gaussian's thinner tail
+    at = np.repeat([1, 2, 1, 2], 40)  # two cuts: own rows at both, other rows at both, each its own level
+    cuts = intervals.calibrate(np.r_[z, 2 * z, 5 * z, 9 * z], {"m": np.zeros((160, 5))}, np.ones(160), at,
+                               own=np.arange(160) < 80)["m"]
+    np.testing.assert_allclose(cuts, intervals.calibrate(np.tile(z, (4, 1)), {"m": np.zeros((160, 5))},
+                                                         np.ones(160))["m"], rtol=1e-12)
     few = intervals.calibrate(np.r_[z[:9], g], {"m": np.zeros((409, 5))}, np.ones(409),
                               own=np.arange(409) < 9)
     assert few == {}  # fewer than MIN_ERRORS own rows: no calibration, however many others
