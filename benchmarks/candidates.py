@@ -28,8 +28,9 @@ none).
 ``--training N``: the choice made with the horizons of training series as well (``train.select_training = N``:
 up to ``N // cuts`` training series in each cut; the cut's networks trained on their earlier windows, not on
 these horizons): ``validation`` (half of the validation series), ``+training`` (that half and the training
-series, as the selection ranks) and ``training`` (the training series alone), each scored on the other half
-of the validation series. Its forecasts are kept in ``--cache``/select-training-N, computed when missing (the
+series, as the selection ranks) and ``training`` (the training series alone), each the average of its two
+best, and ``+training top1`` / ``top3`` (the best alone, the three best), each scored on the other half of
+the validation series. Its forecasts are kept in ``--cache``/select-training-N, computed when missing (the
 validation cut trained again).
 
     .venv/bin/python benchmarks/candidates.py --cache /tmp/iscache [--panels m3-yearly,nn5] [--splits 20]
@@ -53,7 +54,7 @@ from fewcast.selection import BASELINE, COMBINED_WITH, candidate_names, rank
 NETWORKS = ("metasgd", "pretrained_finetune_all", "metasgd_auto")
 SETS = ("current", "+pair", "+three", "+both", "top2", "top3", "top5")
 BY_SERIES = ("top2", "length2", "length3", "own")
-TRAINING = ("validation", "+training", "training")
+TRAINING = ("validation", "+training", "training", "+training top1", "+training top3")
 PARTNERS = {  # set -> (classical methods averaged with each network, classical methods alone)
     "autoets, theta": (("autoets", "theta"), ("autoets", "theta")),
     "autoets, autoces": (("autoets", "autoces"), ("autoets", "autoces")),
@@ -225,7 +226,8 @@ def training(name: str, data_dir: str, splits: int, cache: str, sets=TRAINING, e
         scored_rows = ~half & ~trained
         rows = {"validation": half, "+training": half | trained, "training": trained}
         for rule in sets:
-            pick = best(offered, rows[rule], truth, scale, base)
+            on, _, top = rule.partition(" top")  # "+training top3": the average of the 3 best on those rows
+            pick = best(offered, rows[on], truth, scale, base, int(top or 2))
             sums[rule] += relative(truth[scored_rows], pick[scored_rows], scale[scored_rows],
                                    base[scored_rows]) / splits
     print(f"{name}: {n} validation series, {per_cut - n} training series, {len(history)} cuts", flush=True)
