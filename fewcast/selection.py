@@ -172,7 +172,7 @@ def select(run: Experiment, stop=None, keep: bool = False) -> Selection:
         scales.append(seasonal_scale(history, exp.layout.season_length))
     made = {n: np.concatenate(v) for n, v in made.items()}
     truth, scale = np.concatenate(truths), np.concatenate(scales)
-    own = np.tile(np.arange(len(pos)) < validation, k)  # (rows,) the validation series' rows: calibrated on
+    own = np.tile(np.arange(len(pos)) < validation, k)  # (rows,) the validation series': the intervals' level
     table = rank({n: made[n] for n in names}, truth, scale)
     best = mean([offered[str(n)] for n in table["method"].iloc[:s.train.select_top]])
     if isinstance(best, Mean):  # the average of the best, first in the table, and averaged with each classical
