@@ -14,19 +14,22 @@ fold of the half, the choice's own errors rather than its winner's); with ``--tr
 forecasts with ``train.select_training = N``, the choice it makes), ``+training`` and ``+training-level`` (the
 training series' errors pooled with the calibration half's; with ``-level`` they lend the shape only, the
 level being the half's, :func:`fewcast.intervals.calibrate` with ``own``), each also after ``short``
-(``short+training-level``: fewcast's since the twentieth session). For each
+(``short+training-level``: fewcast's in the twentieth session); ``+table`` (a short history's own table,
+calibrated on the whole histories' errors scaled as a short history's volatility is) and ``+short-errors``
+(the same from the selection's forecasts of the same horizons from short histories, which a selection since
+the twenty-first session keeps: ``short+training-level+short-errors`` is fewcast's). For each
 panel (holdout protocol, default settings) the selection is run once; then, over ``--splits`` random halvings
 of its validation series, the chosen method is calibrated on one half (every cut) and its intervals scored on
 the other half's latest cut (histories as long as a forecast's): coverage of the 80 % and 95 % intervals, MSIS
 (95 %) and the scaled quantile loss over 0.1 ... 0.9, averaged over the halvings. With ``--short``, the scored
 half's volatility and floor are those of its history cut to the suite's cold start (two seasons plus the input
-window), while its forecasts stay those made from the whole history: what a rule's scale does to a short
-history's intervals, apart from the short history's own larger errors. With ``--over-time`` (panels whose
-validation scores two horizons or more), the calibration half's earlier cuts only: a rule carried forward in
-time, as a forecast carries it past the validation period.
+window), and its forecasts are the selection's from that short history where it kept them (else those
+made from the whole history: what a rule's scale alone does to a short history's intervals). With
+``--over-time`` (panels whose validation scores two horizons or more), the calibration half's earlier cuts
+only: a rule carried forward in time, as a forecast carries it past the validation period.
 
     .venv/bin/python benchmarks/interval_scale.py [--panels m3-yearly,nn5] [--splits 20] [--cache DIR] [--short]
-        [--over-time] [--training 300 --rules short,short+training-level]
+        [--over-time] [--training 300 --rules short+training-level,short+training-level+short-errors]
 """
 
 from __future__ import annotations
@@ -59,9 +62,13 @@ def scales(rule: str, history: Panel, season_length: int, input_size: int) -> np
     return series_scale(history, season_length, windows * input_size + season_length)
 
 
-def scores(truth, yhat, scale, mase_scale, table, floor) -> np.ndarray:
-    """Coverage 80 %, coverage 95 %, MSIS and SQL of the intervals ``table`` gives ``yhat``."""
-    got = interval_scores(truth, quantiles(yhat, scale, table, SCORED_TAUS, floor), mase_scale)
+def scores(truth, yhat, scale, mase_scale, table, floor, short_table=None, short=None) -> np.ndarray:
+    """Coverage 80 %, coverage 95 %, MSIS and SQL of the intervals ``table`` gives ``yhat`` (``short_table``
+    those of the rows ``short``)."""
+    q = quantiles(yhat, scale, table, SCORED_TAUS, floor)  # (rows, h, taus)
+    if short_table is not None:
+        q = np.where(short[:, None, None], quantiles(yhat, scale, short_table, SCORED_TAUS, floor), q)
+    got = interval_scores(truth, q, mase_scale)
     return np.array([got[k] for k in ("coverage_80", "coverage_95", "msis", "sql")])
 
 
@@ -72,9 +79,13 @@ def validation_rows(scored: dict) -> dict:
         return scored
     own, history = scored["validation"], scored["history"]
     n = int(own[: history[0].n_series].sum())  # validation series, the first of each cut
-    return {"forecasts": {name: yhat[own] for name, yhat in scored["forecasts"].items()},
+    rows = {"forecasts": {name: yhat[own] for name, yhat in scored["forecasts"].items()},
             "truth": scored["truth"][own], "cut": scored["cut"][own],
             "history": [panel.take(np.arange(n)) for panel in history]}
+    if "short" in scored:  # the same rows forecast from short histories
+        rows["short"] = {"forecasts": {name: yhat[own] for name, yhat in scored["short"]["forecasts"].items()},
+                         "history": [panel.take(np.arange(n)) for panel in scored["short"]["history"]]}
+    return rows
 
 
 def validation(name: str, data_dir: str, cache: str | None, training: int | None = None
@@ -127,17 +138,23 @@ def study(name: str, data_dir: str, rules: list[str], splits: int, cache: str | 
     kept, method, m, input_size = validation(name, data_dir, cache, training)
     scored = validation_rows(kept)
     yhat, truth, cut = scored["forecasts"][method], scored["truth"], scored["cut"]  # (rows, h)
-    extra = _training_rows(kept, method, m)  # the training series' rows: (truth, yhat, scale, cut), or None
+    history = scored["history"]  # one panel per cut, the latest first
+    n = history[0].n_series
+    window = input_size + m  # the recent volatility's span (fewcast.intervals.volatility)
+    scored_history = [p.tail(2 * m + input_size) if short else p for p in history]  # what the scored half sees
+    by_short = short and "short" in scored  # the selection's forecasts from those short histories
+    if by_short:  # scored as a cold start is: its own forecasts, not the whole history's
+        scored_history = scored["short"]["history"]
+    extra = _training_rows(kept, method, m, window)  # the training series' rows (truth, yhat, scale, cut, recent)
     if extra is None and any("+training" in rule for rule in rules):
         raise SystemExit(f"{name}: the +training rules need --training N (the selection's training rows)")
     if extra is not None and over_time:  # the earlier cuts only, as the calibration half's
-        extra = tuple(x[extra[3] > 1] for x in extra)
-    history = scored["history"]  # one panel per cut, the latest first
-    n = history[0].n_series
+        extra = {key: x[extra["cut"] > 1] for key, x in extra.items()}
     series = np.tile(np.arange(n), len(history))  # (rows,) each row's validation series
     mase_scale = np.concatenate([seasonal_scale(p, m) for p in history])  # (rows,)
-    scored_history = [p.tail(2 * m + input_size) if short else p for p in history]  # what the scored half sees
     floor = np.concatenate([floors(p) for p in scored_history])
+    recent = np.concatenate([series_scale(p, m, window) for p in history])  # (rows,)
+    short_recent = np.concatenate([series_scale(p, m, window) for p in scored_history])  # (rows,)
     layout = Layout(input_size, truth.shape[1], m)
     out = {}
     if over_time and len(history) < 2:
@@ -152,38 +169,62 @@ def study(name: str, data_dir: str, rules: list[str], splits: int, cache: str | 
             fit, test = half[series] & (cut > 1 if over_time else True), ~half[series] & (cut == 1)  # (rows,)
             ok = test & np.isfinite(mase_scale) & (mase_scale > 0)
             count = "errors" if rule == "widen-errors" else "rows"
-            pick = fitted = yhat  # the forecast scored, and the forecasts its intervals are calibrated on
+            pick = scored["short"]["forecasts"][method] if by_short else yhat  # the forecast scored
+            fitted = yhat  # the forecasts its intervals are calibrated on
             if rule in ("chosen", "crossfit"):  # the forecast chosen on the calibration half itself
                 pick = top2(scored["forecasts"], fit, truth, mase_scale)
                 fitted = crossfit(scored["forecasts"], fit, series, truth, mase_scale) if rule == "crossfit" else pick
-            if "+training" in rule:  # the training series' errors pooled in
-                t_truth, t_yhat, t_scale, t_cut = extra
-                own = np.r_[np.ones(fit.sum(), bool), np.zeros(len(t_cut), bool)] if "-level" in rule else None
-                table = calibrate(np.concatenate([truth[fit], t_truth]), {"m": np.concatenate([fitted[fit], t_yhat])},
-                                  np.concatenate([scale[fit], t_scale]), np.concatenate([cut[fit], t_cut]),
-                                  count, own).get("m")
-            else:
-                table = calibrate(truth[fit], {"m": fitted[fit]}, scale[fit], cut[fit], count).get("m")
+            latest = history[1] if over_time else history[0]  # the latest cut calibrated on
+            entry = {SHORT: short_history(latest.take(np.flatnonzero(half)), layout)}
+            ratio, length = float(entry[SHORT][0, 1]), float(entry[SHORT][0, 0])
+            table = _table(rule, truth, fitted, cut, fit, scale, extra, "yhat", "scale", count)
             if table is None or not ok.any():
                 continue
             if rule.startswith("short"):  # fewcast's: a history shorter than all calibrated on: recent scale converted
-                latest = history[1] if over_time else history[0]  # the latest cut calibrated on
-                entry = {SHORT: short_history(latest.take(np.flatnonzero(half)), layout)}
                 scored_scale = np.concatenate([volatility(p, layout, entry) for p in scored_history])
-            runs.append(scores(truth[ok], pick[ok], scored_scale[ok], mase_scale[ok], table, floor[ok]))
+            short_table = None
+            if "+table" in rule:  # calibrated on the whole histories' errors scaled as a short history's are
+                short_table = _table(rule, truth, fitted, cut, fit, ratio * recent, extra, "yhat", "recent", count,
+                                     ratio)
+            if "+short-errors" in rule and by_short:  # calibrated on the short histories' own errors, scaled so
+                short_table = _table(rule, truth, scored["short"]["forecasts"][method], cut, fit, ratio * short_recent,
+                                     extra, "short_yhat", "short_recent", count, ratio)
+            is_short = np.concatenate([p.lengths for p in scored_history])[ok] < length
+            runs.append(scores(truth[ok], pick[ok], scored_scale[ok], mase_scale[ok], table, floor[ok],
+                               short_table, is_short))
         out[rule] = np.mean(runs, axis=0) if runs else np.full(4, np.nan)
     print(f"{name}: {method}, {n} validation series, {len(history)} cut(s)", flush=True)
     return out
 
 
-def _training_rows(kept: dict, method: str, m: int) -> tuple | None:
-    """The training series' rows of a selection's kept ``scored`` (``train.select_training``): their truth,
-    ``method``'s forecasts, MASE scale and cut; None when it kept none."""
+def _table(rule, truth, fitted, cut, fit, by, extra, forecast, scale, count, times=1.0) -> np.ndarray | None:
+    """The calibration half's (``fit``) errors of ``fitted`` scaled by ``by``, with the training rows' errors
+    of their ``forecast`` (``extra``, scaled by its ``scale`` times ``times``) pooled in for a ``+training``
+    rule: their table."""
+    if "+training" not in rule:
+        return calibrate(truth[fit], {"m": fitted[fit]}, by[fit], cut[fit], count).get("m")
+    own = np.r_[np.ones(fit.sum(), bool), np.zeros(len(extra["cut"]), bool)] if "-level" in rule else None
+    made = {"m": np.concatenate([fitted[fit], extra[forecast]])}
+    by = np.concatenate([by[fit], times * extra[scale]])
+    return calibrate(np.concatenate([truth[fit], extra["truth"]]), made, by, np.concatenate([cut[fit], extra["cut"]]),
+                     count, own).get("m")
+
+
+def _training_rows(kept: dict, method: str, m: int, window: int) -> dict | None:
+    """The training series' rows of a selection's kept ``scored`` (``train.select_training``): their ``truth``,
+    ``method``'s forecasts (``yhat``), MASE ``scale``, ``cut`` and ``recent`` volatility (over ``window``
+    points); with the forecasts from short histories kept, ``short_yhat`` and ``short_recent`` (theirs); None
+    when it kept none."""
     if "validation" not in kept or kept["validation"].all():
         return None
     other = ~kept["validation"]
-    scale = np.concatenate([seasonal_scale(p, m) for p in kept["history"]])[other]  # (rows,)
-    return kept["truth"][other], kept["forecasts"][method][other], scale, kept["cut"][other]
+    rows = {"truth": kept["truth"][other], "yhat": kept["forecasts"][method][other], "cut": kept["cut"][other],
+            "scale": np.concatenate([seasonal_scale(p, m) for p in kept["history"]])[other],  # (rows,)
+            "recent": np.concatenate([series_scale(p, m, window) for p in kept["history"]])[other]}
+    if "short" in kept:
+        rows["short_yhat"] = kept["short"]["forecasts"][method][other]
+        rows["short_recent"] = np.concatenate([series_scale(p, m, window) for p in kept["short"]["history"]])[other]
+    return rows
 
 
 def main() -> None:

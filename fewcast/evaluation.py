@@ -20,8 +20,8 @@ from fewcast.config import Settings
 from fewcast.engine import Problems, forecast, forecast_curve
 from fewcast.experiment import Experiment
 from fewcast.forecasting import Forecasts, Method, catalog, classical, combined, named, network_methods
-from fewcast.intervals import floors, rescaled, volatility
-from fewcast.intervals import quantiles as interval_quantiles
+from fewcast.intervals import bands as interval_bands
+from fewcast.intervals import floors, rescaled, shorter, volatility
 from fewcast.learners import GradientLearner, Pretrain
 from fewcast.metrics import QUANTILES, coverage, msis, score, smape, sql, wql
 from fewcast.selection import Selection, select
@@ -51,7 +51,7 @@ class Results:
     selection: Selection | None = None  # the forecast chosen on validation (the ``fewcast`` row)
     bands: dict[str, np.ndarray] = field(default_factory=dict)  # method -> quantiles SCORED_TAUS (series, h, taus)
     coverage_curve: pd.DataFrame | None = None  # method, nominal and observed coverage (%) of central intervals
-    short_history: dict | None = None  # held-out histories rescaled as short: length, ratio, series, of
+    short_history: dict | None = None  # held-out histories rescaled as short: length, ratio, series, of, tables
 
 
 def run(exp: Experiment) -> Results:
@@ -154,11 +154,12 @@ def interval_table(exp: Experiment, problems: Problems, forecasts: dict[str, np.
     AutoETS and seasonal naive (the calibration plot)."""
     lay = exp.layout
     scale, floor = volatility(exp.test_history, lay, calibration), floors(exp.test_history)  # (series,)
+    short = shorter(exp.test_history, calibration)  # (series,)
     bands = {}
     for name, yhat in forecasts.items():
         table_name = chosen.get(name, name)
         if table_name in calibration and name not in NATIVE:
-            bands[name] = interval_quantiles(yhat, scale, calibration[table_name], SCORED_TAUS, floor)
+            bands[name] = interval_bands(yhat, scale, calibration, table_name, SCORED_TAUS, floor, short)
     bands.update({m: q for m, q in native.items() if m in forecasts})
     y, mase_scale = problems.truth, problems.mase_scale
     at = {t: i for i, t in enumerate(SCORED_TAUS)}

@@ -33,9 +33,8 @@ from fewcast.evaluation import Results, evaluate
 from fewcast.experiment import Experiment
 from fewcast.forecasting import Forecasts, Method, catalog, combined, named
 from fewcast.frame import from_frame
-from fewcast.intervals import calibrated, check_request, floors, level_taus, volatility
+from fewcast.intervals import bands, calibrated, check_request, floors, level_taus, shorter, volatility
 from fewcast.intervals import columns as interval_columns
-from fewcast.intervals import quantiles as interval_quantiles
 from fewcast.learners import GradientLearner, Pretrain
 from fewcast.models import check_log_values
 from fewcast.selection import COLUMNS, Selection, select
@@ -148,11 +147,12 @@ class FewShotForecaster:
         taus = [*level_taus(level), *quantiles]
         if taus:
             scale, floor = volatility(panel, Layout.of(s.data), self.calibration), floors(panel)  # (series,)
+            short = shorter(panel, self.calibration)  # (series,)
             for column, m in columns.items():
                 if m.name not in self.calibration:
                     raise InputError(f"no intervals for {m.name}: they are calibrated on validation at training "
                                      f"(`select`), for {', '.join(calibrated(self.calibration)) or 'no method'}")
-                q = interval_quantiles(made[m.name][:, :h], scale, self.calibration[m.name], taus, floor)
+                q = bands(made[m.name][:, :h], scale, self.calibration, m.name, taus, floor, short)
                 for k, name in enumerate(interval_columns(column, level, quantiles)):
                     out[name] = q[:, :, k].reshape(-1)
         return out

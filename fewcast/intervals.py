@@ -10,7 +10,10 @@ the errors' shape (their distribution and how it grows step by step), never thei
 history shorter than every validation history of the latest cut (a cold start) cannot show the volatility a
 long one does: its scale is its recent volatility (over its last ``input_size + season_length`` points)
 times the validation series' median ratio of their whole history's volatility to their recent one
-(:func:`short_history`, :func:`volatility`), so that its intervals are in the units they were calibrated in.
+(:func:`short_history`, :func:`volatility`), so that its intervals are in the units they were calibrated in;
+and its quantiles come from a second calibration, of the same validation and training series forecast from
+their last :func:`short_length` points (:func:`short_name`), whose errors are a short history's own: larger
+forecast errors, a noisier volatility.
 A new series' quantile ``tau`` at step ``j`` is ``yhat[j] + scale * q_j(tau)``, its ``level`` % interval the
 quantiles ``(1 -+ level/100) / 2``. Quantiles grow with ``tau`` by construction, so a lower one is never above
 a higher one. A method needs at least :data:`MIN_ERRORS` validation forecasts (series times cuts) to be
@@ -74,6 +77,16 @@ def calibrate(truth: np.ndarray, forecasts: dict[str, np.ndarray], scale: np.nda
 
 
 SHORT = "~short-history"  # the calibration's entry for short histories: [[length, ratio]] (not a method)
+
+
+def short_name(method: str) -> str:
+    """The calibration's entry for ``method``'s forecasts from a short history (:func:`short_length`)."""
+    return f"{SHORT}:{method}"
+
+
+def short_length(layout) -> int:
+    """The history the short-history calibration forecasts from: an input window and two seasons."""
+    return layout.input_size + 2 * layout.season_length
 RATIO_ENDS = np.linspace(0.5, 1.0, 9)  # where the validation histories are ended to measure the ratio
 
 
@@ -99,7 +112,7 @@ def short_history(history: Panel, layout) -> np.ndarray:
 
 def calibrated(calibration: dict) -> list[str]:
     """The methods a calibration has intervals for."""
-    return [name for name in calibration if name != SHORT]
+    return [name for name in calibration if not name.startswith(SHORT)]
 
 
 def volatility(history: Panel, layout, calibration: dict) -> np.ndarray:
@@ -108,23 +121,41 @@ def volatility(history: Panel, layout, calibration: dict) -> np.ndarray:
     ``layout.input_size + layout.season_length`` points) times the calibration's ratio. A calibration
     without that entry (a checkpoint from before it) scales every series by its whole history."""
     scale = series_scale(history, layout.season_length)
-    entry = _short_entry(calibration)
-    if entry is None:
+    short = shorter(history, calibration)
+    if not short.any():
         return scale
-    length, ratio = entry
     recent = series_scale(history, layout.season_length, layout.input_size + layout.season_length)
-    return np.where(history.lengths < length, ratio * recent, scale)
+    return np.where(short, _short_entry(calibration)[1] * recent, scale)
+
+
+def shorter(history: Panel, calibration: dict) -> np.ndarray:
+    """``(series,)``: whether a history is shorter than the calibration's :data:`SHORT` length (all False for a
+    calibration without it)."""
+    entry = _short_entry(calibration)
+    return history.lengths < entry[0] if entry is not None else np.zeros(history.n_series, dtype=bool)
+
+
+def bands(yhat: np.ndarray, scale: np.ndarray, calibration: dict, method: str, taus, floor: np.ndarray,
+          short: np.ndarray) -> np.ndarray:
+    """:func:`quantiles` of ``method``'s forecasts ``yhat`` ``(series, h)``: ``(series, h, len(taus))``, by its
+    calibration, and for the ``short`` histories (:func:`shorter`) by its short-history one where it has one."""
+    q = quantiles(yhat, scale, calibration[method], taus, floor)
+    table = calibration.get(short_name(method))
+    if table is not None and short.any():
+        q[short] = quantiles(yhat[short], scale[short], table, taus, floor[short])
+    return q
 
 
 def rescaled(history: Panel, calibration: dict) -> dict | None:
-    """How :func:`volatility` treats ``history``: the calibration's short-history ``length`` and ``ratio`` and
-    how many of its ``of`` series are shorter (``series``); None for a calibration without the entry."""
+    """How :func:`volatility` treats ``history``: the calibration's short-history ``length`` and ``ratio``, how
+    many of its ``of`` series are shorter (``series``) and whether they have short-history ``tables``
+    (:func:`bands`); None for a calibration without the entry."""
     entry = _short_entry(calibration)
     if entry is None:
         return None
     length, ratio = entry
     return {"length": int(length), "ratio": ratio, "series": int((history.lengths < length).sum()),
-            "of": int(history.n_series)}
+            "of": int(history.n_series), "tables": any(name.startswith(f"{SHORT}:") for name in calibration)}
 
 
 def _short_entry(calibration: dict) -> tuple[float, float] | None:

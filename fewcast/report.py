@@ -163,7 +163,8 @@ def _intervals(table: pd.DataFrame, short: dict | None = None) -> str:
     if short is not None and short["series"]:
         note = (f" {short['series']} of the {short['of']} held-out histories are shorter than the shortest "
                 f"validation history ({short['length']} points): their volatility is their recent one times "
-                f"{short['ratio']:.3f}.")
+                f"{short['ratio']:.3f}" + (", their errors' distribution that of the validation horizons forecast "
+                                           "from short histories." if short.get("tables") else "."))
     body = "\n".join(
         "<tr>" + "".join(f"<td>{html.escape(_fmt(getattr(r, c)))}</td>" for c in ("method", *INTERVAL_COLUMNS))
         + "</tr>" for r in rows.itertuples(index=False))

@@ -7,7 +7,9 @@ from what precedes it: under the ``holdout`` protocol, of the validation series 
 as the held-out series are) and of up to ``train.select_training`` training series over the cuts (their
 earlier windows trained the networks, as the validation series' never did); under ``all-series``, of every
 series. Nothing trained or validated on lies in the scored period. The intervals' width is calibrated on
-the validation series' errors, the shape of their distribution on the training series' as well.
+the validation series' errors, the shape of their distribution on the training series' as well; a second
+calibration, for short histories, on the same rows forecast from their last
+:func:`fewcast.intervals.short_length` points.
 
 The candidates: the adapted learner, ``pretrained_finetune_all`` and ``<learner>_auto``, each alone and
 averaged with AutoETS and with Theta, and AutoETS, Theta and seasonal naive alone. The chosen one has the
@@ -27,7 +29,7 @@ from fewcast.baselines import CLASSICAL
 from fewcast.data import PanelData
 from fewcast.experiment import Experiment, Hooks
 from fewcast.forecasting import Forecasts, Mean, catalog, classical, combined, mean
-from fewcast.intervals import SHORT, calibrate, short_history
+from fewcast.intervals import SHORT, calibrate, short_history, short_length, short_name, volatility
 from fewcast.learners import TrainingDiverged, TrainingInterrupted
 from fewcast.metrics import mase, seasonal_scale, smape
 
@@ -125,7 +127,9 @@ def select(run: Experiment, stop=None, keep: bool = False) -> Selection:
     to stop (Ctrl-C), which raises :class:`TrainingInterrupted`. With ``keep``, the selection's ``scored`` keeps
     what was scored, cut after cut (the latest first): ``forecasts`` (method -> ``(rows, h)``), ``truth``,
     ``cut`` (each row's), ``history`` (one panel per cut) and ``validation`` (whether a row is a validation
-    series'). Under the holdout protocol the candidates are ranked on the validation series and on
+    series'; ``short``, where the validation histories are longer than a short one: the ``forecasts`` from
+    the last :func:`fewcast.intervals.short_length` points of each ``history``). Under the holdout protocol
+    the candidates are ranked on the validation series and on
     ``train.select_training // cuts`` training series (a seeded sample; the networks trained on their earlier
     windows, not on these horizons), which follow the validation series in each cut; the intervals take their
     level from the validation series' errors alone (:func:`fewcast.intervals.calibrate`)."""
@@ -162,23 +166,33 @@ def select(run: Experiment, stop=None, keep: bool = False) -> Selection:
     offered.update({c.name: c for c in (combined(classical(a), b) for a in CLASSICAL for b in CLASSICAL if a != b)})
     methods = list(offered.values())  # every method (and classical pairs): each is calibrated; candidates ranked
     made, truths, scales, histories = {m.name: [] for m in methods}, [], [], []
+    shorts, short_made = [], {m.name: [] for m in methods}  # the same rows forecast from a short history
+    short = short_length(exp.layout)
     for j in range(1, k + 1):  # the horizon j horizons before the visible end
         cut = earlier(data, j * h)
         history, truth = cut.visible_part(pos), cut.horizon_values(pos)
         for name, yhat in Forecasts(history, exp.layout, exp.device).make(methods).items():
             made[name].append(yhat)
+        if j == 1:  # validation histories no longer than a short one: no short-history calibration
+            by_short = history.lengths[:validation].min() > short
+        if by_short:
+            shorts.append(history.tail(short))
+            for name, yhat in Forecasts(shorts[-1], exp.layout, exp.device).make(methods).items():
+                short_made[name].append(yhat)
         truths.append(truth)
         histories.append(history)
         scales.append(seasonal_scale(history, exp.layout.season_length))
     made = {n: np.concatenate(v) for n, v in made.items()}
+    short_made = {n: np.concatenate(v) for n, v in short_made.items()} if shorts else {}
     truth, scale = np.concatenate(truths), np.concatenate(scales)
     own = np.tile(np.arange(len(pos)) < validation, k)  # (rows,) the validation series': the intervals' level
     table = rank({n: made[n] for n in names}, truth, scale)
     best = mean([offered[str(n)] for n in table["method"].iloc[:s.train.select_top]])
     if isinstance(best, Mean):  # the average of the best, first in the table, and averaged with each classical
-        pooled = Forecasts(None, exp.layout, exp.device)  # every cut's rows: its parts are all made
-        pooled.made = made
-        pooled.make([best, *(combined(best, c) for c in CLASSICAL)])
+        for every in (made, short_made) if shorts else (made,):  # every cut's rows: its parts are all made
+            pooled = Forecasts(None, exp.layout, exp.device)
+            pooled.made = every
+            pooled.make([best, *(combined(best, c) for c in CLASSICAL)])
         averaged = rank({best.name: made[best.name], BASELINE: made[BASELINE]}, truth, scale)
         table = pd.concat([averaged[averaged["method"] != BASELINE], table], ignore_index=True)
         table["rank"] = np.arange(1, len(table) + 1)
@@ -187,6 +201,11 @@ def select(run: Experiment, stop=None, keep: bool = False) -> Selection:
     calibration = calibrate(truth, made, scale, cut_of, own=own)  # the level the validation series', not the shape
     if calibration:  # how a history shorter than these is scaled (intervals.volatility)
         calibration[SHORT] = short_history(histories[0].take(np.arange(validation)), exp.layout)
+    if calibration and shorts:  # the same horizons forecast from short histories, scaled as a short history is
+        scale = np.concatenate([volatility(p, exp.layout, calibration) for p in shorts])  # (rows,)
+        calibration.update({short_name(n): t for n, t in calibrate(truth, short_made, scale, cut_of, own=own).items()})
+        if keep:
+            scored["short"] = {"forecasts": short_made, "history": shorts}
     return Selection(table, str(table["method"].iloc[0]), validation, h, time.perf_counter() - started, exp.logs, k,
                      calibration, scored, training=len(pos) - validation)
 

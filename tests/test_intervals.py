@@ -97,6 +97,14 @@ def test_every_forecast_fewcast_makes_has_intervals_and_they_survive_save_and_lo
         fc.calibration = kept
     plain_width = (plain["fewcast-hi-80"] - plain["fewcast-lo-80"]).groupby(plain["store"]).mean()
     assert not np.allclose(width, plain_width)  # the short-history entry changes a cold start's intervals
+    chosen = fc.selection.chosen  # its short-history table, where it has one, gives a cold start's intervals
+    fc.calibration = {**kept, intervals.short_name(chosen): 2 * kept[chosen]}
+    try:
+        doubled = fc.predict(short, level=[80])
+    finally:
+        fc.calibration = kept
+    pd.testing.assert_series_equal(doubled["fewcast-hi-80"] - doubled["fewcast-lo-80"],
+                                   2 * (a["fewcast-hi-80"] - a["fewcast-lo-80"]), rtol=1e-6)
 
 
 def test_forecast_command_writes_interval_columns(gaussian, tmp_path):
@@ -151,6 +159,30 @@ def test_a_history_shorter_than_the_validation_histories_takes_its_converted_rec
                                [entry[0, 1] * mad(grow[-12:]), entry[0, 1] * mad(calm[-12:])], rtol=1e-6)
     np.testing.assert_allclose(intervals.volatility(short, lay, {"m": calibration["m"]}),
                                [mad(grow[-20:]), mad(calm[-20:])], rtol=1e-6)  # an older calibration: whole
+
+
+def test_a_short_history_takes_its_methods_short_history_calibration_where_there_is_one():
+    """:func:`intervals.bands`: the histories shorter than the calibration's :data:`SHORT` length take the
+    method's short-history table, the others its table; a method without one keeps its table for both."""
+    from fewcast.frame import from_frame
+
+    frame = pd.DataFrame({"unique_id": np.repeat(["long", "short"], [30, 10]),
+                          "ds": np.r_[np.arange(30), np.arange(10)], "y": np.arange(40.0)})
+    panel = from_frame(frame, "unique_id", "ds", "y")
+    table = np.tile(np.linspace(-1, 1, len(intervals.TAUS))[:, None], (1, 2))  # (taus, h)
+    calibration = {"m": table, "n": table, intervals.short_name("m"): 3 * table, intervals.SHORT: [[20.0, 1.0]]}
+    assert intervals.calibrated(calibration) == ["m", "n"]
+    short = intervals.shorter(panel, calibration)
+    assert short.tolist() == [False, True]
+    yhat, scale, floor = np.zeros((2, 2)), np.array([1.0, 2.0]), np.full(2, -np.inf)
+    taus = [0.005, 0.5, 0.995]
+    m = intervals.bands(yhat, scale, calibration, "m", taus, floor, short)  # (series, h, taus)
+    np.testing.assert_allclose(m[0], intervals.quantiles(yhat[:1], scale[:1], table, taus)[0])
+    np.testing.assert_allclose(m[1], intervals.quantiles(yhat[1:], scale[1:], 3 * table, taus)[0])
+    np.testing.assert_allclose(m[1, :, [0, 2]].T, [[-6.0, 6.0], [-6.0, 6.0]])  # 2 (scale) x 3 x the table's -1, 1
+    n = intervals.bands(yhat, scale, calibration, "n", taus, floor, short)
+    np.testing.assert_allclose(n, intervals.quantiles(yhat, scale, table, taus))
+    assert not intervals.shorter(panel, {"m": table}).any()  # a calibration without the entry: nothing is short
 
 
 def test_earlier_cuts_give_the_shape_and_the_latest_cut_the_level():
@@ -256,6 +288,8 @@ def test_evaluate_scores_the_intervals_and_the_report_shows_them(gaussian, tmp_p
     cold = fc.evaluate_run(history, "store", "month", "sales", evaluation=evaluation)
     length, ratio = fc.calibration[intervals.SHORT][0]
     n = len(cold.test_ids)
-    assert cold.short_history == {"length": int(length), "ratio": pytest.approx(ratio), "series": n, "of": n}
+    tables = intervals.short_name(fc.selection.chosen) in fc.calibration
+    assert cold.short_history == {"length": int(length), "ratio": pytest.approx(ratio), "series": n, "of": n,
+                                  "tables": tables}
     html = write_run(cold, tmp_path / "cold")["report.html"].read_text()
     assert f"{n} of the {n} held-out histories are shorter than the shortest validation history" in html

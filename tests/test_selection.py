@@ -95,9 +95,38 @@ def test_under_holdout_the_choice_also_ranks_on_training_series_and_calibrates_t
         np.testing.assert_allclose(np.asarray(kept.calibration[name]), want[name])
         np.testing.assert_allclose(np.asarray(plain.calibration[name]), alone[name], rtol=1e-6)
     np.testing.assert_allclose(kept.calibration[SHORT], plain.calibration[SHORT])  # validation histories alone
+    assert "short" not in kept.scored and not any(name.startswith(f"{SHORT}:") for name in kept.calibration)
     assert f"of {n} validation series and {m} training series" in kept.reason()
     again = type(kept).from_csv(io.StringIO(kept.to_csv()))
     assert (again.series, again.training, again.chosen) == (n, m, kept.chosen)
+
+
+def test_the_same_horizons_forecast_from_short_histories_calibrate_a_short_historys_intervals(monkeypatch):
+    """Validation histories longer than :func:`intervals.short_length` (lowered to 20 points for the tiny
+    panel): every cut's rows are forecast a second time from their last 20 points, and each method's
+    short-history table is the calibration of those forecasts' errors scaled as a short history's volatility
+    is (:func:`intervals.volatility`); the choice and the whole histories' tables are as before."""
+    from fewcast import selection
+
+    monkeypatch.setattr(intervals, "MIN_ERRORS", 5)
+    data, settings = panel_data(poison=False), tiny_settings()
+    plain = select(Experiment(settings, data, log=lambda *_: None), keep=True)
+    monkeypatch.setattr(selection, "short_length", lambda layout: 20)
+    kept = select(Experiment(settings, data, log=lambda *_: None), keep=True)
+    pd.testing.assert_frame_equal(kept.table, plain.table)
+    short, made, own = kept.scored["short"], kept.scored["forecasts"], kept.scored["validation"]
+    assert len(short["history"]) == kept.cuts and all((p.lengths == 20).all() for p in short["history"])
+    for p, whole in zip(short["history"], kept.scored["history"]):
+        np.testing.assert_array_equal(p.values, whole.tail(20).values)
+    layout = Experiment(settings, data, log=lambda *_: None).layout
+    scale = np.concatenate([intervals.volatility(p, layout, kept.calibration) for p in short["history"]])
+    want = calibrate(kept.scored["truth"], short["forecasts"], scale, kept.scored["cut"], own=own)
+    assert set(short["forecasts"]) == set(made) and kept.chosen in want  # the chosen average's too
+    for name in ("pretrained_finetune_all", "theta"):  # fewer windows; a shorter fit
+        assert not np.allclose(short["forecasts"][name], made[name])
+    for name in calibrated(kept.calibration):
+        np.testing.assert_allclose(kept.calibration[intervals.short_name(name)], want[name])
+        np.testing.assert_allclose(kept.calibration[name], plain.calibration[name])
 
 
 def test_the_ranking_is_the_mean_of_smape_and_mase_relative_to_seasonal_naive():
