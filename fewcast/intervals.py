@@ -77,6 +77,7 @@ def calibrate(truth: np.ndarray, forecasts: dict[str, np.ndarray], scale: np.nda
 
 
 SHORT = "~short-history"  # the calibration's entry for short histories: [[length, ratio]] (not a method)
+RATIO_ENDS = np.linspace(0.5, 1.0, 9)  # where the validation histories are ended to measure the ratio
 
 
 def short_name(method: str) -> str:
@@ -87,7 +88,6 @@ def short_name(method: str) -> str:
 def short_length(layout) -> int:
     """The history the short-history calibration forecasts from: an input window and two seasons."""
     return layout.input_size + 2 * layout.season_length
-RATIO_ENDS = np.linspace(0.5, 1.0, 9)  # where the validation histories are ended to measure the ratio
 
 
 def short_history(history: Panel, layout) -> np.ndarray:
