@@ -155,7 +155,7 @@ def rescaled(history: Panel, calibration: dict) -> dict | None:
         return None
     length, ratio = entry
     return {"length": int(length), "ratio": ratio, "series": int((history.lengths < length).sum()),
-            "of": int(history.n_series), "tables": any(name.startswith(f"{SHORT}:") for name in calibration)}
+            "of": int(history.n_series), "tables": any(name.startswith(short_name("")) for name in calibration)}
 
 
 def _short_entry(calibration: dict) -> tuple[float, float] | None:
