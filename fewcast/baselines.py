@@ -5,7 +5,9 @@ history is shorter than a season); ``autoets``, ``autoces`` and ``theta`` are st
 ``AutoCES`` (complex exponential smoothing) and ``Theta`` (a series they cannot fit falls back to ``naive``
 through statsforecast's ``fallback_model``), fitted to a series' last :data:`FIT_POINTS` points or 20
 seasons, whichever is longer: on a long high-frequency series (16,000 hourly points) a fit on all of it
-takes seconds per series and a level from years ago.
+takes seconds per series and a level from years ago. :func:`statistical_cuts` forecasts several
+consecutive horizons at the end of each series with one fit per series, before the earliest of them (the
+validation of :mod:`fewcast.selection`).
 """
 
 from __future__ import annotations
@@ -37,25 +39,44 @@ def seasonal_naive(history: Panel, h: int, season_length: int) -> np.ndarray:
     return history.values[pos].astype(np.float64)
 
 
+def _fit_part(history: Panel, season_length: int, before: int = 0) -> Panel:
+    """Each series' last :data:`FIT_POINTS` points or 20 seasons, whichever is longer, before its last ``before``
+    points (and those ``before`` points)."""
+    keep = max(FIT_POINTS, 20 * season_length) + before
+    if history.n_series and history.lengths.max() > keep:
+        history = history.tail(keep)
+    return history
+
+
+def _frame(history: Panel) -> pd.DataFrame:
+    """``history`` as statsforecast's long frame, series numbered in order, integer steps."""
+    lengths = history.lengths
+    return pd.DataFrame({
+        "unique_id": np.repeat(np.arange(history.n_series), lengths),
+        "ds": np.arange(len(history.values)) - np.repeat(history.offsets[:-1], lengths),  # integer steps
+        "y": history.values.astype(np.float64),
+    })
+
+
+def _makers(names, season_length: int) -> list:
+    """statsforecast's models of :data:`STATISTICAL` by name, each aliased by its name."""
+    from statsforecast.models import AutoCES, AutoETS, Theta
+
+    makers = {"autoets": AutoETS, "autoces": AutoCES, "theta": Theta}
+    return [makers[m](season_length=season_length, alias=m) for m in names]
+
+
 def run_statsforecast(history: Panel, h: int, models: list, level=None, n_jobs: int = -1) -> tuple[pd.DataFrame, int]:
     """statsforecast's ``models`` on every series at once (``n_jobs`` processes, -1: one per core), fitted to
     each series' last :data:`FIT_POINTS` points or 20 seasons; the forecast frame sorted by series and step."""
     from statsforecast import StatsForecast
     from statsforecast.models import Naive
 
-    season_length = max(getattr(m, "season_length", 1) for m in models)
-    keep = max(FIT_POINTS, 20 * season_length)
-    if history.n_series and history.lengths.max() > keep:
-        history = history.tail(keep)
-    lengths = history.lengths
-    frame = pd.DataFrame({
-        "unique_id": np.repeat(np.arange(history.n_series), lengths),
-        "ds": np.arange(len(history.values)) - np.repeat(history.offsets[:-1], lengths),  # integer steps
-        "y": history.values.astype(np.float64),
-    })
+    history = _fit_part(history, max(getattr(m, "season_length", 1) for m in models))
     sf = StatsForecast(models=models, freq=1, n_jobs=n_jobs, fallback_model=Naive())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        frame = _frame(history)
         out = sf.forecast(df=frame, h=h, level=level) if level else sf.forecast(df=frame, h=h)
     return out.sort_values(["unique_id", "ds"]), history.n_series
 
@@ -63,13 +84,28 @@ def run_statsforecast(history: Panel, h: int, models: list, level=None, n_jobs: 
 def statistical(history: Panel, h: int, season_length: int, models=STATISTICAL,
                 n_jobs: int = -1) -> dict[str, np.ndarray]:
     """statsforecast's ``models`` (of :data:`STATISTICAL`) on every series at once."""
-    from statsforecast.models import AutoCES, AutoETS, Theta
-
-    makers = {"autoets": lambda: AutoETS(season_length=season_length, alias="autoets"),
-              "autoces": lambda: AutoCES(season_length=season_length, alias="autoces"),
-              "theta": lambda: Theta(season_length=season_length, alias="theta")}
-    out, n = run_statsforecast(history, h, [makers[m]() for m in models], n_jobs=n_jobs)
+    out, n = run_statsforecast(history, h, _makers(models, season_length), n_jobs=n_jobs)
     return {m: out[m].to_numpy(np.float64).reshape(n, h) for m in models}
+
+
+def statistical_cuts(history: Panel, h: int, season_length: int, cuts: int, models=STATISTICAL,
+                     n_jobs: int = -1) -> dict[str, np.ndarray]:
+    """Each of the ``cuts`` horizons at the end of every series forecast from what precedes it, by
+    statsforecast's ``models`` fitted once per series, on what precedes the earliest of them: the later ones
+    apply the fitted parameters to the longer history (statsforecast's ``forward``; the fit's first point
+    kept). ``(cuts, series, h)`` each, the latest horizon first. Every series must be longer than
+    ``cuts * h``."""
+    from statsforecast import StatsForecast
+    from statsforecast.models import Naive
+
+    history = _fit_part(history, season_length, before=cuts * h)
+    n = history.n_series
+    sf = StatsForecast(models=_makers(models, season_length), freq=1, n_jobs=n_jobs, fallback_model=Naive())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = sf.cross_validation(h=h, df=_frame(history), n_windows=cuts, step_size=h, refit=False)
+    out = out.sort_values(["unique_id", "cutoff", "ds"])  # per series, the earliest horizon first
+    return {m: out[m].to_numpy(np.float64).reshape(n, cuts, h)[:, ::-1].transpose(1, 0, 2) for m in models}
 
 
 def statistical_quantiles(history: Panel, h: int, season_length: int, taus, n_jobs: int = -1) -> dict[str, np.ndarray]:

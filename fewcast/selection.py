@@ -6,7 +6,9 @@ visible part ends at its visible end ``T`` minus ``k h`` (``k`` from 1 to 8: a f
 from what precedes it: under the ``holdout`` protocol, of the validation series (series never trained on,
 as the held-out series are) and of up to ``train.select_training`` training series over the cuts (their
 earlier windows trained the networks, as the validation series' never did); under ``all-series``, of every
-series. Nothing trained or validated on lies in the scored period. The intervals' width is calibrated on
+series. Nothing trained or validated on lies in the scored period. As the networks are trained once, before
+the earliest of those horizons, so are AutoETS, AutoCES and Theta fitted once per series; each later horizon
+is forecast with the same fitted parameters from its longer history. The intervals' width is calibrated on
 the validation series' errors, the shape of their distribution on the training series' as well; a second
 calibration, for short histories, on the same rows forecast from their last
 :func:`fewcast.intervals.short_length` points.
@@ -25,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from fewcast.baselines import CLASSICAL
+from fewcast.baselines import CLASSICAL, statistical_cuts
 from fewcast.data import PanelData
 from fewcast.experiment import Experiment, Hooks
 from fewcast.forecasting import Forecasts, Mean, catalog, classical, combined, mean
@@ -168,10 +170,14 @@ def select(run: Experiment, stop=None, keep: bool = False) -> Selection:
     made, truths, scales, histories = {m.name: [] for m in methods}, [], [], []
     shorts, short_made = [], {m.name: [] for m in methods}  # the same rows forecast from a short history
     short = short_length(exp.layout)
+    # (k, rows, h) each: the statistical methods fitted once, before the earliest horizon, as the networks are
+    fitted = statistical_cuts(data.visible_part(pos), h, exp.layout.season_length, k) if k > 1 else {}
     for j in range(1, k + 1):  # the horizon j horizons before the visible end
         cut = earlier(data, j * h)
         history, truth = cut.visible_part(pos), cut.horizon_values(pos)
-        for name, yhat in Forecasts(history, exp.layout, exp.device).make(methods).items():
+        forecasts = Forecasts(history, exp.layout, exp.device)
+        forecasts.made.update({name: every[j - 1] for name, every in fitted.items()})
+        for name, yhat in forecasts.make(methods).items():
             made[name].append(yhat)
         if j == 1:  # validation histories no longer than a short one: no short-history calibration
             by_short = history.lengths[:validation].min() > short

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from fewcast import intervals
+from fewcast.baselines import statistical_cuts
 from fewcast.data import PanelData
 from fewcast.errors import InputError
 from fewcast.experiment import Experiment
@@ -99,6 +100,25 @@ def test_under_holdout_the_choice_also_ranks_on_training_series_and_calibrates_t
     assert f"of {n} validation series and {m} training series" in kept.reason()
     again = type(kept).from_csv(io.StringIO(kept.to_csv()))
     assert (again.series, again.training, again.chosen) == (n, m, kept.chosen)
+
+
+def test_with_several_cuts_the_statistical_methods_are_fitted_once_before_the_earliest_horizon():
+    """As the networks are trained once, before the earliest horizon the choice scores, AutoETS, AutoCES and
+    Theta are fitted once per scored series, there, and forecast every later horizon from its longer history
+    (:func:`fewcast.baselines.statistical_cuts`, checked against statsforecast's own models in
+    test_baselines); the methods averaged with them take those forecasts."""
+    rng = np.random.default_rng(1)
+    series = [50 + rng.uniform(5, 20) * np.sin(2 * np.pi * np.arange(n) / 12 + rng.uniform(0, 6)) + 0.3 * np.arange(n)
+              for n in rng.integers(100, 121, 30)]
+    visible, horizon = Panel.from_arrays(np.array([f"s{i:02d}" for i in range(30)]), series).split_last(6)
+    data = PanelData("longer", visible, horizon, 6, 12)
+    kept = select(Experiment(tiny_settings(), data, log=lambda *_: None), keep=True)
+    k, ids, made = kept.cuts, kept.scored["history"][0].ids, kept.scored["forecasts"]
+    assert k == 3 and all((p.ids == ids).all() for p in kept.scored["history"])
+    want = statistical_cuts(data.visible.take(data.visible.index_of(ids)), 6, 12, k)
+    for name in ("autoets", "autoces", "theta"):
+        np.testing.assert_allclose(made[name].reshape(k, len(ids), 6), want[name], rtol=1e-6, err_msg=name)
+    np.testing.assert_allclose(made["metasgd+theta"], (made["metasgd"] + made["theta"]) / 2, rtol=1e-6)
 
 
 def test_the_same_horizons_forecast_from_short_histories_calibrate_a_short_historys_intervals(monkeypatch):
