@@ -73,10 +73,10 @@ def run_statsforecast(history: Panel, h: int, models: list, level=None, n_jobs: 
     from statsforecast.models import Naive
 
     history = _fit_part(history, max(getattr(m, "season_length", 1) for m in models))
+    frame = _frame(history)
     sf = StatsForecast(models=models, freq=1, n_jobs=n_jobs, fallback_model=Naive())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        frame = _frame(history)
         out = sf.forecast(df=frame, h=h, level=level) if level else sf.forecast(df=frame, h=h)
     return out.sort_values(["unique_id", "ds"]), history.n_series
 
