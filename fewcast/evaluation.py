@@ -102,7 +102,7 @@ def evaluate(exp: Experiment, pretrained: Pretrain, learners: dict[str, Gradient
     made.make(baselines)
     exp.timings["classical baselines"] = time.perf_counter() - started
     made.make(combinations)
-    forecasts = {m.name: made.made[m.name] for m in methods}
+    forecasts = made.make(methods)  # every one made above
     described = {m.name: m.description for m in methods}
     if selection is not None:  # what `fewcast forecast` gives
         forecasts["fewcast"] = made[named(catalog(s, learners[s.learner.name], pretrained, exp.device),
@@ -139,8 +139,8 @@ def native_quantiles(exp: Experiment, made: Forecasts, names: list[str]) -> dict
         return {}
     lay = exp.layout
     out = statistical_quantiles(exp.test_history, lay.h, lay.season_length, SCORED_TAUS)
-    if "autoets" in names and "autoets" not in made.made:
-        made.made["autoets"] = out["autoets"][:, :, SCORED_TAUS.index(0.5)]
+    if "autoets" in names:
+        made.known({"autoets": out["autoets"][:, :, SCORED_TAUS.index(0.5)]})
     return {m: out[m] for m in NATIVE if m in names}
 
 

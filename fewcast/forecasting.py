@@ -39,6 +39,13 @@ class Forecasts:
             self.made[method.name] = method.forecast(self)
         return self.made[method.name]
 
+    def known(self, forecasts: dict[str, np.ndarray]) -> Forecasts:
+        """Take forecasts made elsewhere (method name -> ``(series, h)``, e.g. fitted once for several
+        horizons) for the methods not made yet; ``self``."""
+        for name, yhat in forecasts.items():
+            self.made.setdefault(name, yhat)
+        return self
+
     def make(self, methods: list[Method]) -> dict[str, np.ndarray]:
         """Every method's forecasts by name; the classical ones they need, not made yet, in one statsforecast
         run."""

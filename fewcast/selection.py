@@ -175,8 +175,7 @@ def select(run: Experiment, stop=None, keep: bool = False) -> Selection:
     for j in range(1, k + 1):  # the horizon j horizons before the visible end
         cut = earlier(data, j * h)
         history, truth = cut.visible_part(pos), cut.horizon_values(pos)
-        forecasts = Forecasts(history, exp.layout, exp.device)
-        forecasts.made.update({name: every[j - 1] for name, every in fitted.items()})
+        forecasts = Forecasts(history, exp.layout, exp.device).known({n: every[j - 1] for n, every in fitted.items()})
         for name, yhat in forecasts.make(methods).items():
             made[name].append(yhat)
         if j == 1:  # validation histories no longer than a short one: no short-history calibration
@@ -196,9 +195,8 @@ def select(run: Experiment, stop=None, keep: bool = False) -> Selection:
     best = mean([offered[str(n)] for n in table["method"].iloc[:s.train.select_top]])
     if isinstance(best, Mean):  # the average of the best, first in the table, and averaged with each classical
         for every in (made, short_made) if shorts else (made,):  # every cut's rows: its parts are all made
-            pooled = Forecasts(None, exp.layout, exp.device)
-            pooled.made = every
-            pooled.make([best, *(combined(best, c) for c in CLASSICAL)])
+            pooled = Forecasts(None, exp.layout, exp.device).known(every)
+            every.update(pooled.make([best, *(combined(best, c) for c in CLASSICAL)]))
         averaged = rank({best.name: made[best.name], BASELINE: made[BASELINE]}, truth, scale)
         table = pd.concat([averaged[averaged["method"] != BASELINE], table], ignore_index=True)
         table["rank"] = np.arange(1, len(table) + 1)
