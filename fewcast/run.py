@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import signal
 import warnings
 from pathlib import Path
@@ -147,7 +148,10 @@ def _metric_rows(path: Path) -> list[dict]:
 
 
 class StopFlag:
-    """Set by SIGINT / SIGTERM; the trainer checks it after every iteration."""
+    """Set by SIGINT / SIGTERM; the trainer checks it after every iteration. A process forked while it is in
+    force (a worker of statsforecast's process pool) keeps SIGINT's flag, which it never reads (Ctrl-C is the
+    parent's to answer), but dies on SIGTERM as before: a pool stops its workers with SIGTERM, and a worker
+    that only raised a flag would never stop."""
 
     def __init__(self):
         self.raised = False
@@ -156,17 +160,33 @@ class StopFlag:
     def __enter__(self):
         for sig in (signal.SIGINT, signal.SIGTERM):
             self._old[sig] = signal.signal(sig, self._handle)
+        _IN_FORCE.append(self)
         return self
 
     def _handle(self, signum, frame):
         self.raised = True
 
     def __exit__(self, *exc):
+        _IN_FORCE.remove(self)
         for sig, handler in self._old.items():
             signal.signal(sig, handler)
 
     def __call__(self) -> bool:
         return self.raised
+
+
+_IN_FORCE: list[StopFlag] = []  # the flags in force in this process, the outermost first
+
+
+def _forked_child() -> None:
+    """In a child forked under a :class:`StopFlag`: SIGTERM's handler from before the outermost flag."""
+    if _IN_FORCE:
+        before = _IN_FORCE[0]._old.get(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)
+        _IN_FORCE.clear()
+
+
+os.register_at_fork(after_in_child=_forked_child)
 
 
 class TrainingRun(Hooks):

@@ -90,6 +90,25 @@ def test_sigint_saves_and_says_how_to_resume(data, tmp_path):
     assert again.returncode == 2 and "already holds a training run; pass --resume" in again.stderr
 
 
+def test_a_process_pool_forked_under_the_stop_flag_stops_its_workers():
+    # statsforecast's pool (the classical fits of the choice, under `train`'s flag) ends with terminate(),
+    # which stops its workers with SIGTERM: a worker that only raised the flag kept the pool waiting forever
+    code = """if True:
+        import os, signal, time
+        from multiprocessing import get_context
+        from fewcast.run import StopFlag
+        with StopFlag() as stop:
+            pool = get_context("fork").Pool(2)
+            pool.map_async(time.sleep, [1, 1, 1, 1])
+            time.sleep(0.3)
+            pool.terminate()
+            os.kill(os.getpid(), signal.SIGTERM)  # the parent's SIGTERM still raises the flag
+            print("terminated", stop())
+    """
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout.strip()) == (0, "terminated True"), done.stderr
+
+
 def test_divergence_names_the_iteration_and_keeps_the_checkpoint(data, tmp_path):
     run = tmp_path / "diverged"
     proc = fewcast("train", data, "--out", run, *SETTINGS, "--learner", "maml", "--outer-params", "all",
