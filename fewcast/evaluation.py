@@ -18,6 +18,7 @@ import pandas as pd
 from fewcast.baselines import statistical_quantiles
 from fewcast.config import Settings
 from fewcast.engine import Problems, forecast, forecast_curve
+from fewcast.errors import InputError
 from fewcast.experiment import Experiment
 from fewcast.forecasting import Forecasts, Method, catalog, classical, combined, named, network_methods
 from fewcast.intervals import bands as interval_bands
@@ -86,6 +87,10 @@ def evaluate(exp: Experiment, pretrained: Pretrain, learners: dict[str, Gradient
     the selection's) holds, and statsforecast's own of AutoETS and seasonal naive. The networks are moved to
     the experiment's device (weights loaded from a checkpoint arrive on the CPU)."""
     s = exp.settings
+    if not exp.test_history.n_series:
+        raise InputError(f"no series to score: the holdout protocol holds out {s.train.test_frac:.0%} of the "
+                         f"{exp.data.visible.n_series} series by id, none of these; score every series' last "
+                         f"{exp.h} points with --protocol all-series")
     for module in (pretrained, *learners.values()):
         module.to(exp.device)
     networks, baselines, combinations = scored_methods(exp, pretrained, learners)

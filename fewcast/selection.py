@@ -86,8 +86,11 @@ class Selection:
                                           cuts=self.cuts).to_csv(index=False)
 
     @classmethod
-    def from_csv(cls, path) -> Selection:
+    def from_csv(cls, path) -> Selection | None:
+        """The ranking :meth:`to_csv` wrote; None where it holds no row (no series to choose on)."""
         table = pd.read_csv(path)
+        if table.empty:
+            return None
         first = table.iloc[0]
         return cls(table[COLUMNS], str(first["method"]), int(first["series"]), int(first["h"]),
                    cuts=int(first.get("cuts", 1)), training=int(first.get("training", 0)))

@@ -234,3 +234,21 @@ def test_validate_prints_the_settings_it_would_derive_and_why(run_cli):
     assert "    shots = 5: what a quarter of the series hold in a whole task (24 points before the cut)\n" in out
     code, out, _ = run_cli("validate", "m3-yearly", "--input-size", "6", "--shots", "2")
     assert "input_size =" not in out and "shots =" not in out and "of 2 shots" in out
+
+
+def test_a_panel_too_small_to_hold_series_out_trains_and_says_how_to_score_it(tmp_path):
+    """One series: nothing to validate on or hold out. train chooses the adapted learner; evaluate's holdout
+    protocol has no series to score and says to score the series' last points instead, which it does."""
+    seasonal_panel(1).to_frame().to_csv(tmp_path / "one.csv", index=False)
+    run = tmp_path / "one"
+    small = ["--h", "6", "--input-size", "12", "--season-length", "12", "--hidden", "8", "--shots", "3",
+             "--iterations", "2", "--pretrain-iterations", "2", "--quiet"]
+    assert fewcast("train", tmp_path / "one.csv", "--out", run, *small).returncode == 0
+    assert len(pd.read_csv(run / "selection.csv")) == 0  # no series to rank on
+    refused = fewcast("evaluate", run)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "no series to score" in refused.stderr and "--protocol all-series" in refused.stderr
+    scored = fewcast("evaluate", run, "--protocol", "all-series", "--classical", "naive", "--combine", "")
+    assert scored.returncode == 0, scored.stderr
+    table = pd.read_csv(run / "results.csv").set_index("method")
+    assert table.loc["fewcast", "n_series"] == 1 and np.isfinite(table.loc["fewcast", "smape"])
