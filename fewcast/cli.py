@@ -168,11 +168,10 @@ def _train(args, settings) -> int:
 
 def _load(run: str):
     from fewcast.forecaster import FewShotForecaster
-    from fewcast.run import CHECKPOINT
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RunWarning)
-        fc = FewShotForecaster.load(Path(run) / CHECKPOINT)
+        fc = FewShotForecaster.load(run)
     show_warnings(caught)
     return fc
 
@@ -187,10 +186,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from fewcast.data import load_panel_data
     from fewcast.report import print_tables, write_run
-    from fewcast.run import SELECTION, read_metrics
-    from fewcast.selection import Selection
+    from fewcast.run import read_metrics
 
-    fc = _load(args.run)
+    fc = _load(args.run)  # with the ranking train wrote
     evaluation = settings_from_args(args, copy.deepcopy(fc.settings)).eval
     source = args.data or fc.state.get("source")
     if not source:
@@ -199,9 +197,6 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.fill is not None:
         reading.data.fill = args.fill
     fc.logs = read_metrics(args.run)
-    ranking = Path(args.run) / SELECTION
-    if ranking.exists() and fc.state.get("method"):
-        fc.selection = Selection.from_csv(ranking)
     results = fc.score(load_panel_data(source, reading), evaluation)
     write_run(results, args.run)
     print_tables(results.table)

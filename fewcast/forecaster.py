@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -206,11 +207,18 @@ class FewShotForecaster:
 
     @classmethod
     def load(cls, path) -> FewShotForecaster:
-        settings, state, learner, pretrained = run.load_networks(path)
+        """What :meth:`save` wrote to ``path``, or the run directory ``fewcast train --out`` wrote (its
+        checkpoint, and the validation ranking in ``selection``)."""
+        directory = Path(path)
+        checkpoint = directory / run.CHECKPOINT if (directory / run.CHECKPOINT).is_dir() else directory
+        settings, state, learner, pretrained = run.load_networks(checkpoint)
         fc = cls(settings.model.name, settings.learner.name, settings=settings)
         fc.state = {k: v for k, v in state.items() if k in ("source", "freq", "columns", "split", "method")}
         fc.learner, fc.pretrained = learner, pretrained
         fc.calibration = state.get("calibration", {})
+        ranking = directory / run.SELECTION
+        if checkpoint != directory and ranking.exists() and fc.state.get("method"):
+            fc.selection = Selection.from_csv(ranking)
         return fc
 
 

@@ -183,3 +183,12 @@ def test_a_run_trained_on_a_gpu_evaluates_on_the_cpu(fitted, tmp_path):
     expected = fc.evaluate_run(frame)
     np.testing.assert_allclose(run.forecasts["metasgd"], expected.forecasts["metasgd"], rtol=1e-5)
     assert run.settings.train.device == "cuda"
+
+
+def test_load_reads_a_run_directory_as_forecast_does(uninterrupted, data):
+    """``load(RUN)`` on what ``fewcast train --out RUN`` wrote: its checkpoint and its validation ranking."""
+    fc = FewShotForecaster.load(uninterrupted)
+    assert fc.selection is not None and fc.selection.chosen == fc.state["method"]
+    frame = pd.read_csv(data)
+    direct = FewShotForecaster.load(uninterrupted / "checkpoint").predict(frame)
+    pd.testing.assert_frame_equal(fc.predict(frame), direct)
