@@ -367,8 +367,12 @@ def main(argv: list[str] | None = None) -> int:
             warnings.simplefilter("default", PanelWarning)
             warnings.showwarning = _show_warning
             code = args.func(args)
+            sys.stdout.flush()  # a reader that left (`fewcast validate X | head -1`) shows here, not at exit
         succeeded = True
         return code
+    except BrokenPipeError:  # stop quietly, with the status of a process the pipe's SIGPIPE ended
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more reaches the closed pipe
+        return 141
     except InputError as exc:
         print(f"fewcast {args.command}: error: {as_flags(str(exc))}", file=sys.stderr)
         return EXIT_INPUT

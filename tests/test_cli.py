@@ -252,3 +252,10 @@ def test_a_panel_too_small_to_hold_series_out_trains_and_says_how_to_score_it(tm
     assert scored.returncode == 0, scored.stderr
     table = pd.read_csv(run / "results.csv").set_index("method")
     assert table.loc["fewcast", "n_series"] == 1 and np.isfinite(table.loc["fewcast", "smape"])
+
+
+def test_output_into_a_pipe_its_reader_closed_stops_quietly(data):
+    piped = subprocess.run(["bash", "-c", f'"{sys.executable}" -m fewcast validate "{data}" | head -1; '
+                            'exit "${PIPESTATUS[0]}"'], capture_output=True, text=True)
+    assert piped.stdout.endswith(": valid\n") and piped.stderr == ""
+    assert piped.returncode in (0, 141)  # 141 where the reader left before the last line, as for SIGPIPE
