@@ -34,7 +34,7 @@ from fewcast.evaluation import Results, evaluate
 from fewcast.experiment import Experiment
 from fewcast.forecasting import Forecasts, Method, catalog, combined, named
 from fewcast.frame import from_frame
-from fewcast.intervals import bands, calibrated, check_request, floors, level_taus, shorter, volatility
+from fewcast.intervals import MIN_ERRORS, bands, calibrated, check_request, floors, level_taus, shorter, volatility
 from fewcast.intervals import columns as interval_columns
 from fewcast.learners import GradientLearner, Pretrain
 from fewcast.models import check_log_values
@@ -151,8 +151,7 @@ class FewShotForecaster:
             short = shorter(panel, self.calibration)  # (series,)
             for column, m in columns.items():
                 if m.name not in self.calibration:
-                    raise InputError(f"no intervals for {m.name}: they are calibrated on validation at training "
-                                     f"(`select`), for {', '.join(calibrated(self.calibration)) or 'no method'}")
+                    raise InputError(f"no intervals for {m.name}: {self._calibrated()}")
                 q = bands(made[m.name][:, :h], scale, self.calibration, m.name, taus, floor, short)
                 for k, name in enumerate(interval_columns(column, level, quantiles)):
                     out[name] = q[:, :, k].reshape(-1)
@@ -199,6 +198,16 @@ class FewShotForecaster:
         return results
 
     # -- persistence --------------------------------------------------------------------------------
+    def _calibrated(self) -> str:
+        """Which methods have intervals, and why none has where none has."""
+        which = calibrated(self.calibration)
+        if which:
+            return f"they are calibrated on validation at training (`select`), for {', '.join(which)}"
+        held = len(self.state.get("split", {}).get("val", []))
+        return (f"they are calibrated at training on at least {MIN_ERRORS} validation forecasts, and this run's "
+                f"{held} validation series gave fewer; train on more series, or hold more out for validation "
+                f"(`val_frac`, now {self.settings.train.val_frac})")
+
     def save(self, path) -> None:
         """Write the weights, learned rates and settings as a checkpoint (safetensors, no pickle)."""
         self._check_fitted()

@@ -143,9 +143,10 @@ _OFFSET = r"(\d\d:\d\d(?::\d\d(?:\.\d+)?)?)\s*(?:Z|[+-]\d\d:?\d\d)$"
 def _parse_time(col: pd.Series, codes, uniques, name: str) -> tuple[np.ndarray, Zone | None]:
     """``(stamps, zone)``: datetime64 or int64 stamps, and the :class:`Zone` of stamps that had one."""
     def fail(rows: np.ndarray, what: str):
-        example = col[rows].iloc[0]
+        example = col[rows].iloc[0]  # text quoted, a number as written
+        shown = repr(example) if isinstance(example, str) else example
         bad = uniques[np.unique(codes[rows])]
-        raise InputError(f"column '{name}' has {what} (e.g. {example!r}) in series {describe_ids(bad)}")
+        raise InputError(f"column '{name}' has {what} (e.g. {shown}) in series {describe_ids(bad)}")
 
     empty = col.isna().to_numpy()
     if empty.any():

@@ -192,3 +192,11 @@ def test_load_reads_a_run_directory_as_forecast_does(uninterrupted, data):
     frame = pd.read_csv(data)
     direct = FewShotForecaster.load(uninterrupted / "checkpoint").predict(frame)
     pd.testing.assert_frame_equal(fc.predict(frame), direct)
+
+
+def test_intervals_asked_of_a_run_with_too_few_validation_series_say_why_there_are_none(uninterrupted, data):
+    fc = FewShotForecaster.load(uninterrupted)
+    fc.calibration = {}  # as a run whose validation series gave fewer than ten forecasts has it
+    with pytest.raises(InputError, match=r"no intervals for .*: they are calibrated at training on at least 10 "
+                                         r"validation forecasts, and this run's 4 validation series gave fewer"):
+        fc.predict(pd.read_csv(data), level=[80])

@@ -139,6 +139,8 @@ def _bad_inputs(frame: pd.DataFrame) -> dict:
     mixed_ds.loc[mixed_ds.index[mixed_ds.unique_id == "s06"][:3], "ds"] = "17"
     s05 = f[f.unique_id == "s05"].sort_values("ds")
     gap = f.drop(index=s05.index[10:12])  # two months missing inside s05
+    halves = f.assign(ds=f.groupby("unique_id").ds.rank().astype(float))  # integer steps 1.0, 2.0, ...
+    halves.loc[halves.index[halves.unique_id == "s01"][3], "ds"] += 0.5
     return {
         "missing column": (f.drop(columns="y"), r"missing column 'y' \(columns found: unique_id, ds\)"),
         "non-numeric y": (nonnum, r"column 'y' has non-numeric values \(e.g. 'n/a'\) in series 's04'"),
@@ -150,11 +152,13 @@ def _bad_inputs(frame: pd.DataFrame) -> dict:
         "mixed ds": (mixed_ds, r"column 'ds' has a mix of plain numbers and dates .*'s06'"),
         "gap in ds": (gap, r"column 'ds': 1 gap in the time stamps of series 's05' \(1 series\) \(e.g. "
                            r"2020-10-01 then 2021-01-01, at a frequency of MS \(monthly\)\); .*`fill=True`"),
+        "fractional ds": (halves, r"column 'ds' has fractional time steps \(e.g. \d+\.5\) in series 's01' "
+                                  r"\(1 series\)$"),
     }
 
 
 BAD_CASES = ["missing column", "non-numeric y", "boolean y", "NaN y", "infinite y", "duplicates",
-             "unparseable ds", "mixed ds", "gap in ds"]
+             "unparseable ds", "mixed ds", "gap in ds", "fractional ds"]
 
 
 @pytest.mark.parametrize("case", BAD_CASES)
