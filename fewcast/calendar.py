@@ -171,6 +171,25 @@ def time_gaps(ds: np.ndarray, offsets: np.ndarray, freq) -> np.ndarray:
     return same & (d > 1.5 * length)
 
 
+def time_crowded(ds: np.ndarray, offsets: np.ndarray, freq) -> np.ndarray:
+    """``(rows - 1,)`` bool: the step from row ``i`` to ``i + 1`` stays inside one series and is shorter than
+    two thirds of a period of ``freq`` (its nominal length, :func:`period_seconds`; integer steps: the step):
+    a series at a higher frequency than the panel's, such as a daily one among weekly series. Months of 28
+    days, business days over a weekend and stamps anchored anywhere in their period are not. Without a
+    frequency of known length, no step is."""
+    n = len(ds)
+    step = period_step(freq)
+    length = int(step) if isinstance(step, (int, np.integer)) else period_seconds(freq)
+    if n < 2 or not length:
+        return np.zeros(max(n - 1, 0), bool)
+    if not isinstance(step, (int, np.integer)):
+        length *= 1e9  # nanoseconds, as the stamps' steps
+    same = np.ones(n - 1, bool)
+    same[offsets[1:-1] - 1] = False  # the step from a series' last row to the next series' first
+    d = (ds[1:] - ds[:-1]).astype(np.int64)  # (rows - 1,) integer steps or nanoseconds
+    return same & (1.5 * d < length)
+
+
 _DAY = np.timedelta64(1, "D")
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from fewcast.atomic import atomic_path
-from fewcast.calendar import Zone, describe_freq, infer_freq, time_gaps, zoned
+from fewcast.calendar import Zone, describe_freq, infer_freq, time_crowded, time_gaps, zoned
 from fewcast.errors import InputError, PanelWarning, describe_ids
 from fewcast.fill import check_finite, insert_missing
 from fewcast.panel import Columns, Panel
@@ -83,6 +83,13 @@ def from_frame(
     lengths = np.bincount(codes, minlength=len(uniques))
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     freq = infer_freq(ds, offsets)
+    crowded = time_crowded(ds, offsets, freq) & (lengths[codes[:-1]] >= min_length)  # (rows - 1,)
+    if crowded.any():
+        i = np.flatnonzero(crowded)
+        raise InputError(
+            f"column '{time_col}': the time stamps of series {describe_ids(uniques[np.unique(codes[i])])} are closer "
+            f"together than the panel's frequency of {describe_freq(freq)} (e.g. {_stamp(ds[i[0]])} then "
+            f"{_stamp(ds[i[0] + 1])}); give every series at one frequency (aggregate those series to it)")
     gap = time_gaps(ds, offsets, freq) & (lengths[codes[:-1]] >= min_length)  # (rows - 1,): a step skips time
     if gap.any():
         if not fill:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fewcast.calendar import future_times, guess_season, infer_freq, time_gaps
+from fewcast.calendar import future_times, guess_season, infer_freq, time_crowded, time_gaps
 from fewcast.errors import InputError
 from fewcast.frame import from_frame
 
@@ -96,3 +96,24 @@ def test_season_and_forecast_dates_of_mid_period_stamps():
     weeks = from_frame(pd.concat([*sundays, mondays]))
     assert weeks.freq == "W-SUN"  # most long series say
     assert [str(t)[:10] for t in future_times(weeks, 2)[3]] == ["2024-05-20", "2024-05-27"]  # still Mondays
+
+
+@pytest.mark.parametrize("freq, faster", [("MS", "W-SUN"), ("W-SUN", "D"), ("B", "h"), ("h", "30min"), ("QS", "MS"),
+                                          (7, 1)])
+def test_a_series_at_a_higher_frequency_than_the_panel_is_refused(freq, faster):
+    """Every step of the faster series is flagged, none of the panel's (regular ones, as in the test above),
+    and from_frame refuses the panel naming that series."""
+    def stamps(f, start):
+        return start + f * np.arange(40) if isinstance(f, int) else pd.date_range("2020-01-01", periods=40, freq=f)
+
+    rows = [pd.DataFrame({"unique_id": u, "ds": stamps(f, 3), "y": 1.0})
+            for u, f in (("a", freq), ("b", freq), ("c", freq), ("fast", faster))]
+    frame = pd.concat(rows, ignore_index=True)
+    ds = frame["ds"].to_numpy()
+    if ds.dtype.kind == "M":
+        ds = ds.astype("datetime64[ns]")
+    offsets = np.arange(0, 161, 40)
+    crowded = time_crowded(ds, offsets, infer_freq(ds[:120], offsets[:4]))
+    assert np.array_equal(np.flatnonzero(crowded), np.arange(120, 159))  # the fast series' 39 steps
+    with pytest.raises(InputError, match=r"column 'ds': the time stamps of series 'fast' \(1 series\) are closer"):
+        from_frame(frame)

@@ -139,6 +139,9 @@ def _bad_inputs(frame: pd.DataFrame) -> dict:
     mixed_ds.loc[mixed_ds.index[mixed_ds.unique_id == "s06"][:3], "ds"] = "17"
     s05 = f[f.unique_id == "s05"].sort_values("ds")
     gap = f.drop(index=s05.index[10:12])  # two months missing inside s05
+    daily = f.copy()  # series s09 a day apart in a monthly panel
+    s09 = daily.unique_id == "s09"
+    daily.loc[s09, "ds"] = pd.Timestamp("2020-01-01") + pd.to_timedelta(daily[s09].ds.rank().to_numpy() - 1, "D")
     halves = f.assign(ds=f.groupby("unique_id").ds.rank().astype(float))  # integer steps 1.0, 2.0, ...
     halves.loc[halves.index[halves.unique_id == "s01"][3], "ds"] += 0.5
     return {
@@ -152,13 +155,15 @@ def _bad_inputs(frame: pd.DataFrame) -> dict:
         "mixed ds": (mixed_ds, r"column 'ds' has a mix of plain numbers and dates .*'s06'"),
         "gap in ds": (gap, r"column 'ds': 1 gap in the time stamps of series 's05' \(1 series\) \(e.g. "
                            r"2020-10-01 then 2021-01-01, at a frequency of MS \(monthly\)\); .*`fill=True`"),
+        "crowded ds": (daily, r"column 'ds': the time stamps of series 's09' \(1 series\) are closer together than "
+                              r"the panel's frequency of MS \(monthly\) \(e.g. 2020-01-01 then 2020-01-02\)"),
         "fractional ds": (halves, r"column 'ds' has fractional time steps \(e.g. \d+\.5\) in series 's01' "
                                   r"\(1 series\)$"),
     }
 
 
 BAD_CASES = ["missing column", "non-numeric y", "boolean y", "NaN y", "infinite y", "duplicates",
-             "unparseable ds", "mixed ds", "gap in ds", "fractional ds"]
+             "unparseable ds", "mixed ds", "gap in ds", "crowded ds", "fractional ds"]
 
 
 @pytest.mark.parametrize("case", BAD_CASES)
