@@ -79,6 +79,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
     input_size, shots = settings.data.input_size, settings.train.shots
     lengths = panel.lengths
     windows = Windows(panel, input_size, h)
+    counts = Windows(visible, input_size, h).counts  # (series,)
+    held = int((counts >= task_windows(shots, h)).sum())
+    fits = shots_that_fit(int(counts.max()), h)
+    if not held and fits < 1:  # not one task of one shot: train refuses such data
+        raise InputError(f"no series is long enough to train on: a task of 1 shot of {input_size} -> {h} needs "
+                         f"{task_windows(1, h) + input_size + h - 1} points before the last {h}, the longest has "
+                         f"{int(visible.lengths.max())}; lower `h`" + ("" if input_size <= 1 else " or `input_size`"))
     print(f"{f'embedded dataset {args.path} (official test horizon held out)' if info else args.path}: valid")
     print(f"  series:     {panel.n_series}")
     print(f"  lengths:    min {lengths.min()}, median {np.median(lengths):g}, max {lengths.max()}")
@@ -88,10 +95,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(f"  observations: {len(panel.values)}")
     print(f"  windows:    {len(windows)} of {input_size} -> {h} "
           f"(per series: min {windows.counts.min()}, median {np.median(windows.counts):g})")
-    counts = Windows(visible, input_size, h).counts  # (series,)
-    held = int((counts >= task_windows(shots, h)).sum())
-    fits = shots_that_fit(int(counts.max()), h)
-    advice = "" if held else f"; --shots {fits} fits the longest" if fits >= 1 else "; lower --input-size or --h"
+    advice = "" if held else f"; --shots {fits} fits the longest"
     print(f"  tasks:      {held} series hold a meta-training task of {shots} shots{advice}")
     print(f"  settings train derives from the data (season {season}; a setting you give is kept):")
     for line in reasons or ["none: every one is given"]:

@@ -127,8 +127,10 @@ class Experiment:
         self.train_panel = train_panel
         self.windows = Windows(train_panel, input_size, h, drop_zero_target=t.drop_zero_target, stop=stop)
         if len(self.windows) == 0:
-            raise InputError(f"no meta-train series is long enough for one window of {input_size} -> {h}; "
-                             f"lower `input_size`")
+            longest = int(train_panel.lengths.max()) if train_panel.n_series else 0
+            raise InputError(f"no meta-train series is long enough for one window of {input_size} -> {h}: it needs "
+                             f"{input_size + h} points, the longest has {longest} (each series' last {h} held "
+                             f"back); lower " + ("`h`" if input_size <= 1 else "`input_size` or `h`"))
         if self.fit_shots or not self.given.train.shots:  # derived on the whole panel: what training series hold
             counts = self.windows.counts if self.train_series is None else self.windows.counts[self.train_series]
             fits = shots_that_fit(int(counts.max()), h, t.query_shots)

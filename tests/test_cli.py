@@ -259,3 +259,19 @@ def test_output_into_a_pipe_its_reader_closed_stops_quietly(data):
                             'exit "${PIPESTATUS[0]}"'], capture_output=True, text=True)
     assert piped.stdout.endswith(": valid\n") and piped.stderr == ""
     assert piped.returncode in (0, 141)  # 141 where the reader left before the last line, as for SIGPIPE
+
+
+def test_a_horizon_the_series_cannot_train_for_is_refused_by_validate_as_by_train(tmp_path, run_cli):
+    """80 hourly points and h = 48: 32 points before the held-out horizon, not one window of even 1 -> 48.
+    validate says so (as train does) instead of deriving an input of 1 and calling the data valid."""
+    t = pd.date_range("2024-01-01", periods=80, freq="h")
+    frame = pd.concat([pd.DataFrame({"unique_id": f"s{i}", "ds": t, "y": np.sin(np.arange(80) / 4) + i})
+                       for i in range(6)])
+    frame.to_csv(tmp_path / "short.csv", index=False)
+    code, out, err = run_cli("validate", tmp_path / "short.csv", "--h", "48")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "no series is long enough to train on: a task of 1 shot of 1 -> 48 needs 97 points before the last 48, " \
+           "the longest has 32; lower --h" in err
+    trained = fewcast("train", tmp_path / "short.csv", "--out", tmp_path / "run", "--h", "48", "--quiet")
+    assert trained.returncode == 2 and "Traceback" not in trained.stderr
+    assert "the longest has 32 (each series' last 48 held back); lower --h" in trained.stderr
