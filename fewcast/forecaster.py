@@ -29,7 +29,7 @@ from fewcast.calendar import check_same_freq, future_times
 from fewcast.config import EvalConfig, Settings
 from fewcast.data import PanelData
 from fewcast.engine import Layout
-from fewcast.errors import InputError, PanelWarning
+from fewcast.errors import InputError, PanelWarning, RunWarning
 from fewcast.evaluation import Results, evaluate
 from fewcast.experiment import Experiment
 from fewcast.forecasting import Forecasts, Method, catalog, combined, named
@@ -227,7 +227,12 @@ class FewShotForecaster:
         fc.calibration = state.get("calibration", {})
         ranking = directory / run.SELECTION
         if checkpoint != directory and ranking.exists() and fc.state.get("method"):
-            fc.selection = Selection.from_csv(ranking)
+            try:
+                fc.selection = Selection.from_csv(ranking)
+            except (ValueError, KeyError, IndexError) as exc:  # pandas' parser errors are ValueErrors
+                warnings.warn(f"{ranking} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0]}); the "
+                              f"validation ranking is left out, the chosen forecast ({fc.state['method']}) kept",
+                              RunWarning, stacklevel=2)
         return fc
 
 

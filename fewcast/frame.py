@@ -83,13 +83,6 @@ def from_frame(
     lengths = np.bincount(codes, minlength=len(uniques))
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     freq = infer_freq(ds, offsets)
-    crowded = time_crowded(ds, offsets, freq) & (lengths[codes[:-1]] >= min_length)  # (rows - 1,)
-    if crowded.any():
-        i = np.flatnonzero(crowded)
-        raise InputError(
-            f"column '{time_col}': the time stamps of series {describe_ids(uniques[np.unique(codes[i])])} are closer "
-            f"together than the panel's frequency of {describe_freq(freq)} (e.g. {_stamp(ds[i[0]])} then "
-            f"{_stamp(ds[i[0] + 1])}); give every series at one frequency (aggregate those series to it)")
     gap = time_gaps(ds, offsets, freq) & (lengths[codes[:-1]] >= min_length)  # (rows - 1,): a step skips time
     if gap.any():
         if not fill:
@@ -107,6 +100,13 @@ def from_frame(
                       PanelWarning, stacklevel=2)
         lengths = np.bincount(codes, minlength=len(uniques))
         offsets = np.concatenate([[0], np.cumsum(lengths)])
+    crowded = time_crowded(ds, offsets, freq) & (lengths[codes[:-1]] >= min_length)  # (rows - 1,)
+    if crowded.any():
+        i = np.flatnonzero(crowded)
+        raise InputError(
+            f"column '{time_col}': the time stamps of series {describe_ids(uniques[np.unique(codes[i])])} are closer "
+            f"together than the panel's frequency of {describe_freq(freq)} (e.g. {_stamp(ds[i[0]])} then "
+            f"{_stamp(ds[i[0] + 1])}); give every series at one frequency (aggregate those series to it)")
     y = check_finite(y, codes, uniques, offsets, target_col, fill)
     panel = Panel(uniques, y, ds, offsets, cols, freq, zone)
     return panel.drop_short(min_length)

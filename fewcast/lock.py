@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from fewcast.errors import InputError
+from fewcast.errors import InputError, StorageError
 
 LOCK = ".lock"
 
@@ -30,8 +30,11 @@ class RunLock:
         self._fd: int | None = None
 
     def acquire(self) -> RunLock:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:  # a read-only or full file system, no permission: one line naming the file
+            raise StorageError(f"cannot write {self.dir / LOCK}: {exc.strerror or exc}") from None
         for attempt in range(5):  # a reader's look (holder) holds a shared lock for a moment
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

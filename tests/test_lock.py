@@ -124,3 +124,36 @@ def test_a_run_being_trained_forecasts_from_its_last_checkpoint_and_refuses_a_se
     assert trainer.returncode == 130
     proc = fewcast("forecast", run, "--data", new, "--out", tmp_path / "stopped.csv")  # no writer: resume first
     assert proc.returncode == 2 and "is not finished" in proc.stderr and "--resume" in proc.stderr
+
+
+def test_a_directory_the_lock_cannot_be_written_in_is_one_line_naming_the_file(tmp_path, monkeypatch, capsys,
+                                                                                uninterrupted):
+    import errno
+    import os
+    import shutil
+
+    from fewcast.cli import main
+    from fewcast.errors import StorageError
+
+    def read_only(path, *args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
+    run = tmp_path / "copy"
+    shutil.copytree(uninterrupted, run)
+    monkeypatch.setattr("fewcast.lock.os.open", read_only)
+    with pytest.raises(StorageError, match=r"cannot write .*\.lock: Read-only file system$"):
+        RunLock(tmp_path / "run", "fewcast train").acquire()
+    assert main(["evaluate", str(run)]) == 1  # status 1, as for a full disk
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "fewcast evaluate: error: cannot write" in err
+
+
+def test_a_damaged_ranking_is_left_out_and_the_run_still_forecasts(tmp_path, uninterrupted, data):
+    import shutil
+
+    run = tmp_path / "copy"
+    shutil.copytree(uninterrupted, run)
+    (run / "selection.csv").write_text('garbage,,,"\n')
+    made = fewcast("forecast", run, "--data", data, "--out", tmp_path / "f.csv")
+    assert made.returncode == 0 and "Traceback" not in made.stderr
+    assert "selection.csv cannot be read" in made.stderr and "the validation ranking is left out" in made.stderr
