@@ -121,6 +121,7 @@ class FewShotForecaster:
         history. ``fill``: fill gaps and NaN values of ``df`` (default: as at ``fit``).
         """
         s = self.settings
+        combine, level, quantiles = (_listed(v) for v in (combine, level, quantiles))  # "autoets", 80: one each
         methods = self.methods()
         chosen = named(methods, method or self.state.get("method") or s.learner.name)
         id_col, time_col, target_col = (id_col or s.data.id_col, time_col or s.data.time_col,
@@ -203,6 +204,8 @@ class FewShotForecaster:
         which = calibrated(self.calibration)
         if which:
             return f"they are calibrated on validation at training (`select`), for {', '.join(which)}"
+        if not self.settings.train.select:
+            return "they are calibrated by the choice on validation at training, which this run skipped (`select`)"
         held = len(self.state.get("split", {}).get("val", []))
         return (f"they are calibrated at training on at least {MIN_ERRORS} validation forecasts, and this run's "
                 f"{held} validation series gave fewer; train on more series, or hold more out for validation "
@@ -234,6 +237,11 @@ class FewShotForecaster:
                               f"validation ranking is left out, the chosen forecast ({fc.state['method']}) kept",
                               RunWarning, stacklevel=2)
         return fc
+
+
+def _listed(value) -> list:
+    """``value`` as a list: one name or number alone (``"autoets"``, ``80``) is a list of one."""
+    return [value] if isinstance(value, (str, int, float)) else list(value)
 
 
 __all__ = ["FewShotForecaster"]

@@ -200,3 +200,18 @@ def test_intervals_asked_of_a_run_with_too_few_validation_series_say_why_there_a
     with pytest.raises(InputError, match=r"no intervals for .*: they are calibrated at training on at least 10 "
                                          r"validation forecasts, and this run's 4 validation series gave fewer"):
         fc.predict(pd.read_csv(data), level=[80])
+
+
+def test_one_method_or_level_alone_is_taken_as_a_list_of_one(uninterrupted, data):
+    fc = FewShotForecaster.load(uninterrupted)
+    frame = pd.read_csv(data)
+    one = fc.predict(frame, combine="theta")
+    pd.testing.assert_frame_equal(one, fc.predict(frame, combine=["theta"]))
+    assert list(one.columns) == ["unique_id", "ds", "fewcast", "fewcast+theta"]
+    with pytest.raises(InputError, match="no intervals for"):  # this run has none: a level alone gets that far
+        fc.predict(frame, level=80)
+    fc.settings.train.select = False
+    fc.calibration = {}
+    with pytest.raises(InputError, match=r"calibrated by the choice on validation at training, which this run "
+                                         r"skipped \(`select`\)"):
+        fc.predict(frame, level=[80])
