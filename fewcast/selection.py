@@ -29,6 +29,7 @@ import pandas as pd
 
 from fewcast.baselines import CLASSICAL, statistical_cuts
 from fewcast.data import PanelData
+from fewcast.errors import InputError
 from fewcast.experiment import Experiment, Hooks
 from fewcast.forecasting import Forecasts, Mean, catalog, classical, combined, mean
 from fewcast.intervals import SHORT, calibrate, short_history, short_length, short_name, volatility
@@ -142,7 +143,12 @@ def select(run: Experiment, stop=None, keep: bool = False) -> Selection:
     started, h, k = time.perf_counter(), data.h, cuts(data)
     if progress:
         log(f"choosing the forecast: training on the data up to {k * h} points before the end, scoring the rest")
-    exp = Experiment(settings, earlier(data, k * h), progress=progress, log=log, fit_shots=True)
+    try:
+        exp = Experiment(settings, earlier(data, k * h), progress=progress, log=log, fit_shots=True)
+    except InputError as exc:  # the series hold no task k h points before their end: the learner, unchosen
+        log(f"note: no forecast chosen on validation: the series {k * h} points before their end are too short "
+            f"to train on ({exc}); forecasting with the adapted learner")
+        return Selection(pd.DataFrame(columns=COLUMNS), settings.learner.name, 0, h, time.perf_counter() - started)
     if exp.settings.train.shots < settings.train.shots:
         log(f"note: choosing the forecast with networks trained on {exp.settings.train.shots} shots (the run's "
             f"{settings.train.shots} do not fit the series before the validation cut)")

@@ -275,3 +275,20 @@ def test_a_horizon_the_series_cannot_train_for_is_refused_by_validate_as_by_trai
     trained = fewcast("train", tmp_path / "short.csv", "--out", tmp_path / "run", "--h", "48", "--quiet")
     assert trained.returncode == 2 and "Traceback" not in trained.stderr
     assert "the longest has 32 (each series' last 48 held back); lower --h" in trained.stderr
+
+
+def test_a_panel_too_short_to_train_a_horizon_earlier_trains_without_the_choice(tmp_path):
+    """h = 12 on series of 14-18 points and a few of 40: the run's networks train, but a horizon earlier not
+    one series holds a task. train forecasts with the adapted learner and says why, instead of failing."""
+    rng = np.random.default_rng(1)
+    frame = pd.concat([pd.DataFrame({"unique_id": f"z{i:03d}", "ds": np.arange(n),
+                                     "y": 100 + np.cumsum(rng.normal(1, 3, n))})
+                       for i, n in enumerate([40] * 15 + list(rng.integers(14, 19, 105)))])
+    frame.to_csv(tmp_path / "long_h.csv", index=False)
+    run = tmp_path / "run"
+    trained = fewcast("train", tmp_path / "long_h.csv", "--out", run, "--h", "12", "--hidden", "8",
+                      "--pretrain-iterations", "5", "--iterations", "2")
+    assert trained.returncode == 0, trained.stderr
+    assert "note: no forecast chosen on validation: the series 12 points before their end are too short" in (
+        trained.stdout + trained.stderr)
+    assert checkpoint.load(run / "checkpoint")[1]["method"] == "metasgd"
