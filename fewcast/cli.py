@@ -137,6 +137,9 @@ def _demo(args, settings, source: str, out: Path) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.resume and not Path(args.out).is_dir():  # refused before the lock would create the directory
+        raise InputError(f"no run directory {args.out} to resume; train one with `fewcast train DATA --out "
+                         f"{args.out}`")
     settings = None if args.resume else settings_from_args(args)
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 alone writes the run
         return _train(args, settings)

@@ -198,12 +198,13 @@ class FewShotForecaster:
         results.settings = reported
         return results
 
-    # -- persistence --------------------------------------------------------------------------------
     def _calibrated(self) -> str:
         """Which methods have intervals, and why none has where none has."""
-        which = calibrated(self.calibration)
+        which = sorted(calibrated(self.calibration))
         if which:
-            return f"they are calibrated on validation at training (`select`), for {', '.join(which)}"
+            more = f" and {len(which) - 12} more" if len(which) > 12 else ""
+            return (f"they are calibrated on validation at training (`select`), for {', '.join(which[:12])}{more} "
+                    f"(`fewcast forecast --help` lists the methods)")
         if not self.settings.train.select:
             return "they are calibrated by the choice on validation at training, which this run skipped (`select`)"
         held = len(self.state.get("split", {}).get("val", []))
@@ -211,6 +212,7 @@ class FewShotForecaster:
                 f"{held} validation series gave fewer; train on more series, or hold more out for validation "
                 f"(`val_frac`, now {self.settings.train.val_frac})")
 
+    # -- persistence --------------------------------------------------------------------------------
     def save(self, path) -> None:
         """Write the weights, learned rates and settings as a checkpoint (safetensors, no pickle)."""
         self._check_fitted()

@@ -292,3 +292,9 @@ def test_a_panel_too_short_to_train_a_horizon_earlier_trains_without_the_choice(
     assert "note: no forecast chosen on validation: the series 12 points before their end are too short" in (
         trained.stdout + trained.stderr)
     assert checkpoint.load(run / "checkpoint")[1]["method"] == "metasgd"
+
+
+def test_resuming_a_run_that_does_not_exist_leaves_nothing_behind(data, tmp_path, run_cli):
+    code, _, err = run_cli("train", data, "--out", tmp_path / "none", "--resume")
+    assert code == 2 and "no run directory" in err and "to resume" in err
+    assert not (tmp_path / "none").exists()
