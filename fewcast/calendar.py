@@ -139,6 +139,13 @@ def period_step(freq):
     return pd.tseries.frequencies.to_offset(freq)
 
 
+def _within_series(n: int, offsets: np.ndarray) -> np.ndarray:
+    """``(n - 1,)`` bool: the step from row ``i`` to ``i + 1`` stays inside one series."""
+    same = np.ones(n - 1, bool)
+    same[offsets[1:-1] - 1] = False  # the step from a series' last row to the next series' first
+    return same
+
+
 def time_gaps(ds: np.ndarray, offsets: np.ndarray, freq) -> np.ndarray:
     """``(rows - 1,)`` bool: the step from row ``i`` to ``i + 1`` stays inside one series and skips time.
 
@@ -151,8 +158,7 @@ def time_gaps(ds: np.ndarray, offsets: np.ndarray, freq) -> np.ndarray:
     n = len(ds)
     if n < 2:
         return np.zeros(max(n - 1, 0), bool)
-    same = np.ones(n - 1, bool)
-    same[offsets[1:-1] - 1] = False  # the step from a series' last row to the next series' first
+    same = _within_series(n, offsets)
     step = period_step(freq)
     if step is not None and not isinstance(step, (int, np.integer, pd.tseries.offsets.Tick)):
         with warnings.catch_warnings():
@@ -184,8 +190,7 @@ def time_crowded(ds: np.ndarray, offsets: np.ndarray, freq) -> np.ndarray:
         return np.zeros(max(n - 1, 0), bool)
     if not isinstance(step, (int, np.integer)):
         length *= 1e9  # nanoseconds, as the stamps' steps
-    same = np.ones(n - 1, bool)
-    same[offsets[1:-1] - 1] = False  # the step from a series' last row to the next series' first
+    same = _within_series(n, offsets)
     d = (ds[1:] - ds[:-1]).astype(np.int64)  # (rows - 1,) integer steps or nanoseconds
     return same & (1.5 * d < length)
 

@@ -148,7 +148,7 @@ def select(run: Experiment, stop=None, keep: bool = False) -> Selection:
     except InputError as exc:  # the series hold no task k h points before their end: the learner, unchosen
         log(f"note: no forecast chosen on validation: the series {k * h} points before their end are too short "
             f"to train on ({exc}); forecasting with the adapted learner")
-        return Selection(pd.DataFrame(columns=COLUMNS), settings.learner.name, 0, h, time.perf_counter() - started)
+        return _unchosen(settings.learner.name, h, started)
     if exp.settings.train.shots < settings.train.shots:
         log(f"note: choosing the forecast with networks trained on {exp.settings.train.shots} shots (the run's "
             f"{settings.train.shots} do not fit the series before the validation cut)")
@@ -167,7 +167,7 @@ def select(run: Experiment, stop=None, keep: bool = False) -> Selection:
         pos = np.concatenate([pos, np.sort(train[:s.train.select_training // k])])
     if not len(pos):
         log("note: no series to choose the forecast on; forecasting with the adapted learner")
-        return Selection(pd.DataFrame(columns=COLUMNS), s.learner.name, 0, h, time.perf_counter() - started)
+        return _unchosen(s.learner.name, h, started)
     names = candidate_names(s.learner.name)
     if learners is None:
         names = [name for name in names if "+" not in name and name in CLASSICAL]
@@ -221,6 +221,11 @@ def select(run: Experiment, stop=None, keep: bool = False) -> Selection:
             scored["short"] = {"forecasts": short_made, "history": shorts}
     return Selection(table, str(table["method"].iloc[0]), validation, h, time.perf_counter() - started, exp.logs, k,
                      calibration, scored, training=len(pos) - validation)
+
+
+def _unchosen(learner: str, h: int, started: float) -> Selection:
+    """No ranking: the adapted ``learner`` is the forecast."""
+    return Selection(pd.DataFrame(columns=COLUMNS), learner, 0, h, time.perf_counter() - started)
 
 
 def rank(forecasts: dict[str, np.ndarray], truth: np.ndarray, scale: np.ndarray) -> pd.DataFrame:
