@@ -111,7 +111,8 @@ def statistical_cuts(history: Panel, h: int, season_length: int, cuts: int, mode
 def statistical_quantiles(history: Panel, h: int, season_length: int, taus, n_jobs: int = -1) -> dict[str, np.ndarray]:
     """statsforecast's own prediction intervals of AutoETS and seasonal naive as quantiles ``taus``:
     ``(series, h, len(taus))`` each (the quantile ``tau`` bounds the ``|200 tau - 100|`` % interval; 0.5 is
-    the point forecast)."""
+    the point forecast). Seasonal naive's are NaN for a history of one season or less: with no seasonal
+    difference to measure its errors by, statsforecast gives it none (NaN) or a zero-width one."""
     from statsforecast.models import AutoETS, SeasonalNaive
 
     models = [AutoETS(season_length=season_length, alias="autoets"),
@@ -123,6 +124,7 @@ def statistical_quantiles(history: Panel, h: int, season_length: int, taus, n_jo
         cols = [alias if t == 0.5 else f"{alias}-{'lo' if t < 0.5 else 'hi'}-{_level(abs(200 * t - 100))}"
                 for t in taus]
         result[alias] = out[cols].to_numpy(np.float64).reshape(n, h, len(taus))
+    result["seasonal_naive"][history.lengths <= season_length] = np.nan
     return result
 
 

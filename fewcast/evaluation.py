@@ -154,7 +154,7 @@ def interval_table(exp: Experiment, problems: Problems, forecasts: dict[str, np.
                    ) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
     """``table`` with the interval scores (:data:`INTERVAL_COLUMNS`) of every row that has intervals: the
     calibrated ones (a row of ``chosen``, ``fewcast``, by its method's), statsforecast's own for AutoETS and
-    seasonal naive (``native``, :func:`native_quantiles`); each row's quantiles :data:`SCORED_TAUS`,
+    seasonal naive (``native``, :func:`native_quantiles`) where it gives them for every series; each row's quantiles :data:`SCORED_TAUS`,
     ``(series, h, taus)``, by method; and the coverage of the central 20 ... 95 % intervals of ``fewcast``,
     AutoETS and seasonal naive (the calibration plot)."""
     lay = exp.layout
@@ -165,7 +165,7 @@ def interval_table(exp: Experiment, problems: Problems, forecasts: dict[str, np.
         table_name = chosen.get(name, name)
         if table_name in calibration and name not in NATIVE:
             bands[name] = interval_bands(yhat, scale, calibration, table_name, SCORED_TAUS, floor, short)
-    bands.update({m: q for m, q in native.items() if m in forecasts})
+    bands.update({m: q for m, q in native.items() if m in forecasts and np.isfinite(q).all()})  # NaN: none
     y, mase_scale = problems.truth, problems.mase_scale
     at = {t: i for i, t in enumerate(SCORED_TAUS)}
     scores = {name: interval_scores(y, q, mase_scale) for name, q in bands.items()}

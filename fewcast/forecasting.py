@@ -155,8 +155,10 @@ def named(methods: dict[str, Method], name: str) -> Method:
     """The method ``name`` of ``methods``, or the average of several (``a,b``); an InputError for any other."""
     unknown = [n for n in name.split(",") if n not in methods]
     if unknown:
-        raise InputError(f"unknown method {unknown[0]!r}; choose one of {', '.join(methods)}, "
-                         f"or several joined by commas to average them")
+        what = (f"{unknown[0]!r} is evaluate's reference row (a network never trained, fine-tuned on each series, "
+                f"to show what training adds), not a forecast a run makes" if unknown[0] == "scratch"
+                else f"unknown method {unknown[0]!r}")
+        raise InputError(f"{what}; choose one of {', '.join(methods)}, or several joined by commas to average them")
     return methods[name] if name in methods else mean([methods[n] for n in name.split(",")])
 
 

@@ -33,3 +33,19 @@ def test_several_horizons_are_forecast_by_models_fitted_once_before_the_earliest
         earliest = Panel.from_arrays(panel.ids, [y[:len(y) - k * h] for y in series])
         plain = baselines.statistical(earliest, h, season, (name,), n_jobs=1)[name]
         np.testing.assert_allclose(got[name][k - 1], plain, rtol=1e-4)
+
+
+def test_seasonal_naive_has_no_interval_from_one_season_or_less():
+    """statsforecast gives seasonal naive no interval (NaN) from less than a season and a zero-width one from
+    exactly one: both are left out (NaN), so that a zero-width band is never scored as an interval."""
+    rng = np.random.default_rng(1)
+    season, h = 12, 3
+    series = [50 + 5 * np.sin(np.arange(n)) + rng.normal(0, 1, n) for n in (8, 12, 13, 30)]
+    panel = Panel.from_arrays(np.array(["a_short", "b_season", "c_one_more", "d_long"]), series)
+    taus = [0.1, 0.5, 0.9]
+    got = baselines.statistical_quantiles(panel, h, season, taus, n_jobs=1)
+    assert np.isnan(got["seasonal_naive"][:2]).all()
+    naive = got["seasonal_naive"][2:]  # (2, h, taus)
+    assert np.isfinite(naive).all() and (naive[:, :, 0] < naive[:, :, 2]).all()
+    np.testing.assert_allclose(naive[1, :, 1], series[3][-season:][:h].astype(np.float32), rtol=1e-6)  # the point
+    assert np.isfinite(got["autoets"]).all() and (got["autoets"][:, :, 0] < got["autoets"][:, :, 2]).all()

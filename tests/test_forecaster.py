@@ -135,6 +135,8 @@ def test_predict_combines_with_a_classical_method(fitted):
         fc.predict(new, combine=["arima"])
     with pytest.raises(InputError, match="unknown method 'sgd'; choose one of metasgd, metasgd_zeroshot, pretrained, "):
         fc.predict(new, method="sgd")
+    with pytest.raises(InputError, match="'scratch' is evaluate's reference row .* not a forecast a run makes; choose"):
+        fc.predict(new, method="metasgd,scratch")
 
 
 def test_the_settings_given_are_copied_not_changed(fitted):

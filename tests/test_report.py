@@ -118,3 +118,19 @@ def test_report_renders_in_chromium(tiny_run):
     assert result["images"] == 4 and result["rendered"] == 4
     assert result["rows"] == len(table) and result["methods"] == list(table["method"])
     assert sorted(result["described"]) == sorted(table["method"])
+
+
+def test_the_intervals_say_why_seasonal_naive_has_none():
+    """A scored seasonal naive without intervals (a history of one season or less) is named, not silently
+    missing; with its intervals it is a row of the table and no such note is written."""
+    from fewcast.evaluation import INTERVAL_COLUMNS
+    from fewcast.report import _intervals
+
+    scores = dict(zip(INTERVAL_COLUMNS, (0.8, 0.95, 6.0, 0.6, 0.08)))
+    table = pd.DataFrame([{"method": "fewcast", **scores}, {"method": "seasonal_naive"}])
+    text = _intervals(table)
+    assert "Seasonal naive has no interval here: statsforecast gives it none from a history of one season" in text
+    assert "<td>seasonal_naive</td>" not in text and "<td>fewcast</td>" in text
+    table.loc[1, INTERVAL_COLUMNS] = [0.7, 0.9, 8.0, 0.9, 0.1]
+    text = _intervals(table)
+    assert "no interval here" not in text and "<td>seasonal_naive</td>" in text
