@@ -88,9 +88,10 @@ def evaluate(exp: Experiment, pretrained: Pretrain, learners: dict[str, Gradient
     the experiment's device (weights loaded from a checkpoint arrive on the CPU)."""
     s = exp.settings
     if not exp.test_history.n_series:
-        raise InputError(f"no series to score: the holdout protocol holds out {s.train.test_frac:.0%} of the "
-                         f"{exp.data.visible.n_series} series by id, none of these; score every series' last "
-                         f"{exp.h} points with --protocol all-series")
+        raise InputError(f"no series to score: the holdout protocol scores the series held out from training "
+                         f"({s.train.test_frac:.0%} of them, by id) and series it never saw, none of these "
+                         f"{exp.data.visible.n_series}; score every series' last {exp.h} points with --protocol "
+                         f"all-series")
     for module in (pretrained, *learners.values()):
         module.to(exp.device)
     networks, baselines, combinations = scored_methods(exp, pretrained, learners)

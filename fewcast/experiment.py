@@ -71,8 +71,10 @@ class Experiment:
     """A panel split by series, the networks' training data and validation tasks, and their training."""
 
     def __init__(self, settings: Settings, data: PanelData, progress: bool = False,
-                 log: Callable[..., None] = print, trained: bool = False, fit_shots: bool = False):
-        """``trained``: the settings are those of networks already trained (scoring them): nothing is derived.
+                 log: Callable[..., None] = print, trained: bool = False, fit_shots: bool = False,
+                 split: Split | None = None):
+        """``trained``: the settings are those of networks already trained (scoring them): nothing is derived;
+        ``split``: the series split those networks were trained on (default: drawn from the settings' seed).
         ``fit_shots``: shots more than the training series hold are lowered to what they hold, even when given
         (the validation cut's networks: a run's settings on series a few horizons shorter); otherwise only
         shots left to the data are."""
@@ -91,14 +93,16 @@ class Experiment:
         self.layout = Layout.of(self.settings.data, data.h, data.season_length)
         self.timings: dict[str, float] = {}
         self.logs: dict[str, list[dict]] = {}
-        self._prepare()
+        self._prepare(split)
 
     # -- data ---------------------------------------------------------------------------------------
-    def _prepare(self) -> None:
+    def _prepare(self, split: Split | None) -> None:
         s, d, t = self.settings, self.data, self.settings.train
         input_size, h = s.data.input_size, self.h
         check_log_values(d.visible, s.model, s.data.target_col)
-        split = split_series(d.visible.ids, t.val_frac, t.test_frac if s.eval.protocol == "holdout" else 0.0, t.seed)
+        if split is None:
+            split = split_series(d.visible.ids, t.val_frac, t.test_frac if s.eval.protocol == "holdout" else 0.0,
+                                 t.seed)
         self.split: Split = split
         visible = d.visible
         val_pos = visible.index_of(split.val)

@@ -39,6 +39,7 @@ from fewcast.intervals import columns as interval_columns
 from fewcast.learners import GradientLearner, Pretrain
 from fewcast.models import check_log_values
 from fewcast.selection import COLUMNS, Selection, select
+from fewcast.tasks import recorded_split
 from fewcast.windows import Windows
 
 
@@ -188,7 +189,9 @@ class FewShotForecaster:
         here = copy.deepcopy(reported)
         if here.train.device.startswith("cuda") and not torch.cuda.is_available():
             here.update("train", {"device": "cpu"})  # trained on a GPU, scored on this machine's CPU
-        experiment = Experiment(here, data, log=lambda *_: None, trained=True)
+        recorded = self.state.get("split")
+        split = recorded_split(data.visible.ids, recorded) if recorded and here.eval.protocol == "holdout" else None
+        experiment = Experiment(here, data, log=lambda *_: None, trained=True, split=split)
         experiment.logs = self.logs
         chosen = self.selection
         if chosen is None and self.state.get("method"):

@@ -47,6 +47,18 @@ def split_series(ids, val_frac: float = 0.1, test_frac: float = 0.3, seed: int =
     return Split(np.sort(ids[train]), np.sort(ids[val]), np.sort(ids[test]))
 
 
+def recorded_split(ids, recorded: dict) -> Split:
+    """The split recorded at training (``{"train": [...], "val": [...], "test": [...]}``) on the series
+    ``ids`` of new data: a series it trained or validated on keeps its set; every other one, a meta-test
+    series or one it never saw, is a test series. Ids match by their text (a CSV's ``7`` is the recorded
+    ``"7"``)."""
+    ids = np.unique(np.asarray(ids))
+    key = ids.astype(str)
+    train = np.isin(key, np.asarray(recorded.get("train", [])).astype(str))
+    val = np.isin(key, np.asarray(recorded.get("val", [])).astype(str)) & ~train
+    return Split(ids[train], ids[val], ids[~(train | val)])
+
+
 @dataclass
 class Tasks:
     """A meta-batch of tasks as float32 tensors (already scaled per window).

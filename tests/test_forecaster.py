@@ -103,6 +103,23 @@ def test_predict_matches_evaluate_forecasts(fitted):
     assert_predict_matches_evaluate(*fitted)
 
 
+def test_evaluate_on_other_data_scores_the_recorded_test_series_and_new_ones_only(fitted):
+    """Another frame is split as the model was trained, not drawn again: its meta-test series and series the
+    model never saw are scored, never one it trained or validated on."""
+    fc, frame = fitted
+    split = fc.state["split"]
+    dropped = split["test"][0]
+    part = frame[frame.store != dropped]
+    assert set(fc.evaluate_run(part).test_ids) == set(split["test"]) - {dropped}
+    new = monthly_frame(n=2, seed=8).assign(store=lambda d: d["store"].str.replace("s", "new"))
+    run = fc.evaluate_run(pd.concat([part, new]))
+    assert set(run.test_ids) == set(split["test"]) - {dropped} | {"new00", "new01"}
+    assert set(run.table["n_series"]) == {len(split["test"]) + 1}
+    seen = frame[frame.store.isin(split["train"] + split["val"])]
+    with pytest.raises(InputError, match="no series to score: the holdout protocol scores the series held out"):
+        fc.evaluate_run(seen)
+
+
 def test_a_deseasonalizing_forecaster_predicts_as_it_evaluates_and_reloads(tmp_path):
     frame = monthly_frame()
     # adapt_steps sets the learner's steps at forecast time, never those of finetune_all (checked in there);
