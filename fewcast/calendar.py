@@ -62,8 +62,8 @@ def infer_freq(ds: np.ndarray, offsets: np.ndarray) -> str | int | None:
     Dates: pandas' guess on the longest series; when every one of them has a gap (a missing month, a
     holiday in business days), the most common guess over runs of ``VOTE_RUN`` consecutive stamps; when
     no run fits a pandas frequency, a typical step of 28-31, 89-92 or 365-366 days is months, quarters or
-    years (stamps anchored inside the period, such as the 15th of each month, keep their day: see
-    :func:`shift_stamps`), and any other step is a fixed length."""
+    years (month ends anchored at the period's end; stamps anchored inside the period, such as the 15th of
+    each month, keep their day: see :func:`shift_stamps`), and any other step is a fixed length."""
     lengths = np.diff(offsets)
     if len(lengths) == 0 or lengths.max() < 2:
         return None
@@ -86,8 +86,11 @@ def infer_freq(ds: np.ndarray, offsets: np.ndarray) -> str | int | None:
     steps = np.concatenate([np.diff(r.asi8) for r in runs])  # (steps,) nanoseconds inside the long series
     days = float(np.median(steps)) / 86400e9
     start = runs[0][0]
-    for low, high, alias in ((28, 31, "MS"), (89, 92, f"QS-{MONTHS[(start.month - 1) % 3]}"),
-                             (365, 366, f"YS-{MONTHS[start.month - 1]}")):
+    if all(r.is_month_end.all() for r in runs):  # month ends: the end-anchored offsets keep them at month ends
+        spans = ("ME", f"QE-{MONTHS[(start.month - 1) % 3 + 9]}", f"YE-{MONTHS[start.month - 1]}")
+    else:
+        spans = ("MS", f"QS-{MONTHS[(start.month - 1) % 3]}", f"YS-{MONTHS[start.month - 1]}")
+    for (low, high), alias in zip(((28, 31), (89, 92), (365, 366)), spans):
         if low <= days <= high:
             return alias
     return pd.tseries.frequencies.to_offset(pd.Timedelta(int(np.median(steps)), "ns")).freqstr

@@ -80,6 +80,21 @@ def test_infer_freq_through_gaps_holidays_and_mid_period_anchors(stamps, freq):
     assert infer_freq(*_panel_of(stamps)) == freq
 
 
+@pytest.mark.parametrize("stamps, freq, future", [
+    (["2021-03-31", "2021-04-30"], "ME", ["2021-05-31", "2021-06-30", "2021-07-31"]),
+    (["2021-01-31", "2021-02-28"], "ME", ["2021-03-31", "2021-04-30", "2021-05-31"]),
+    (["2021-03-31", "2021-06-30"], "QE-DEC", ["2021-09-30", "2021-12-31", "2022-03-31"]),
+    (["2019-02-28", "2020-02-29"], "YE-FEB", ["2021-02-28", "2022-02-28", "2023-02-28"]),
+    (["2021-03-30", "2021-04-30"], "MS", ["2021-05-30", "2021-06-30", "2021-07-30"]),  # the 30th: kept
+])
+def test_two_stamps_at_month_ends_forecast_at_month_ends(stamps, freq, future):
+    """Series of two stamps are too short for pandas' guess: a typical step of a month, a quarter or a year
+    between month ends is end-anchored, so that forecasts stay at month ends."""
+    panel = from_frame(pd.DataFrame({"unique_id": "a", "ds": pd.to_datetime(stamps), "y": [1.0, 2.0]}))
+    assert panel.freq == freq
+    assert [str(t)[:10] for t in future_times(panel, 3)[0]] == future
+
+
 def test_season_and_forecast_dates_of_mid_period_stamps():
     """Stamps on the 15th are monthly data (season 12), and their forecasts fall on the 15th; month ends
     stay month ends, and a weekly series keeps its weekday."""
