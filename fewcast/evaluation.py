@@ -155,9 +155,9 @@ def interval_table(exp: Experiment, problems: Problems, forecasts: dict[str, np.
                    ) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
     """``table`` with the interval scores (:data:`INTERVAL_COLUMNS`) of every row that has intervals: the
     calibrated ones (a row of ``chosen``, ``fewcast``, by its method's), statsforecast's own for AutoETS and
-    seasonal naive (``native``, :func:`native_quantiles`) where it gives them for every series; each row's quantiles :data:`SCORED_TAUS`,
-    ``(series, h, taus)``, by method; and the coverage of the central 20 ... 95 % intervals of ``fewcast``,
-    AutoETS and seasonal naive (the calibration plot)."""
+    seasonal naive (``native``, :func:`native_quantiles`) where it gives them for every series; each row's
+    quantiles :data:`SCORED_TAUS`, ``(series, h, taus)``, by method; and the coverage of the central 20 ... 95 %
+    intervals of ``fewcast``, AutoETS and seasonal naive (the calibration plot)."""
     lay = exp.layout
     scale, floor = volatility(exp.test_history, lay, calibration), floors(exp.test_history)  # (series,)
     short = shorter(exp.test_history, calibration)  # (series,)

@@ -16,6 +16,7 @@ with its first value; one with no complete window is forecast zero-shot (a warni
 from __future__ import annotations
 
 import copy
+import numbers
 import warnings
 from pathlib import Path
 
@@ -76,10 +77,13 @@ class FewShotForecaster:
         panel = from_frame(df, id_col, time_col, target_col, fill=fill, min_length=s.data.h + 2)
         return PanelData.from_panel("frame", panel, s.data.h, s.data.season_length)
 
-    def fit(self, df: pd.DataFrame, id_col: str = "unique_id", time_col: str = "ds", target_col: str = "y",
-            progress: bool = False) -> FewShotForecaster:
-        """Pre-train and meta-train on the long frame ``df`` (holdout split recorded in ``self.state``)."""
+    def fit(self, df: pd.DataFrame, id_col: str | None = None, time_col: str | None = None,
+            target_col: str | None = None, progress: bool = False) -> FewShotForecaster:
+        """Pre-train and meta-train on the long frame ``df`` (holdout split recorded in ``self.state``); the
+        column names default to the settings' (``unique_id``, ``ds``, ``y`` unless given)."""
         s = self.settings
+        id_col, time_col, target_col = (id_col or s.data.id_col, time_col or s.data.time_col,
+                                        target_col or s.data.target_col)
         data = self._panel_data(df, id_col, time_col, target_col, s.data.fill)
         s.update("data", {"id_col": id_col, "time_col": time_col, "target_col": target_col,
                           "season_length": data.season_length})
@@ -127,7 +131,11 @@ class FewShotForecaster:
         chosen = named(methods, method or self.state.get("method") or s.learner.name)
         id_col, time_col, target_col = (id_col or s.data.id_col, time_col or s.data.time_col,
                                         target_col or s.data.target_col)
-        h = h or s.data.h
+        h = s.data.h if h is None else h
+        if isinstance(h, bool) or not isinstance(h, numbers.Integral) or h < 1:
+            raise InputError(f"h={h!r}: give the number of steps ahead as a whole number from 1 to {s.data.h} "
+                             f"(the trained horizon)")
+        h = int(h)
         if h > s.data.h:
             raise InputError(f"h={h} is longer than the trained horizon {s.data.h}: the model forecasts "
                              f"{s.data.h} steps directly; retrain with a longer h")
@@ -245,8 +253,10 @@ class FewShotForecaster:
 
 
 def _listed(value) -> list:
-    """``value`` as a list: one name or number alone (``"autoets"``, ``80``) is a list of one."""
-    return [value] if isinstance(value, (str, int, float)) else list(value)
+    """``value`` as a list: one name or number alone (``"autoets"``, ``80``) is a list of one, None none."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, (str, numbers.Number)) else list(value)
 
 
 __all__ = ["FewShotForecaster"]

@@ -46,10 +46,16 @@ def from_frame(
     if missing:
         setting = {id_col: "id_col", time_col: "time_col", target_col: "target_col"}
         found = ", ".join(map(str, df.columns[:10])) + (", ..." if len(df.columns) > 10 else "")
+        indexed = missing[0] in [n for n in df.index.names if n is not None]
         raise InputError(
             f"missing column '{missing[0]}' (columns found: {found}); "
-            f"name the right one with `{setting[missing[0]]}`"
+            + ("it is in the frame's index: move it to a column with `df.reset_index()`" if indexed
+               else f"name the right one with `{setting[missing[0]]}`")
         )
+    doubled = [c for c in dict.fromkeys((id_col, time_col, target_col)) if np.count_nonzero(df.columns == c) > 1]
+    if doubled:
+        raise InputError(f"column '{doubled[0]}' appears {np.count_nonzero(df.columns == doubled[0])} times in the "
+                         f"frame; keep one of them")
     if len(df) == 0:
         raise InputError("the input has no rows")
 
@@ -127,6 +133,8 @@ def _is_sorted(codes: np.ndarray, key: np.ndarray) -> bool:
 def _parse_target(col: pd.Series, codes, uniques, name: str) -> np.ndarray:
     if pd.api.types.is_bool_dtype(col):
         raise InputError(f"column '{name}' is boolean; the target must be numeric")
+    if pd.api.types.is_timedelta64_dtype(col) or pd.api.types.is_complex_dtype(col):
+        raise InputError(f"column '{name}' holds {col.dtype} values; the target must be real numbers")
     if pd.api.types.is_numeric_dtype(col):
         return col.to_numpy(dtype=np.float64, na_value=np.nan)
     if col.dtype == object and col.map(type).eq(bool).any():

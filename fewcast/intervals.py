@@ -22,6 +22,8 @@ calibrated.
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from fewcast.errors import InputError
@@ -212,7 +214,12 @@ def level_taus(levels) -> list[float]:
 
 
 def check_request(levels, taus) -> None:
-    """An InputError for a level outside (0, 99] or a quantile outside [0.005, 0.995]."""
+    """An InputError for a level or quantile that is not a number, a level outside (0, 99] or a quantile
+    outside [0.005, 0.995]."""
+    for what, values in (("level", levels), ("quantile", taus)):
+        bad = [v for v in values if isinstance(v, bool) or not isinstance(v, numbers.Real)]
+        if bad:
+            raise InputError(f"{what} {bad[0]!r} is not a number; use e.g. level=[80, 95], quantiles=[0.1, 0.5, 0.9]")
     bad = [lv for lv in levels if not 0 < lv <= 99]
     if bad:
         raise InputError(f"level {bad[0]} is not a percentage in (0, 99]; use e.g. level=[80, 95]")

@@ -26,6 +26,10 @@ def test_predict_ids_future_timestamps_and_lengths(fitted):
     assert len(fc.predict(new, h=3)) == 5 * 3
     with pytest.raises(InputError, match="longer than the trained horizon 6"):
         fc.predict(new, h=7)
+    for bad in (0, -1, 2.5, "3"):
+        with pytest.raises(InputError, match=r"h=.*: give the number of steps ahead as a whole number from 1 to 6"):
+            fc.predict(new, h=bad)
+    assert len(fc.predict(new, h=np.int64(2))) == 5 * 2
 
 
 def test_predict_dates_zoned_data_in_its_zone(fitted):
@@ -152,7 +156,7 @@ def test_predict_combines_with_a_classical_method(fitted):
         fc.predict(new, combine=["arima"])
     with pytest.raises(InputError, match="unknown method 'sgd'; choose one of metasgd, metasgd_zeroshot, pretrained, "):
         fc.predict(new, method="sgd")
-    with pytest.raises(InputError, match="'scratch' is evaluate's reference row .* not a forecast a run makes; choose"):
+    with pytest.raises(InputError, match=r"'scratch' is evaluate's reference row .* not a forecast a run makes"):
         fc.predict(new, method="metasgd,scratch")
 
 
@@ -167,6 +171,14 @@ def test_the_settings_given_are_copied_not_changed(fitted):
     before = fitted_fc.settings.to_dict()
     fitted_fc.evaluate_run(frame)
     assert fitted_fc.settings.to_dict() == before  # scoring does not change what was trained
+
+
+def test_column_names_given_as_settings_are_the_ones_fit_reads():
+    frame = monthly_frame(n=12)
+    fc = FewShotForecaster(**{**TINY, "select": False}, id_col="store", time_col="month", target_col="sales")
+    fc.fit(frame)
+    assert fc.state["columns"] == ["store", "month", "sales"]
+    assert list(fc.predict(frame).columns) == ["store", "month", "fewcast"]
 
 
 def test_unfitted_and_unknown_settings():

@@ -183,6 +183,20 @@ def test_bad_frame(case, frame, tmp_path, run_cli):
     assert "`" not in err  # a setting the error names is spelled as its flag
 
 
+def test_frames_a_csv_cannot_hold(frame):
+    """An id in the index, a column given twice and targets that are not real numbers: one line saying so."""
+    with pytest.raises(InputError, match=r"missing column 'unique_id' .*it is in the frame's index: move it to a "
+                                         r"column with `df.reset_index\(\)`"):
+        from_frame(frame.set_index("unique_id"))
+    with pytest.raises(InputError, match=r"missing column 'unique_id' \(columns found: y\); it is in the frame"):
+        from_frame(frame.set_index(["unique_id", "ds"]))
+    with pytest.raises(InputError, match=r"column 'y' appears 2 times in the frame; keep one of them"):
+        from_frame(pd.concat([frame, frame[["y"]]], axis=1))
+    for values in (pd.to_timedelta(frame["y"], "s"), frame["y"] + 1j):
+        with pytest.raises(InputError, match=r"column 'y' holds .* values; the target must be real numbers"):
+            from_frame(frame.assign(y=values))
+
+
 def test_mixed_python_types_in_ds(frame):
     mixed = frame.astype({"ds": object})
     mixed.loc[mixed.index[mixed.unique_id == "s09"][0], "ds"] = 5

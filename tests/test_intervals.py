@@ -72,6 +72,10 @@ def test_quantiles_are_monotone_and_named_like_statsforecast_in_user_columns(gau
         fc.predict(new, level=[120])
     with pytest.raises(InputError, match=r"quantile 1\.2 is outside"):
         fc.predict(new, quantiles=[1.2])
+    with pytest.raises(InputError, match=r"level '80' is not a number; use e.g. level=\[80, 95\]"):
+        fc.predict(new, level=["80"])
+    pd.testing.assert_frame_equal(fc.predict(new, level=np.int64(80), quantiles=None, combine=None),
+                                  fc.predict(new, level=[80]))
 
 
 def test_every_forecast_fewcast_makes_has_intervals_and_they_survive_save_and_load(gaussian, tmp_path):
