@@ -16,6 +16,7 @@ with its first value; one with no complete window is forecast zero-shot (a warni
 from __future__ import annotations
 
 import copy
+import io
 import numbers
 import warnings
 from pathlib import Path
@@ -225,10 +226,12 @@ class FewShotForecaster:
 
     # -- persistence --------------------------------------------------------------------------------
     def save(self, path) -> None:
-        """Write the weights, learned rates and settings as a checkpoint (safetensors, no pickle)."""
+        """Write the weights, learned rates, intervals' calibration and settings as a checkpoint (safetensors,
+        no pickle), with the validation ranking where :meth:`fit` made one."""
         self._check_fitted()
+        ranking = {} if self.selection is None else {"selection": self.selection.to_csv()}
         run.save_networks(path, self.learner, self.pretrained,
-                          {"phase": run.DONE, **self.state, "calibration": self.calibration}, self.settings)
+                          {"phase": run.DONE, **self.state, **ranking, "calibration": self.calibration}, self.settings)
 
     @classmethod
     def load(cls, path) -> FewShotForecaster:
@@ -242,7 +245,9 @@ class FewShotForecaster:
         fc.learner, fc.pretrained = learner, pretrained
         fc.calibration = state.get("calibration", {})
         ranking = directory / run.SELECTION
-        if checkpoint != directory and ranking.exists() and fc.state.get("method"):
+        if checkpoint == directory and "selection" in state:  # what save wrote
+            fc.selection = Selection.from_csv(io.StringIO(state["selection"]))
+        elif checkpoint != directory and ranking.exists() and fc.state.get("method"):
             try:
                 fc.selection = Selection.from_csv(ranking)
             except (ValueError, KeyError, IndexError) as exc:  # pandas' parser errors are ValueErrors

@@ -60,7 +60,7 @@ def save_networks(path: str | Path, learner: GradientLearner, pretrained: Pretra
 def calibration_tensors(calibration: dict) -> dict[str, torch.Tensor]:
     """The intervals' calibration as checkpoint tensors, ``calibration.<method>`` (and ``calibration.`` +
     :data:`fewcast.intervals.SHORT`)."""
-    return {f"calibration.{name}": torch.as_tensor(table, dtype=torch.float32) for name, table in calibration.items()}
+    return {f"calibration.{name}": torch.as_tensor(table, dtype=torch.float64) for name, table in calibration.items()}
 
 
 def load_networks(path: str | Path) -> tuple[Settings, dict, GradientLearner, Pretrain]:

@@ -86,7 +86,9 @@ def test_every_forecast_fewcast_makes_has_intervals_and_they_survive_save_and_lo
     for method in ("pretrained_finetune", "metasgd_zeroshot", "theta"):
         a = fc.predict(new.head(480), method=method, level=[80])
         b = again.predict(new.head(480), method=method, level=[80])
-        pd.testing.assert_frame_equal(a, b, rtol=1e-5)
+        pd.testing.assert_frame_equal(a, b, check_exact=True)  # the calibration is saved as it was made
+    assert again.selection is not None and again.selection.chosen == fc.selection.chosen
+    pd.testing.assert_frame_equal(again.selection.table, fc.selection.table, check_dtype=False)
     # a cold start: histories shorter than every validation history, scaled by the saved short-history entry
     assert intervals.SHORT in fc.calibration and intervals.SHORT in again.calibration
     short = new.groupby("store").tail(20).head(200)
