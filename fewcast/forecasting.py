@@ -20,30 +20,37 @@ from fewcast.baselines import CLASSICAL, classical_forecasts
 from fewcast.config import ForecastConfig, Settings
 from fewcast.engine import Layout, forecast_series
 from fewcast.errors import InputError
+from fewcast.intervals import floors
 from fewcast.learners import MAML, GradientLearner, Pretrain
 from fewcast.panel import Panel
 from fewcast.windows import Windows
 
 
 class Forecasts:
-    """The forecasts of one history by method, each made once, on ``device``."""
+    """The forecasts of one history by method, each made once, on ``device``. No forecast of a series that
+    has never been below zero goes below zero (:func:`~fewcast.intervals.floors`, as its quantiles do not)."""
 
-    def __init__(self, history: Panel, layout: Layout, device="cpu"):
+    def __init__(self, history: Panel | None, layout: Layout, device="cpu"):
         self.history = history
         self.layout = layout
         self.device = device
         self.made: dict[str, np.ndarray] = {}  # method name -> (series, h)
+        self.floor = None if history is None else floors(history)[:, None]  # (series, 1): 0 or -inf
+
+    def _floored(self, yhat: np.ndarray) -> np.ndarray:
+        return yhat if self.floor is None else np.maximum(yhat, self.floor)
 
     def __getitem__(self, method: Method) -> np.ndarray:
         if method.name not in self.made:
-            self.made[method.name] = method.forecast(self)
+            self.made[method.name] = self._floored(method.forecast(self))
         return self.made[method.name]
 
     def known(self, forecasts: dict[str, np.ndarray]) -> Forecasts:
         """Take forecasts made elsewhere (method name -> ``(series, h)``, e.g. fitted once for several
         horizons) for the methods not made yet; ``self``."""
         for name, yhat in forecasts.items():
-            self.made.setdefault(name, yhat)
+            if name not in self.made:
+                self.made[name] = self._floored(yhat)
         return self
 
     def make(self, methods: list[Method]) -> dict[str, np.ndarray]:
@@ -51,7 +58,8 @@ class Forecasts:
         run."""
         classical = list(dict.fromkeys(m.name for m in _classical(methods) if m.name not in self.made))
         if classical:
-            self.made.update(classical_forecasts(self.history, self.layout.h, self.layout.season_length, classical))
+            made = classical_forecasts(self.history, self.layout.h, self.layout.season_length, classical)
+            self.made.update({name: self._floored(yhat) for name, yhat in made.items()})
         return {m.name: self[m] for m in methods}
 
     def part(self, rows: np.ndarray) -> Forecasts:

@@ -169,13 +169,15 @@ def _parse_time(col: pd.Series, codes, uniques, name: str) -> tuple[np.ndarray, 
         raise InputError(f"column '{name}' has {int(empty.sum())} empty values in series {describe_ids(bad)}")
     if pd.api.types.is_bool_dtype(col):
         raise InputError(f"column '{name}' is boolean; use dates or integer time steps")
+    if isinstance(col.dtype, pd.PeriodDtype):  # each period by its first moment (a fiscal quarter's first day)
+        return col.dt.start_time.to_numpy(dtype="datetime64[ns]"), None
     if isinstance(col.dtype, pd.DatetimeTZDtype):
         return zoned(col.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]"),
                      col.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]"), col.dt.tz)
     if pd.api.types.is_datetime64_any_dtype(col):
         return col.to_numpy(dtype="datetime64[ns]"), None
     if pd.api.types.is_integer_dtype(col):
-        return col.to_numpy(dtype=np.int64), None
+        return _compact_dates(col.to_numpy(dtype=np.int64), name), None
     if pd.api.types.is_float_dtype(col):
         frac = (col % 1 != 0).to_numpy()
         if frac.any():
@@ -195,7 +197,7 @@ def _parse_time(col: pd.Series, codes, uniques, name: str) -> tuple[np.ndarray, 
         frac = (as_number % 1 != 0).to_numpy()
         if frac.any():
             fail(frac[rows], "fractional time steps")
-        return as_number.to_numpy(dtype=np.int64)[rows], None
+        return _compact_dates(as_number.to_numpy(dtype=np.int64), name)[rows], None
     if numeric.any():
         fail(numeric[rows], "a mix of plain numbers and dates")
     local_text = text.str.replace(_OFFSET, r"\1", regex=True)  # the wall-clock time of a stamp with an offset
@@ -218,6 +220,21 @@ def _parse_time(col: pd.Series, codes, uniques, name: str) -> tuple[np.ndarray, 
     shifts = np.unique(local - utc)  # the UTC offsets met: one is a fixed zone, several (summer time) no name
     tz = datetime.timezone(pd.Timedelta(shifts[0]).to_pytimedelta()) if len(shifts) == 1 else None
     return zoned(utc, local, tz)
+
+
+def _compact_dates(steps: np.ndarray, name: str) -> np.ndarray:
+    """Integer time ``steps`` as they are, or as dates where every one is a date written ``YYYYMMDD``
+    (``20150131``) and they span more than one month (as steps they would jump from ``20150131`` to
+    ``20150201``), with a warning saying so."""
+    if len(steps) == 0 or steps.min() < 18000101 or steps.max() > 22001231:
+        return steps
+    values, rows = np.unique(steps, return_inverse=True)  # (distinct,), (rows,): each parsed once
+    parsed = pd.to_datetime(pd.Series(values).astype(str), format="%Y%m%d", errors="coerce")
+    if parsed.isna().any() or values[0] // 100 == values[-1] // 100:
+        return steps
+    warnings.warn(f"column '{name}': numbers such as {values[0]} read as dates written YYYYMMDD "
+                  f"({parsed.iloc[0]:%Y-%m-%d}); forecasts are dated", PanelWarning, stacklevel=4)
+    return parsed.to_numpy(dtype="datetime64[ns]")[rows]
 
 
 def _day_first(text: pd.Series, name: str) -> bool:

@@ -7,7 +7,10 @@ import pandas as pd
 import pytest
 
 from fewcast import FewShotForecaster
+from fewcast.engine import Layout
 from fewcast.errors import InputError, PanelWarning
+from fewcast.forecasting import Forecasts, classical
+from fewcast.frame import from_frame
 from tests.conftest import TINY, monthly_frame
 
 
@@ -74,6 +77,24 @@ def test_predict_refuses_negative_values_for_the_log_member(fitted):
         fc.predict(new)
     zeros = new.assign(sales=np.where(new.store == "s01", 0.0, new.sales))  # zeros are fine: floored on logs
     assert np.isfinite(fc.predict(zeros)["fewcast"]).all()
+
+
+def test_no_forecast_goes_below_zero_for_a_series_never_below_it(fitted):
+    """Series falling steadily toward zero: every method's trend would carry them below it; a series that
+    never went below zero is forecast at zero or more, one that did keeps its negative forecasts."""
+    fc, _ = fitted
+    months = pd.date_range("2015-01-01", periods=60, freq="MS")
+    rng = np.random.default_rng(2)
+    falling = pd.concat([pd.DataFrame({"store": f"f{i}", "month": months,
+                                       "sales": np.linspace(120 + 10 * i, 1, 60) + rng.normal(0, 0.5, 60)})
+                         for i in range(3)])
+    falling["sales"] = falling["sales"].clip(lower=0.2)
+    for method in ("theta", "autoets", "pretrained_finetune_all", "metasgd+theta", None):
+        out = fc.predict(falling, method=method)
+        assert (out["fewcast"] >= 0).all(), method
+        assert (out["fewcast"] == 0).any() or method not in ("theta", "autoets"), method  # their trends reach it
+    signed = from_frame(falling.assign(sales=falling["sales"] - 3), "store", "month", "sales")  # below zero at its end
+    assert (Forecasts(signed, Layout.of(fc.settings.data))[classical("theta")] < 0).any()
 
 
 def test_short_series_are_padded_and_forecast_zero_shot(fitted):

@@ -197,6 +197,26 @@ def test_frames_a_csv_cannot_hold(frame):
             from_frame(frame.assign(y=values))
 
 
+@pytest.mark.parametrize("freq, first, read", [("W-SUN", "2014-12-29", "W-MON"), ("Q-NOV", "2014-12-01", "QS-DEC"),
+                                               ("Y", "2015-01-01", "YS-JAN"), ("M", "2015-01-01", "MS")])
+def test_periods_are_read_by_their_first_day(freq, first, read):
+    panel = from_frame(pd.DataFrame({"unique_id": "a", "ds": pd.period_range("2015-01", periods=30, freq=freq),
+                                     "y": np.arange(30.0)}))
+    assert str(panel.ds[0])[:10] == first and panel.freq == read
+
+
+def test_dates_written_as_yyyymmdd_numbers_are_dates():
+    """As numbers or as text, across months: dates, with a warning; within one month they stay steps."""
+    stamps = pd.date_range("2015-01-01", periods=40, freq="MS")
+    for ds in (stamps.strftime("%Y%m%d"), stamps.strftime("%Y%m%d").astype(int)):
+        with pytest.warns(PanelWarning, match=r"column 'ds': numbers such as 20150101 read as dates written "
+                                              r"YYYYMMDD \(2015-01-01\)"):
+            panel = from_frame(pd.DataFrame({"unique_id": "a", "ds": ds, "y": np.arange(40.0)}))
+        assert panel.freq == "MS" and (panel.ds == stamps.to_numpy()).all()
+    steps = from_frame(pd.DataFrame({"unique_id": "a", "ds": np.arange(20150101, 20150121), "y": np.arange(20.0)}))
+    assert steps.freq == 1 and steps.ds[0] == 20150101
+
+
 def test_mixed_python_types_in_ds(frame):
     mixed = frame.astype({"ds": object})
     mixed.loc[mixed.index[mixed.unique_id == "s09"][0], "ds"] = 5
