@@ -11,6 +11,7 @@ default; keys of older config files that moved or were renamed are read where th
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -92,7 +93,8 @@ class ModelConfig:
         from fewcast.models import MODELS, check_transforms
 
         _one_of("model", self.name, MODELS)
-        _at_least(self, 1, "hidden", "ensemble")
+        _at_least(self, 1, "hidden", "ensemble", "blocks")
+        _at_least(self, 0, "depth")
         check_transforms(self.ensemble_transforms)
 
 
@@ -121,7 +123,7 @@ class LearnerConfig:
         _one_of("learner", self.name, LEARNERS)
         _one_of("loss", self.loss, LOSSES)
         _one_of("adapt_params", self.adapt_params, ("all", "head"))
-        _at_least(self, 0, "inner_steps")
+        _at_least(self, 0, "inner_steps", "inner_lr", "msl_iterations", "first_order_iterations")
 
 
 @dataclass
@@ -138,7 +140,7 @@ class ForecastConfig:
                                               "this many windows, the learner on the others")
 
     def check(self) -> None:
-        _at_least(self, 0, "adapt_shots", "adapt_steps", "finetune_all_shots", "finetune_all_steps",
+        _at_least(self, 0, "adapt_shots", "adapt_steps", "finetune_all_shots", "finetune_all_steps", "finetune_all_lr",
                   "finetune_all_min_shots")
 
 
@@ -189,9 +191,13 @@ class TrainConfig:
     def check(self) -> None:
         _one_of("init", self.init, ("pretrained", "random"))
         _one_of("outer_params", self.outer_params, ("all", "rates"))
-        _at_least(self, 1, "query_shots", "select_top")
+        _at_least(self, 1, "query_shots", "select_top", "meta_batch_size", "val_every")
         _at_least(self, 0, "shots", "staleness", "patience", "pretrain_patience", "checkpoint_every",
-                  "select_training")
+                  "select_training", "iterations", "pretrain_iterations", "outer_lr", "pretrain_lr", "clip", "seed",
+                  "model_seed")
+        _at_least(self, -1, "pretrain_batch_size")
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+            raise InputError(f"`device` must be auto, cpu, cuda or cuda:N (got {self.device!r})")
         if not (0 <= self.val_frac < 1 and 0 <= self.test_frac < 1 and self.val_frac + self.test_frac < 1):
             raise InputError(f"`val_frac` and `test_frac` must be in [0, 1) and sum below 1 (got {self.val_frac}, "
                              f"{self.test_frac})")
@@ -220,8 +226,11 @@ class EvalConfig:
 
     def check(self) -> None:
         from fewcast.baselines import check_methods
+        from fewcast.learners import LEARNERS
 
         _one_of("protocol", self.protocol, PROTOCOLS)
+        for name in self.extra_learners:
+            _one_of("extra_learners", name, LEARNERS)
         _at_least(self, 0, "history", "curve_steps", "plot_series")
         check_methods(self.classical)
         missing = [m for m in self.combine if m not in self.classical]
@@ -318,17 +327,26 @@ def _coerce(value: Any, current: Any, name: str, where: str, inner: type = str) 
         items = value.split(",") if isinstance(value, str) else value
         if isinstance(items, list):
             try:
-                return [inner(v.strip()) if isinstance(v, str) else inner(v) for v in items if v != ""]
-            except ValueError:
+                return [inner(v.strip()) if isinstance(v, str) else _number(v, inner) for v in items if v != ""]
+            except (TypeError, ValueError):
                 pass
     else:
         try:
-            if kind is int and isinstance(value, float) and not value.is_integer():
-                raise ValueError
-            return kind(value)
+            return _number(value, kind)
         except (TypeError, ValueError):
             pass
-    raise InputError(f"{where}: {name} must be {kind.__name__}, got {value!r}")
+    what = f"a list of {inner.__name__}" if kind is list else kind.__name__
+    raise InputError(f"{where}: {name} must be {what}, got {value!r}")
+
+
+def _number(value: Any, kind: type) -> Any:
+    """``kind(value)``, refusing what would change its meaning: a boolean for a number, a fraction for a
+    whole number (a ValueError)."""
+    if isinstance(value, bool) and kind is not bool:
+        raise ValueError(value)
+    if kind is int and isinstance(value, float) and not value.is_integer():
+        raise ValueError(value)
+    return kind(value)
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:

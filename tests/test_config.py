@@ -100,6 +100,17 @@ def test_every_setting_says_what_it_does_and_has_one_name():
     ("train", {"pretrain_ema": 1.0}, r"`pretrain_ema` must be a decay in \[0, 1\)"),
     ("eval", {"protocol": "cv"}, "unknown protocol 'cv'; choose one of holdout, all-series"),
     ("eval", {"classical": ["naive"], "combine": ["theta"]}, "combine lists theta, which classical does not"),
+    ("eval", {"extra_learners": ["maml", "nosuch"]}, "unknown extra_learners 'nosuch'; choose one of maml"),
+    ("train", {"val_every": 0}, "`val_every` must be 1 or more"),
+    ("train", {"meta_batch_size": 0}, "`meta_batch_size` must be 1 or more"),
+    ("train", {"pretrain_batch_size": -5}, "`pretrain_batch_size` must be -1 or more"),
+    ("train", {"seed": -1}, "`seed` must be 0 or more"),
+    ("train", {"outer_lr": -1.0}, "`outer_lr` must be 0 or more"),
+    ("train", {"iterations": -1}, "`iterations` must be 0 or more"),
+    ("train", {"clip": -1.0}, "`clip` must be 0 or more"),
+    ("train", {"device": "tpu"}, "`device` must be auto, cpu, cuda or cuda:N"),
+    ("model", {"blocks": 0}, "`blocks` must be 1 or more"),
+    ("learner", {"inner_lr": -0.1}, "`inner_lr` must be 0 or more"),
 ])
 def test_each_section_checks_its_own_values(section, values, message):
     s = Settings()
@@ -107,6 +118,16 @@ def test_each_section_checks_its_own_values(section, values, message):
     with pytest.raises(InputError, match=message):
         s.check()
     Settings().check()  # the defaults pass
+
+
+@pytest.mark.parametrize("section, values, message", [
+    ("train", {"iterations": True}, "train.iterations must be int, got True"),
+    ("eval", {"shots_curve": [1.5, 2]}, r"eval.shots_curve must be a list of int, got \[1.5, 2\]"),
+    ("train", {"outer_lr": False}, "train.outer_lr must be float, got False"),
+])
+def test_a_value_that_would_change_meaning_is_not_converted(section, values, message):
+    with pytest.raises(InputError, match=message):
+        Settings().update(section, values)
 
 
 def test_a_log_member_needs_a_scaler_that_keeps_values_positive():
