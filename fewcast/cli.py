@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import shutil
 import signal
 import sys
 import warnings
@@ -19,7 +20,7 @@ import numpy as np
 
 from fewcast import datasets
 from fewcast.errors import InputError, PanelWarning, RunWarning, StorageError
-from fewcast.lock import RunLock
+from fewcast.lock import LOCK, RunLock
 from fewcast.options import add_settings_options, as_flags, settings_from_args
 
 EXIT_INPUT = 2
@@ -143,8 +144,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     settings = None if args.resume else settings_from_args(args)
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 alone writes the run
         return _train(args, settings)
-    with RunLock(args.out, "fewcast train"):
-        return _train(args, settings)
+    created = not Path(args.out).exists()
+    try:
+        with RunLock(args.out, "fewcast train"):
+            return _train(args, settings)
+    except InputError:  # refused before writing anything: no run directory holding only its lock is left
+        if created and {p.name for p in Path(args.out).iterdir()} <= {LOCK}:
+            shutil.rmtree(args.out, ignore_errors=True)
+        raise
 
 
 def _train(args, settings) -> int:

@@ -71,6 +71,8 @@ def load_panel_data(source: str | Path, settings: Settings) -> PanelData:
     data = settings.data
     official = datasets.DATASETS[str(source)].h if datasets.is_embedded(source) else 0
     h = data.h or official
+    if not official and not Path(source).exists():
+        raise InputError(f"no such file: {source} (nor an embedded dataset: `fewcast datasets` lists them)")
     if not h:
         raise InputError("your own data needs a forecast horizon: set `h`")
     if official and h > official:

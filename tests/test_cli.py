@@ -298,3 +298,17 @@ def test_resuming_a_run_that_does_not_exist_leaves_nothing_behind(data, tmp_path
     code, _, err = run_cli("train", data, "--out", tmp_path / "none", "--resume")
     assert code == 2 and "no run directory" in err and "to resume" in err
     assert not (tmp_path / "none").exists()
+
+
+def test_a_refused_train_says_why_and_leaves_no_run_directory(data, tmp_path, run_cli):
+    """A mistyped file is named as such (not as a missing horizon), and a run refused before training leaves no
+    directory holding only its lock; an existing directory is left as it was."""
+    code, _, err = run_cli("train", tmp_path / "m3-montly.csv", "--out", tmp_path / "typo")
+    assert code == 2 and "no such file" in err and "nor an embedded dataset" in err, err
+    assert not (tmp_path / "typo").exists()
+    code, _, err = run_cli("train", data, "--out", tmp_path / "bad", "--h", "6", "--val-every", "0")
+    assert code == 2 and "--val-every" in err and "1 or more" in err and "Traceback" not in err, err
+    assert not (tmp_path / "bad").exists()
+    (tmp_path / "kept").mkdir()
+    code, _, err = run_cli("train", tmp_path / "missing.csv", "--out", tmp_path / "kept")
+    assert code == 2 and (tmp_path / "kept").is_dir()
