@@ -98,6 +98,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
           f"(per series: min {windows.counts.min()}, median {np.median(windows.counts):g})")
     advice = "" if held else f"; --shots {fits} fits the longest"
     print(f"  tasks:      {held} series hold a meta-training task of {shots} shots{advice}")
+    if not (args.h or info):
+        print("  horizon:    not given; train needs --h: the windows and settings here are for h = 1, give --h to "
+              "see the ones train would use")
     print(f"  settings train derives from the data (season {season}; a setting you give is kept):")
     for line in reasons or ["none: every one is given"]:
         print(f"    {line}")

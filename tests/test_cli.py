@@ -83,6 +83,9 @@ def test_validate_summary(frame, tmp_path, run_cli):
                            "--input-size", "12", "--h", "3", "--shots", "60")
     fits = (lengths.max() - 3) - 15 + 1 - 3  # the most shots the longest series can hold
     assert f"tasks:      0 series hold a meta-training task of 60 shots; --shots {fits} fits the longest" in out
+    assert "horizon:" not in out
+    code, out, _ = run_cli("validate", path, "--id-col", "id", "--target-col", "realValue")  # no --h: said so
+    assert code == 0 and "horizon:    not given; train needs --h: the windows and settings here are for h = 1" in out
     for freq, held in (("MS", "MS (monthly), time zone Europe/Paris, read on its wall clock"),
                        ("h", "h (hourly), time zone Europe/Paris, held in UTC")):
         zoned_frame(freq, 40, "Europe/Paris").to_parquet(tmp_path / "zoned.parquet")
