@@ -222,15 +222,17 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_forecast(args: argparse.Namespace) -> int:
-    from fewcast.frame import read_frame, write_frame
+    from fewcast.frame import check_writable, read_frame, write_frame
 
+    check_writable(args.out)  # before the forecasts are made
     fc = _load(args.run)
     s = fc.settings
     id_col = args.id_col or s.data.id_col
     frame = read_frame(args.data, id_col)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PanelWarning)
-        out = fc.predict(frame, h=args.h, method=args.method, combine=[m for m in args.combine.split(",") if m],
+        combine = [m.strip() for given in args.combine for m in given.split(",") if m.strip()]
+        out = fc.predict(frame, h=args.h, method=args.method, combine=combine,
                          level=args.level or (), quantiles=args.quantiles or (), id_col=id_col,
                          time_col=args.time_col, target_col=args.target_col, fill=args.fill)
     show_warnings(caught)
@@ -269,8 +271,8 @@ EXAMPLES = {
     ),
 }
 
-METHOD_HELP = ("the forecast to write, by its name in evaluate's results table (default: the one chosen on "
-               "validation at train, first in RUN/selection.csv): <learner> (the adapted meta-learner), "
+METHOD_HELP = ("the forecast to write, by its name in evaluate's results table (default: fewcast, the one "
+               "chosen on validation at train, first in RUN/selection.csv): <learner> (the adapted meta-learner), "
                "<learner>_zeroshot, pretrained, pretrained_finetune, "
                "pretrained_finetune_all (plain SGD on every window), <learner>_auto (that on a series with "
                "forecast.finetune_all_min_shots windows or more, the learner on the others), naive, seasonal_naive, "
@@ -343,8 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--h", type=positive_int, help="how many steps ahead (default: the trained h)")
     columns(p, None)
     p.add_argument("--method", help=METHOD_HELP)
-    p.add_argument("--combine", default="", help="classical methods (autoets, autoces, theta, naive, "
-                   "seasonal_naive) to average with: one more column fewcast+METHOD each")
+    p.add_argument("--combine", action="append", default=[], help="classical methods (autoets, autoces, theta, "
+                   "naive, seasonal_naive; several joined by commas or the flag repeated) to average with: one more "
+                   "column fewcast+METHOD each")
     p.add_argument("--level", type=float, nargs="+", metavar="L",
                    help="prediction intervals of L %% (e.g. --level 80 95): columns fewcast-lo-80, fewcast-hi-80, ...")
     p.add_argument("--quantiles", type=float, nargs="+", metavar="Q",

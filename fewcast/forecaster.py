@@ -121,14 +121,18 @@ class FewShotForecaster:
         """Forecast the next ``h`` values of every series of ``df`` after adapting to its own history.
 
         Returns a long frame (id, time, ``fewcast``) under the input's column names, future times
-        continuing each series' frequency. ``method`` names the forecast (see :meth:`methods`; default: the
-        one chosen on validation at :meth:`fit`, else the adapted learner). ``combine=["autoets"]`` adds a
-        column ``fewcast+autoets``: the average of that forecast and the classical method fitted to the same
-        history. ``fill``: fill gaps and NaN values of ``df`` (default: as at ``fit``).
+        continuing each series' frequency. ``method`` names the forecast (see :meth:`methods`; default, or
+        ``"fewcast"``: the one chosen on validation at :meth:`fit`, else the adapted learner).
+        ``combine=["autoets"]`` adds a column ``fewcast+autoets``: the average of that forecast and the classical
+        method fitted to the same history. ``fill``: fill gaps and NaN values of ``df`` (default: as at ``fit``).
         """
         s = self.settings
         combine, level, quantiles = (_listed(v) for v in (combine, level, quantiles))  # "autoets", 80: one each
         methods = self.methods()
+        if method is not None and not str(method).strip():
+            raise InputError("method is empty; name one (`fewcast forecast --help` lists them) or leave it out")
+        if method == "fewcast":  # evaluate's row of the chosen forecast
+            method = None
         chosen = named(methods, method or self.state.get("method") or s.learner.name)
         id_col, time_col, target_col = (id_col or s.data.id_col, time_col or s.data.time_col,
                                         target_col or s.data.target_col)
@@ -212,7 +216,8 @@ class FewShotForecaster:
 
     def _calibrated(self) -> str:
         """Which methods have intervals, and why none has where none has."""
-        which = sorted(calibrated(self.calibration))
+        methods = self.methods()
+        which = sorted(n for n in calibrated(self.calibration) if all(p in methods for p in n.split(",")))
         if which:
             more = f" and {len(which) - 12} more" if len(which) > 12 else ""
             return (f"they are calibrated on validation at training (`select`), for {', '.join(which[:12])}{more} "

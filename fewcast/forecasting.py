@@ -161,6 +161,7 @@ def mean(parts: list[Method]) -> Method:
 
 def named(methods: dict[str, Method], name: str) -> Method:
     """The method ``name`` of ``methods``, or the average of several (``a,b``); an InputError for any other."""
+    name = ",".join(part.strip() for part in name.split(","))  # "a, b" is "a,b"
     unknown = [n for n in name.split(",") if n not in methods]
     if unknown:
         what = (f"{unknown[0]!r} is evaluate's reference row (a network never trained, fine-tuned on each series, "

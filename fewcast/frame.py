@@ -337,12 +337,21 @@ def read_panel(path: str | Path, id_col: str = "unique_id", time_col: str = "ds"
     return from_frame(df, id_col, time_col, target_col, fill=fill, min_length=min_length)
 
 
-def write_frame(frame: pd.DataFrame, path: str | Path) -> None:
-    """Write a long frame to a ``.csv`` or ``.parquet`` file (by its name), atomically: the file is whole or
-    as it was."""
+def check_writable(path: str | Path) -> str:
+    """The suffix of ``path`` when a frame can be written there (a .csv or .parquet name in a directory that
+    exists), else an InputError saying what to change."""
     suffix = Path(path).suffix.lower()
     if suffix not in (*PARQUET_SUFFIXES, ".csv"):
         raise InputError(f"cannot write {path}: use a .csv or .parquet file name")
+    if not Path(path).parent.is_dir():
+        raise InputError(f"cannot write {path}: no directory {Path(path).parent}; create it first")
+    return suffix
+
+
+def write_frame(frame: pd.DataFrame, path: str | Path) -> None:
+    """Write a long frame to a ``.csv`` or ``.parquet`` file (by its name), atomically: the file is whole or
+    as it was."""
+    suffix = check_writable(path)
     with atomic_path(path) as tmp:
         if suffix in PARQUET_SUFFIXES:
             frame.to_parquet(tmp, index=False)

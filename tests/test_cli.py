@@ -18,7 +18,7 @@ from fewcast import checkpoint, datasets
 from fewcast.cli import build_parser
 from fewcast.config import Settings, load_toml
 from fewcast.options import as_flags, settings_from_args
-from tests.conftest import fewcast, seasonal_panel
+from tests.conftest import cli, fewcast, seasonal_panel
 from tests.test_frame import zoned_frame
 
 
@@ -158,6 +158,15 @@ def test_forecast_combine_adds_a_column_and_rejects_unknown_methods(data, uninte
     bad = fewcast("forecast", uninterrupted, "--data", data, "--out", out, "--combine", "arima")
     assert bad.returncode == 2 and "unknown classical method arima" in bad.stderr
     assert "Traceback" not in bad.stderr
+    # several, with spaces or the flag repeated; "fewcast" (evaluate's row) is the chosen forecast
+    code, _, err = cli("forecast", uninterrupted, "--data", data, "--out", out, "--combine", "naive, theta",
+                       "--combine", "autoets", "--method", "fewcast")
+    assert code == 0, err
+    both = pd.read_csv(out)
+    assert list(both.columns) == ["unique_id", "ds", "fewcast", "fewcast+naive", "fewcast+theta", "fewcast+autoets"]
+    np.testing.assert_allclose(both["fewcast"], frame["fewcast"], rtol=1e-6)
+    code, _, err = cli("forecast", uninterrupted, "--data", data, "--out", tmp_path / "no" / "f.csv")
+    assert code == 2 and f"no directory {tmp_path / 'no'}; create it first" in err
 
 
 def test_forecast_adapts_by_plain_fine_tuning_when_asked(data, uninterrupted, tmp_path):
