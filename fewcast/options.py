@@ -61,7 +61,8 @@ _SETTING = re.compile(r"`([a-z_]+)(?:=([^`]*))?`")
 
 def as_flags(message: str) -> str:
     """``message`` with every setting it names in backquotes spelled as its flag: `` `shots=7` `` as
-    ``--shots 7``, `` `fill=True` `` as ``--fill``, `` `fill=False` `` as ``--no-fill``."""
+    ``--shots 7``, `` `fill=True` `` as ``--fill``, `` `fill=False` `` as ``--no-fill``; and ``forecast``'s lists
+    ``level=[80, 95]`` as ``--level 80 95``."""
     sections = Settings().field_sections()
 
     def spell(match: re.Match) -> str:
@@ -75,4 +76,6 @@ def as_flags(message: str) -> str:
             return "--no-" + option[2:]
         return f"{option} {value}"
 
+    message = re.sub(r"\b(level|quantiles)=\[([^\]]*)\]",
+                     lambda m: f"--{m.group(1)} {' '.join(m.group(2).replace(',', ' ').split())}", message)
     return _SETTING.sub(spell, message)

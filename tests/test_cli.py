@@ -62,6 +62,8 @@ def test_errors_spell_settings_as_flags():
     assert as_flags("`shots=7` fits it; lower `input_size` or `h`") == "--shots 7 fits it; lower --input-size or --h"
     assert as_flags("`ensemble_transforms=identity,last`") == "--ensemble-transforms identity,last"
     assert as_flags("`not_a_setting` stays") == "`not_a_setting` stays"
+    assert as_flags("use e.g. level=[80, 95], quantiles=[0.1, 0.5, 0.9]") == (
+        "use e.g. --level 80 95, --quantiles 0.1 0.5 0.9")
 
 
 def test_validate_summary(frame, tmp_path, run_cli):
