@@ -214,6 +214,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.fill is not None:
         reading.data.fill = args.fill
     fc.logs = read_metrics(args.run)
+    trained_on = fc.state.get("source")
+    if evaluation.protocol == "all-series" and args.data and trained_on and str(args.data) != str(trained_on):
+        print(f"note: all-series scores the last {reading.data.h} points of every series of {args.data}; they are "
+              f"held out only where the run ({trained_on}) did not train on them (new points or new series)",
+              file=sys.stderr)
     results = fc.score(load_panel_data(source, reading), evaluation)
     write_run(results, args.run)
     print_tables(results.table)

@@ -266,6 +266,11 @@ def test_a_panel_too_small_to_hold_series_out_trains_and_says_how_to_score_it(tm
     assert scored.returncode == 0, scored.stderr
     table = pd.read_csv(run / "results.csv").set_index("method")
     assert table.loc["fewcast", "n_series"] == 1 and np.isfinite(table.loc["fewcast", "smape"])
+    assert "note: all-series" not in scored.stderr
+    (tmp_path / "other.csv").write_bytes((tmp_path / "one.csv").read_bytes())  # other data: maybe trained on
+    scored = fewcast("evaluate", run, "--data", tmp_path / "other.csv", "--protocol", "all-series", "--classical",
+                     "naive", "--combine", "")
+    assert scored.returncode == 0 and "note: all-series scores the last 6 points of every series of" in scored.stderr
 
 
 def test_output_into_a_pipe_its_reader_closed_stops_quietly(data):
