@@ -158,6 +158,8 @@ class FewShotForecaster:
         made = Forecasts(panel, Layout.of(s.data), self._device()).make(list(columns.values()))
         future = future_times(panel, h, self.state.get("freq")).reshape(-1)  # (series * h,)
         out = pd.DataFrame({id_col: np.repeat(panel.ids, h), time_col: panel.stamps(future)})
+        if isinstance(df[id_col].dtype, pd.CategoricalDtype):  # ids keep their categories, as statsforecast's do
+            out[id_col] = out[id_col].astype(df[id_col].dtype)
         for column, m in columns.items():
             out[column] = made[m.name][:, :h].reshape(-1)  # (series, h) flattened like the rows
         taus = [*level_taus(level), *quantiles]

@@ -27,6 +27,9 @@ def test_predict_ids_future_timestamps_and_lengths(fitted):
         assert list(part["month"]) == list(expected)
         assert np.isfinite(part["fewcast"]).all()
     assert len(fc.predict(new, h=3)) == 5 * 3
+    categorical = fc.predict(new.astype({"store": "category"}))
+    assert categorical["store"].dtype == new["store"].astype("category").dtype
+    np.testing.assert_allclose(categorical["fewcast"], out["fewcast"])
     with pytest.raises(InputError, match="longer than the trained horizon 6"):
         fc.predict(new, h=7)
     for bad in (0, -1, 2.5, "3"):
