@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import shutil
 import signal
 import sys
 import warnings
@@ -148,13 +147,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 alone writes the run
         return _train(args, settings)
     created = not Path(args.out).exists()
-    try:
-        with RunLock(args.out, "fewcast train"):
+    with RunLock(args.out, "fewcast train"):
+        try:
             return _train(args, settings)
-    except InputError:  # refused before writing anything: no run directory holding only its lock is left
-        if created and {p.name for p in Path(args.out).iterdir()} <= {LOCK}:
-            shutil.rmtree(args.out, ignore_errors=True)
-        raise
+        except InputError:  # refused before writing anything: no run directory holding only its lock is left
+            if created:
+                _remove_if_empty(Path(args.out))
+            raise
+
+
+def _remove_if_empty(directory: Path) -> None:
+    """Remove ``directory`` where it holds nothing but its lock (the lock held by this process)."""
+    try:
+        if {p.name for p in directory.iterdir()} <= {LOCK}:
+            (directory / LOCK).unlink(missing_ok=True)
+            directory.rmdir()  # fails, leaving it, if anything else appeared in it
+    except OSError:
+        pass
 
 
 def _train(args, settings) -> int:

@@ -11,7 +11,7 @@ default; keys of older config files that moved or were renamed are read where th
 
 from __future__ import annotations
 
-import re
+import numbers
 import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -22,6 +22,8 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
+
+import numpy as np
 
 from fewcast.baselines import CLASSICAL
 from fewcast.errors import InputError
@@ -94,7 +96,7 @@ class ModelConfig:
 
         _one_of("model", self.name, MODELS)
         _at_least(self, 1, "hidden", "ensemble", "blocks")
-        _at_least(self, 0, "depth")
+        _at_least(self, 1 if self.name == "nbeats" else 0, "depth")  # an mlp of depth 0 is linear
         check_transforms(self.ensemble_transforms)
 
 
@@ -196,8 +198,14 @@ class TrainConfig:
                   "select_training", "iterations", "pretrain_iterations", "outer_lr", "pretrain_lr", "clip", "seed",
                   "model_seed")
         _at_least(self, -1, "pretrain_batch_size")
-        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
-            raise InputError(f"`device` must be auto, cpu, cuda or cuda:N (got {self.device!r})")
+        if self.device != "auto":
+            import torch
+
+            try:
+                torch.device(self.device)
+            except (RuntimeError, ValueError):
+                raise InputError(f"`device` must be auto, cpu, cuda, cuda:N or another device torch knows "
+                                 f"(got {self.device!r})") from None
         if not (0 <= self.val_frac < 1 and 0 <= self.test_frac < 1 and self.val_frac + self.test_frac < 1):
             raise InputError(f"`val_frac` and `test_frac` must be in [0, 1) and sum below 1 (got {self.val_frac}, "
                              f"{self.test_frac})")
@@ -342,10 +350,11 @@ def _coerce(value: Any, current: Any, name: str, where: str, inner: type = str) 
 def _number(value: Any, kind: type) -> Any:
     """``kind(value)``, refusing what would change its meaning: a boolean for a number, a fraction for a
     whole number (a ValueError)."""
-    if isinstance(value, bool) and kind is not bool:
+    if isinstance(value, (bool, np.bool_)) and kind is not bool:
         raise ValueError(value)
-    if kind is int and isinstance(value, float) and not value.is_integer():
-        raise ValueError(value)
+    if kind is int and isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
+        if not float(value).is_integer():
+            raise ValueError(value)
     return kind(value)
 
 

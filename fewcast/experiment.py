@@ -81,6 +81,7 @@ class Experiment:
         settings.check()  # before any training: a typo must not cost a run
         self.settings, self.derived = (settings, []) if trained else resolved(settings, data)
         self.given = settings
+        self.trained = trained
         self.fit_shots = fit_shots
         self.progress = progress
         self.log = log
@@ -98,7 +99,7 @@ class Experiment:
     # -- data ---------------------------------------------------------------------------------------
     def _prepare(self, split: Split | None) -> None:
         s, d, t = self.settings, self.data, self.settings.train
-        input_size, h = s.data.input_size, self.h
+        h = self.h
         check_log_values(d.visible, s.model, s.data.target_col)
         if split is None:
             split = split_series(d.visible.ids, t.val_frac, t.test_frac if s.eval.protocol == "holdout" else 0.0,
@@ -129,6 +130,21 @@ class Experiment:
             raise InputError("`deseasonalize` needs data in memory; it does not work with `memmap`")
         train_panel = self._adjusted(train_panel)  # indices from the training part only
         self.train_panel = train_panel
+        self.windows: Windows | None = None  # what training draws from; scoring a trained run needs neither
+        self.validation: Tasks | None = None
+        if not self.trained:
+            self._training_data(train_panel, stop, val_pos)
+        history = d.visible_part(test_pos)
+        if s.eval.history:
+            history = history.tail(s.eval.history)
+        self.test_history = history
+        self.test_truth = d.horizon_values(test_pos)
+
+    def _training_data(self, train_panel: Panel, stop, val_pos: np.ndarray) -> None:
+        """The windows training draws from, the shots a task takes from them and the validation tasks; an
+        InputError where the training series hold no window or no task."""
+        s, t, h = self.settings, self.settings.train, self.h
+        input_size = s.data.input_size
         self.windows = Windows(train_panel, input_size, h, drop_zero_target=t.drop_zero_target, stop=stop)
         if len(self.windows) == 0:
             longest = int(train_panel.lengths.max()) if train_panel.n_series else 0
@@ -144,11 +160,6 @@ class Experiment:
         # meta-training needs whole tasks: say so now, not after pre-training
         eligible_series(self.windows, t.shots, t.query_shots, self.train_series)
         self.validation = self._validation(val_pos) if len(val_pos) else None
-        history = d.visible_part(test_pos)
-        if s.eval.history:
-            history = history.tail(s.eval.history)
-        self.test_history = history
-        self.test_truth = d.horizon_values(test_pos)
 
     def _validation(self, val_pos: np.ndarray) -> Tasks | None:
         """Each validation series' latest task; series too short for a whole task are validated as they will

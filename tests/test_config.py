@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
+import numpy as np
 import pytest
 
 from fewcast.config import MOVED, Settings, dumps_toml, load_toml
@@ -108,8 +109,9 @@ def test_every_setting_says_what_it_does_and_has_one_name():
     ("train", {"outer_lr": -1.0}, "`outer_lr` must be 0 or more"),
     ("train", {"iterations": -1}, "`iterations` must be 0 or more"),
     ("train", {"clip": -1.0}, "`clip` must be 0 or more"),
-    ("train", {"device": "tpu"}, "`device` must be auto, cpu, cuda or cuda:N"),
+    ("train", {"device": "tpu"}, "`device` must be auto, cpu, cuda, cuda:N or another device torch knows"),
     ("model", {"blocks": 0}, "`blocks` must be 1 or more"),
+    ("model", {"name": "nbeats", "depth": 0}, "`depth` must be 1 or more"),
     ("learner", {"inner_lr": -0.1}, "`inner_lr` must be 0 or more"),
 ])
 def test_each_section_checks_its_own_values(section, values, message):
@@ -124,6 +126,8 @@ def test_each_section_checks_its_own_values(section, values, message):
     ("train", {"iterations": True}, "train.iterations must be int, got True"),
     ("eval", {"shots_curve": [1.5, 2]}, r"eval.shots_curve must be a list of int, got \[1.5, 2\]"),
     ("train", {"outer_lr": False}, "train.outer_lr must be float, got False"),
+    ("train", {"iterations": np.float32(2.5)}, "train.iterations must be int, got "),
+    ("train", {"iterations": np.True_}, "train.iterations must be int, got "),
 ])
 def test_a_value_that_would_change_meaning_is_not_converted(section, values, message):
     with pytest.raises(InputError, match=message):

@@ -143,6 +143,7 @@ def test_evaluate_on_other_data_scores_the_recorded_test_series_and_new_ones_onl
     run = fc.evaluate_run(pd.concat([part, new]))
     assert set(run.test_ids) == set(split["test"]) - {dropped} | {"new00", "new01"}
     assert set(run.table["n_series"]) == {len(split["test"]) + 1}
+    assert set(fc.evaluate_run(new).test_ids) == {"new00", "new01"}  # no series it trained on: still scored
     seen = frame[frame.store.isin(split["train"] + split["val"])]
     with pytest.raises(InputError, match="no series to score: the holdout protocol scores the series held out"):
         fc.evaluate_run(seen)
