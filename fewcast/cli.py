@@ -224,7 +224,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         reading.data.fill = args.fill
     fc.logs = read_metrics(args.run)
     trained_on = fc.state.get("source")
-    if evaluation.protocol == "all-series" and args.data and trained_on and str(args.data) != str(trained_on):
+    if (evaluation.protocol == "all-series" and args.data and trained_on
+            and Path(args.data).resolve() != Path(trained_on).resolve()):
         print(f"note: all-series scores the last {reading.data.h} points of every series of {args.data}; they are "
               f"held out only where the run ({trained_on}) did not train on them (new points or new series)",
               file=sys.stderr)

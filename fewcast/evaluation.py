@@ -166,7 +166,8 @@ def interval_table(exp: Experiment, problems: Problems, forecasts: dict[str, np.
         table_name = chosen.get(name, name)
         if table_name in calibration and name not in NATIVE:
             bands[name] = interval_bands(yhat, scale, calibration, table_name, SCORED_TAUS, floor, short)
-    bands.update({m: q for m, q in native.items() if m in forecasts and np.isfinite(q).all()})  # NaN: none
+    bands.update({m: np.maximum(q, floor[:, None, None]) for m, q in native.items()  # floored as their point is
+                  if m in forecasts and np.isfinite(q).all()})  # NaN: none for some series
     y, mase_scale = problems.truth, problems.mase_scale
     at = {t: i for i, t in enumerate(SCORED_TAUS)}
     scores = {name: interval_scores(y, q, mase_scale) for name, q in bands.items()}
@@ -185,6 +186,7 @@ def trajectory(exp: Experiment, problems: Problems, inits: dict[str, GradientLea
     for label, learner in inits.items():
         yhat, loss = forecast_curve(learner, problems, exp.settings.data.scaler, exp.settings.eval.curve_steps,
                                     exp.device)  # (steps + 1, series, h), (steps + 1, series)
+        yhat = np.maximum(yhat, floors(problems.history)[None, :, None])  # as every forecast is (Forecasts)
         for k in range(len(yhat)):
             spt = float(loss[k][has_support].mean()) if has_support.any() else np.nan  # nan: no series has one
             rows.append({"init": label, "steps": k, "support_loss": spt,
@@ -201,6 +203,7 @@ def shots_curve(exp: Experiment, learner: GradientLearner, finetune: GradientLea
         problems = exp.problems(shots)
         for label, lrn in ((s.learner.name, learner), ("pretrained_finetune", finetune)):
             yhat, _ = forecast(lrn, problems, s.data.scaler, steps, exp.device)
+            yhat = np.maximum(yhat, floors(problems.history)[:, None])  # as every forecast is (Forecasts)
             rows.append({"method": label, "shots": shots, "smape": float(smape(problems.truth, yhat).mean())})
     return pd.DataFrame(rows)
 

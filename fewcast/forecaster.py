@@ -131,7 +131,7 @@ class FewShotForecaster:
         methods = self.methods()
         if method is not None and not str(method).strip():
             raise InputError("method is empty; name one (`fewcast forecast --help` lists them) or leave it out")
-        if method == "fewcast":  # evaluate's row of the chosen forecast
+        if method is not None and str(method).strip() == "fewcast":  # evaluate's row of the chosen forecast
             method = None
         chosen = named(methods, method or self.state.get("method") or s.learner.name)
         id_col, time_col, target_col = (id_col or s.data.id_col, time_col or s.data.time_col,
@@ -181,7 +181,8 @@ class FewShotForecaster:
 
     def evaluate(self, df: pd.DataFrame, id_col: str | None = None, time_col: str | None = None,
                  target_col: str | None = None) -> pd.DataFrame:
-        """The results table (every method) on the meta-test series recorded at ``fit``."""
+        """The results table (every method) on the meta-test series recorded at ``fit`` and any series of ``df``
+        it never saw."""
         return self.evaluate_run(df, id_col, time_col, target_col).table
 
     def evaluate_run(self, df: pd.DataFrame, id_col=None, time_col=None, target_col=None,

@@ -164,9 +164,10 @@ def named(methods: dict[str, Method], name: str) -> Method:
     name = ",".join(part.strip() for part in name.split(","))  # "a, b" is "a,b"
     unknown = [n for n in name.split(",") if n not in methods]
     if unknown:
-        what = (f"{unknown[0]!r} is evaluate's reference row (a network never trained, fine-tuned on each series, "
-                f"to show what training adds), not a forecast a run makes" if unknown[0] == "scratch"
-                else f"unknown method {unknown[0]!r}")
+        what = {"scratch": "'scratch' is evaluate's reference row (a network never trained, fine-tuned on each "
+                           "series, to show what training adds), not a forecast a run makes",
+                "fewcast": "'fewcast' (the chosen forecast) stands alone; average it with a classical method by "
+                           "`combine`"}.get(unknown[0], f"unknown method {unknown[0]!r}")
         raise InputError(f"{what}; choose one of {', '.join(methods)}, or several joined by commas to average them")
     return methods[name] if name in methods else mean([methods[n] for n in name.split(",")])
 

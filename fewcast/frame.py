@@ -182,7 +182,7 @@ def _parse_time(col: pd.Series, codes, uniques, name: str) -> tuple[np.ndarray, 
         frac = (col % 1 != 0).to_numpy()
         if frac.any():
             fail(frac, "fractional time steps")
-        return col.to_numpy(dtype=np.int64), None
+        return _compact_dates(col.to_numpy(dtype=np.int64), name), None
 
     # object column: numbers, dates as text, or a mix of both
     kinds = col.map(lambda v: "number" if isinstance(v, (int, float, np.number)) else type(v).__name__)
@@ -223,14 +223,13 @@ def _parse_time(col: pd.Series, codes, uniques, name: str) -> tuple[np.ndarray, 
 
 
 def _compact_dates(steps: np.ndarray, name: str) -> np.ndarray:
-    """Integer time ``steps`` as they are, or as dates where every one is a date written ``YYYYMMDD``
-    (``20150131``) and they span more than one month (as steps they would jump from ``20150131`` to
-    ``20150201``), with a warning saying so."""
+    """Integer time ``steps`` as they are, or as dates, with a warning, where every one is a date written
+    ``YYYYMMDD`` (``20150131``; as steps they would jump from ``20150131`` to ``20150201``)."""
     if len(steps) == 0 or steps.min() < 18000101 or steps.max() > 22001231:
         return steps
     values, rows = np.unique(steps, return_inverse=True)  # (distinct,), (rows,): each parsed once
     parsed = pd.to_datetime(pd.Series(values).astype(str), format="%Y%m%d", errors="coerce")
-    if parsed.isna().any() or values[0] // 100 == values[-1] // 100:
+    if parsed.isna().any():
         return steps
     warnings.warn(f"column '{name}': numbers such as {values[0]} read as dates written YYYYMMDD "
                   f"({parsed.iloc[0]:%Y-%m-%d}); forecasts are dated", PanelWarning, stacklevel=4)

@@ -165,9 +165,10 @@ def _intervals(table: pd.DataFrame, short: dict | None = None) -> str:
                 f"validation history ({short['length']} points): their volatility is their recent one times "
                 f"{short['ratio']:.3f}" + (", their errors' distribution that of the validation horizons forecast "
                                            "from short histories." if short.get("tables") else "."))
-    if "seasonal_naive" in set(table["method"]) and "seasonal_naive" not in set(rows["method"]):
-        note += (" Seasonal naive has no interval here: statsforecast gives it none from a history of one season "
-                 "or less.")
+    for name, label in (("seasonal_naive", "Seasonal naive"), ("autoets", "AutoETS")):
+        if name in set(table["method"]) and name not in set(rows["method"]):
+            note += (f" {label} has no interval here: statsforecast gave none for some of the held-out series"
+                     + (" (from a history of one season or less)." if name == "seasonal_naive" else "."))
     body = "\n".join(
         "<tr>" + "".join(f"<td>{html.escape(_fmt(getattr(r, c)))}</td>" for c in ("method", *INTERVAL_COLUMNS))
         + "</tr>" for r in rows.itertuples(index=False))

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fewcast.calendar import future_times
 from fewcast.errors import InputError, PanelWarning
 from fewcast.frame import from_frame, read_panel
 
@@ -206,15 +207,20 @@ def test_periods_are_read_by_their_first_day(freq, first, read):
 
 
 def test_dates_written_as_yyyymmdd_numbers_are_dates():
-    """As numbers or as text, across months: dates, with a warning; within one month they stay steps."""
+    """As integers, floats or text: dates, with a warning, even within one month (a new series' few days);
+    integer steps that are not all such dates stay steps."""
     stamps = pd.date_range("2015-01-01", periods=40, freq="MS")
-    for ds in (stamps.strftime("%Y%m%d"), stamps.strftime("%Y%m%d").astype(int)):
+    for ds in (stamps.strftime("%Y%m%d"), stamps.strftime("%Y%m%d").astype(int),
+               stamps.strftime("%Y%m%d").astype(float)):
         with pytest.warns(PanelWarning, match=r"column 'ds': numbers such as 20150101 read as dates written "
                                               r"YYYYMMDD \(2015-01-01\)"):
             panel = from_frame(pd.DataFrame({"unique_id": "a", "ds": ds, "y": np.arange(40.0)}))
         assert panel.freq == "MS" and (panel.ds == stamps.to_numpy()).all()
-    steps = from_frame(pd.DataFrame({"unique_id": "a", "ds": np.arange(20150101, 20150121), "y": np.arange(20.0)}))
-    assert steps.freq == 1 and steps.ds[0] == 20150101
+    with pytest.warns(PanelWarning, match="read as dates written YYYYMMDD"):
+        days = from_frame(pd.DataFrame({"unique_id": "a", "ds": np.arange(20240125, 20240132), "y": np.arange(7.0)}))
+    assert days.freq == "D" and str(future_times(days, 2)[0, 1])[:10] == "2024-02-02"
+    steps = from_frame(pd.DataFrame({"unique_id": "a", "ds": np.arange(20150101, 20150141), "y": np.arange(40.0)}))
+    assert steps.freq == 1 and steps.ds[0] == 20150101  # 20150132 is no date
 
 
 def test_mixed_python_types_in_ds(frame):

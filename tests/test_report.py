@@ -129,7 +129,7 @@ def test_the_intervals_say_why_seasonal_naive_has_none():
     scores = dict(zip(INTERVAL_COLUMNS, (0.8, 0.95, 6.0, 0.6, 0.08)))
     table = pd.DataFrame([{"method": "fewcast", **scores}, {"method": "seasonal_naive"}])
     text = _intervals(table)
-    assert "Seasonal naive has no interval here: statsforecast gives it none from a history of one season" in text
+    assert "Seasonal naive has no interval here: statsforecast gave none for some of the held-out series" in text
     assert "<td>seasonal_naive</td>" not in text and "<td>fewcast</td>" in text
     table.loc[1, INTERVAL_COLUMNS] = [0.7, 0.9, 8.0, 0.9, 0.1]
     text = _intervals(table)
