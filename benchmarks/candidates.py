@@ -48,6 +48,7 @@ from interval_scale import PANELS
 from interval_scale import validation as kept
 
 from fewcast.baselines import CLASSICAL, classical_forecasts, run_statsforecast
+from fewcast.intervals import floors
 from fewcast.metrics import seasonal_scale
 from fewcast.selection import BASELINE, COMBINED_WITH, candidate_names, rank
 
@@ -73,9 +74,10 @@ def validation(name: str, data_dir: str, cache: str) -> tuple[dict, str, int, in
     made, history = scored["forecasts"], scored["history"]
     h = scored["truth"].shape[1]
     missing = [c for c in CLASSICAL if c not in made]
+    floor = np.concatenate([floors(p) for p in history])[:, None]  # (rows, 1): as fewcast floors forecasts
     if missing:
         per_cut = [classical_forecasts(p, h, m, missing) for p in history]
-        made.update({c: np.concatenate([f[c] for f in per_cut]) for c in missing})
+        made.update({c: np.maximum(np.concatenate([f[c] for f in per_cut]), floor) for c in missing})
     theta_variants = "dotm" not in made
     if theta_variants:
         from statsforecast.models import AutoTheta, DynamicOptimizedTheta
@@ -83,7 +85,7 @@ def validation(name: str, data_dir: str, cache: str) -> tuple[dict, str, int, in
         fitted = [run_statsforecast(p, h, [AutoTheta(season_length=m, alias="autotheta"),
                                             DynamicOptimizedTheta(season_length=m, alias="dotm")]) for p in history]
         for c in ("autotheta", "dotm"):
-            made[c] = np.concatenate([f[c].to_numpy(np.float64).reshape(n, h) for f, n in fitted])
+            made[c] = np.maximum(np.concatenate([f[c].to_numpy(np.float64).reshape(n, h) for f, n in fitted]), floor)
     if missing or theta_variants:
         (Path(cache) / f"{name}.pkl").write_bytes(pickle.dumps(out))
     return scored, chosen, m, input_size

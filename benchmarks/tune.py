@@ -21,12 +21,12 @@ import numpy as np
 import torch
 
 from fewcast import datasets
-from fewcast.baselines import classical_forecasts
 from fewcast.config import Settings
 from fewcast.data import load_panel_data
 from fewcast.engine import forecast, make_problems
 from fewcast.experiment import Experiment, Hooks
 from fewcast.forecasting import Forecasts, network_methods
+from fewcast.forecasting import classical as classical_method
 from fewcast.learners import MetaTrainer
 from fewcast.metrics import smape
 from fewcast.panel import Panel
@@ -182,7 +182,7 @@ def main() -> None:
         made = Forecasts(hist, exp.layout)
         forecasts = {label: made[m] for label, m in runs.items()}
         if classical:
-            forecasts.update(classical_forecasts(hist, exp.h, exp.data.season_length, classical))
+            forecasts.update(made.make([classical_method(c) for c in classical]))  # floored as fewcast's are
         saved[f"truth_{c}"] = truth
         for label, yhat in forecasts.items():
             saved[f"{label}_{c}"] = yhat
