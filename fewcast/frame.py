@@ -58,6 +58,11 @@ def from_frame(
                          f"frame; keep one of them")
     if len(df) == 0:
         raise InputError("the input has no rows")
+    unused = [str(c) for c in df.columns if c not in (id_col, time_col, target_col)]
+    if unused:
+        warnings.warn(f"column{'s' if len(unused) > 1 else ''} {', '.join(unused[:5])}"
+                      f"{f' and {len(unused) - 5} more' if len(unused) > 5 else ''} not used: each series is "
+                      f"forecast from its own values (no exogenous features)", PanelWarning, stacklevel=2)
 
     raw_ids = df[id_col]
     try:

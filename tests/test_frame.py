@@ -223,6 +223,16 @@ def test_dates_written_as_yyyymmdd_numbers_are_dates():
     assert steps.freq == 1 and steps.ds[0] == 20150101  # 20150132 is no date
 
 
+def test_columns_fewcast_does_not_use_are_named(frame):
+    with pytest.warns(PanelWarning, match=r"columns price, promo not used: each series is forecast from its own "
+                                          r"values \(no exogenous features\)"):
+        panel = from_frame(frame.assign(price=1.0, promo=0))
+    assert panel.n_series == from_frame(frame).n_series
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        from_frame(frame)  # the three columns alone: no warning
+
+
 def test_mixed_python_types_in_ds(frame):
     mixed = frame.astype({"ds": object})
     mixed.loc[mixed.index[mixed.unique_id == "s09"][0], "ds"] = 5
