@@ -19,7 +19,7 @@ import numpy as np
 
 from fewcast import datasets
 from fewcast.errors import InputError, PanelWarning, RunWarning, StorageError
-from fewcast.lock import LOCK, RunLock
+from fewcast.lock import RunLock, remove_if_unused
 from fewcast.options import add_settings_options, as_flags, settings_from_args
 
 EXIT_INPUT = 2
@@ -152,18 +152,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             return _train(args, settings)
         except InputError:  # refused before writing anything: no run directory holding only its lock is left
             if created:
-                _remove_if_empty(Path(args.out))
+                remove_if_unused(args.out)
             raise
-
-
-def _remove_if_empty(directory: Path) -> None:
-    """Remove ``directory`` where it holds nothing but its lock (the lock held by this process)."""
-    try:
-        if {p.name for p in directory.iterdir()} <= {LOCK}:
-            (directory / LOCK).unlink(missing_ok=True)
-            directory.rmdir()  # fails, leaving it, if anything else appeared in it
-    except OSError:
-        pass
 
 
 def _train(args, settings) -> int:

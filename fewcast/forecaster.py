@@ -128,22 +128,10 @@ class FewShotForecaster:
         """
         s = self.settings
         combine, level, quantiles = (_listed(v) for v in (combine, level, quantiles))  # "autoets", 80: one each
-        methods = self.methods()
-        if method is not None and not str(method).strip():
-            raise InputError("method is empty; name one (`fewcast forecast --help` lists them) or leave it out")
-        if method is not None and str(method).strip() == "fewcast":  # evaluate's row of the chosen forecast
-            method = None
-        chosen = named(methods, method or self.state.get("method") or s.learner.name)
+        chosen = named(self.methods(), self._method_name(method))
         id_col, time_col, target_col = (id_col or s.data.id_col, time_col or s.data.time_col,
                                         target_col or s.data.target_col)
-        h = s.data.h if h is None else h
-        if isinstance(h, bool) or not isinstance(h, numbers.Integral) or h < 1:
-            raise InputError(f"h={h!r}: give the number of steps ahead as a whole number from 1 to {s.data.h} "
-                             f"(the trained horizon)")
-        h = int(h)
-        if h > s.data.h:
-            raise InputError(f"h={h} is longer than the trained horizon {s.data.h}: the model forecasts "
-                             f"{s.data.h} steps directly; retrain with a longer h")
+        h = _horizon(h, s.data.h)
         check_methods(combine)
         check_request(level, quantiles)
         panel = from_frame(df, id_col, time_col, target_col, fill=s.data.fill if fill is None else fill)
@@ -173,6 +161,15 @@ class FewShotForecaster:
                 for k, name in enumerate(interval_columns(column, level, quantiles)):
                     out[name] = q[:, :, k].reshape(-1)
         return out
+
+    def _method_name(self, method: str | None) -> str:
+        """The name ``predict`` forecasts with: ``method``, or for None or ``"fewcast"`` (evaluate's row) the one
+        chosen at training, else the adapted learner."""
+        if method is not None and not str(method).strip():
+            raise InputError("method is empty; name one (`fewcast forecast --help` lists them) or leave it out")
+        if method is not None and str(method).strip() != "fewcast":
+            return method
+        return self.state.get("method") or self.settings.learner.name
 
     def _device(self) -> torch.device:
         """Where the weights are: the CPU after load(), the experiment's device after fit() or evaluate_run()
@@ -263,6 +260,18 @@ class FewShotForecaster:
                               f"validation ranking is left out, the chosen forecast ({fc.state['method']}) kept",
                               RunWarning, stacklevel=2)
         return fc
+
+
+def _horizon(h, trained: int) -> int:
+    """The steps ``predict`` forecasts: ``h`` (None: the ``trained`` horizon), a whole number from 1 to it."""
+    h = trained if h is None else h
+    if isinstance(h, bool) or not isinstance(h, numbers.Integral) or h < 1:
+        raise InputError(f"h={h!r}: give the number of steps ahead as a whole number from 1 to {trained} "
+                         f"(the trained horizon)")
+    if h > trained:
+        raise InputError(f"h={h} is longer than the trained horizon {trained}: the model forecasts {trained} "
+                         f"steps directly; retrain with a longer h")
+    return int(h)
 
 
 def _listed(value) -> list:

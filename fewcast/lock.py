@@ -92,3 +92,15 @@ def _remove_temporaries(directory: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
+
+
+def remove_if_unused(directory: str | Path) -> None:
+    """Remove ``directory`` where it holds nothing but its lock (held by this process, which refused to write
+    anything there); leave it where anything else is in it."""
+    directory = Path(directory)
+    try:
+        if {p.name for p in directory.iterdir()} <= {LOCK}:
+            (directory / LOCK).unlink(missing_ok=True)
+            directory.rmdir()  # fails, leaving it, if anything else appeared in it meanwhile
+    except OSError:
+        pass
