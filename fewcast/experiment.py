@@ -224,9 +224,9 @@ class Experiment:
         t = self.settings.train
         learner = Pretrain(self.new_model(), loss=self.settings.learner.loss)
         full = t.pretrain_batch_size == -1
-        batch = t.pretrain_batch_size or t.meta_batch_size * (t.shots + t.query_shots)
         sampler = WindowSampler(self.windows, self.settings.data.scaler, self.rank_seed, series=self.train_series,
                                 full_batch=full)
+        batch = sampler.size if full else t.pretrain_batch_size or t.meta_batch_size * (t.shots + t.query_shots)
         return self.trainer("pretrained", learner, sampler, t.pretrain_iterations, t.pretrain_lr, batch,
                             t.pretrain_patience, ema=t.pretrain_ema, **hooks)
 

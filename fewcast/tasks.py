@@ -197,6 +197,7 @@ class WindowSampler:
         if self.first[-1] == 0:
             raise InputError("the series given hold no window: lower input_size or h")
         self.full_batch = full_batch
+        self.size = int(self.first[-1])  # the windows of these series: a full batch's size
         self._all: Tasks | None = None
 
     def _tasks(self, positions: np.ndarray, series: np.ndarray, k: np.ndarray) -> Tasks:

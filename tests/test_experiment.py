@@ -136,3 +136,18 @@ def test_pre_training_stops_on_its_own_patience_and_meta_training_runs_on():
     exp.train()
     assert len(exp.logs["pretrained"]) == 6  # validations at iterations 3 and 6 did not improve
     assert len(exp.logs["metasgd"]) == 9
+
+
+def test_full_batch_pre_training_logs_its_batch_of_every_window():
+    """``pretrain_batch_size = -1`` (the seed's full-batch pre-training): the log line and the throughput count
+    every training window, not -1."""
+    settings = tiny_settings("holdout")
+    settings.update("train", {"pretrain_batch_size": -1, "pretrain_iterations": 2})
+    lines = []
+    exp = Experiment(settings, panel_data(False), progress=True, log=lines.append)
+    trainer = exp.pretrain_trainer()
+    windows = int(exp.windows.counts[exp.train_series].sum())
+    assert any(f"2 iterations of {windows} windows" in line for line in lines)
+    trainer.fit()
+    assert all(row["tasks_per_second"] > 0 for row in trainer.history)
+    assert trainer.meta_batch_size == windows
