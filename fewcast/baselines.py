@@ -7,7 +7,7 @@ through statsforecast's ``fallback_model``), fitted to a series' last :data:`FIT
 seasons, whichever is longer: on a long high-frequency series (16,000 hourly points) a fit on all of it
 takes seconds per series and a level from years ago. :func:`statistical_cuts` forecasts several
 consecutive horizons at the end of each series with one fit per series, before the earliest of them (the
-validation of :mod:`fewcast.selection`).
+validation of :mod:`fewcast.selection`), and a fit of its own where that fit's forecast diverges.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from fewcast.panel import Panel
 CLASSICAL = ("naive", "seasonal_naive", "autoets", "autoces", "theta")
 STATISTICAL = ("autoets", "autoces", "theta")  # fitted by statsforecast
 FIT_POINTS = 1000
+DIVERGED = 3.0  # a forecast this many of its history's ranges outside that range is refitted (refit_diverged)
 
 
 def naive(history: Panel, h: int) -> np.ndarray:
@@ -105,7 +106,39 @@ def statistical_cuts(history: Panel, h: int, season_length: int, cuts: int, mode
         warnings.simplefilter("ignore")
         out = sf.cross_validation(h=h, df=_frame(history), n_windows=cuts, step_size=h, refit=False)
     out = out.sort_values(["unique_id", "cutoff", "ds"])  # per series, the earliest horizon first
-    return {m: out[m].to_numpy(np.float64).reshape(n, cuts, h)[:, ::-1].transpose(1, 0, 2) for m in models}
+    got = {m: out[m].to_numpy(np.float64).reshape(n, cuts, h)[:, ::-1].transpose(1, 0, 2).copy() for m in models}
+    return refit_diverged(history, h, season_length, got, n_jobs)
+
+
+def refit_diverged(history: Panel, h: int, season_length: int, got: dict[str, np.ndarray],
+                   n_jobs: int = -1) -> dict[str, np.ndarray]:
+    """:func:`statistical_cuts`' forecasts ``got`` (``(cuts, series, h)`` each, the latest horizon first) with
+    every later horizon's forecast that left its history's range by more than :data:`DIVERGED` ranges (or is
+    not finite) made again by a fit on that history: parameters fitted on a shorter history can make a
+    model's forward pass unstable on the points after it (AutoCES on series of many zeros: forecasts 100
+    times the largest value seen), where a fit of its own does not."""
+    cuts = next(iter(got.values())).shape[0] if got else 0
+    for c in range(cuts - 1):  # the earliest horizon (c = cuts - 1) is the fit's own
+        part = history.slice(0, history.lengths - (c + 1) * h)  # what precedes horizon c
+        for m, yhat in got.items():
+            bad = np.flatnonzero(diverged(part, yhat[c]))
+            if len(bad):
+                yhat[c, bad] = statistical(part.take(bad), h, season_length, (m,), n_jobs)[m]
+    return got
+
+
+def diverged(history: Panel, yhat: np.ndarray) -> np.ndarray:
+    """``(series,)``: whether a forecast ``yhat`` ``(series, h)`` is not finite or lies farther outside its
+    history's range than :data:`DIVERGED` times that range (its size where the history is flat)."""
+    values = history.values.astype(np.float64)
+    if not len(values):
+        return np.zeros(len(yhat), dtype=bool)
+    lo = np.minimum.reduceat(values, history.offsets[:-1])  # (series,)
+    hi = np.maximum.reduceat(values, history.offsets[:-1])
+    width = np.where(hi > lo, hi - lo, np.maximum(np.abs(hi), 1.0))
+    with np.errstate(invalid="ignore"):
+        beyond = np.maximum(yhat.max(axis=1) - hi, lo - yhat.min(axis=1)) / width  # (series,) ranges outside
+    return ~np.isfinite(yhat).all(axis=1) | ~(beyond <= DIVERGED)
 
 
 def statistical_quantiles(history: Panel, h: int, season_length: int, taus, n_jobs: int = -1) -> dict[str, np.ndarray]:

@@ -7,6 +7,7 @@ import numpy as np
 from statsforecast.models import AutoETS, Theta
 
 from fewcast import baselines
+from fewcast.datasets import game_panel
 from fewcast.panel import Panel
 
 
@@ -33,6 +34,41 @@ def test_several_horizons_are_forecast_by_models_fitted_once_before_the_earliest
         earliest = Panel.from_arrays(panel.ids, [y[:len(y) - k * h] for y in series])
         plain = baselines.statistical(earliest, h, season, (name,), n_jobs=1)[name]
         np.testing.assert_allclose(got[name][k - 1], plain, rtol=1e-4)
+
+
+def test_a_horizon_whose_carried_fit_diverges_is_forecast_by_a_fit_of_its_own(monkeypatch):
+    """Six ``game`` users (daily play, many zero days) whose AutoCES fitted before the earliest of 8 one-day
+    horizons and carried forward forecasts 20 to 300 times their largest day: each such horizon is forecast
+    by AutoCES fitted on what precedes it, as a forecast from that history is, and stays in range."""
+    panel = game_panel()
+    ids = np.array(["user_0035", "user_0074", "user_0109", "user_0230", "user_0285", "user_0318"])
+    users = panel.take(panel.index_of(ids))
+    users = users.slice(0, users.lengths - 8)
+    k = 8
+    history = baselines._fit_part(users, 7, before=k)
+    monkeypatch.setattr(baselines, "refit_diverged", lambda history, h, season, got, n_jobs: got)
+    raw = baselines.statistical_cuts(users, 1, 7, k, models=("autoces",), n_jobs=1)["autoces"]  # the carried fit
+    monkeypatch.undo()
+    got = baselines.statistical_cuts(users, 1, 7, k, models=("autoces",), n_jobs=1)["autoces"]  # (cuts, series, 1)
+    top = np.maximum.reduceat(users.values, users.offsets[:-1])  # (series,)
+    assert (raw[: k - 1, :, 0].max(axis=0) > 20 * top).all()  # every user diverges at some later horizon
+    np.testing.assert_array_equal(got[k - 1], raw[k - 1])  # the fit's own horizon is kept
+    for c in range(k - 1):
+        part = history.slice(0, history.lengths - (c + 1))
+        bad = baselines.diverged(part, raw[c])
+        own = baselines.statistical(part, 1, 7, ("autoces",), n_jobs=1)["autoces"]
+        np.testing.assert_allclose(got[c][bad], own[bad], rtol=1e-6)
+        np.testing.assert_array_equal(got[c][~bad], raw[c][~bad])
+        assert not baselines.diverged(part, got[c]).any()
+
+
+def test_a_forecast_diverges_when_it_leaves_its_history_by_more_than_three_ranges():
+    """Range 10 (values 5 ... 15): 44 is 2.9 ranges above, 46 is 3.1; a flat history's range is its level;
+    NaN diverges."""
+    history = Panel.from_arrays(np.array(["a", "b", "c", "d", "e"]),
+                                [np.array([5.0, 15.0, 10.0])] * 4 + [np.array([2.0, 2.0])])
+    yhat = np.array([[10.0, 44.0], [10.0, 46.0], [-24.0, 10.0], [np.nan, 10.0], [7.9, 8.1]])
+    np.testing.assert_array_equal(baselines.diverged(history, yhat), [False, True, False, True, True])
 
 
 def test_seasonal_naive_has_no_interval_from_one_season_or_less():
