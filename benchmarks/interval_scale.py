@@ -17,7 +17,8 @@ level being the half's, :func:`fewcast.intervals.calibrate` with ``own``), each 
 (``short+training-level``: fewcast's in the twentieth session); ``+table`` (a short history's own table,
 calibrated on the whole histories' errors scaled as a short history's volatility is) and ``+short-errors``
 (the same from the selection's forecasts of the same horizons from short histories, which a selection since
-the twenty-first session keeps: ``short+training-level+short-errors`` is fewcast's). For each
+the twenty-first session keeps: ``short+training-level+short-errors`` is fewcast's); ``+trim-F`` (the spread
+and level of :func:`fewcast.intervals.calibrate` leaving out the largest share ``F`` of absolute errors). For each
 panel (holdout protocol, default settings) the selection is run once; then, over ``--splits`` random halvings
 of its validation series, the chosen method is calibrated on one half (every cut) and its intervals scored on
 the other half's latest cut (histories as long as a forecast's): coverage of the 80 % and 95 % intervals, MSIS
@@ -45,7 +46,7 @@ from fewcast.data import load_panel_data
 from fewcast.engine import Layout
 from fewcast.evaluation import SCORED_TAUS, interval_scores
 from fewcast.experiment import Experiment
-from fewcast.intervals import SHORT, calibrate, floors, quantiles, series_scale, short_history, volatility
+from fewcast.intervals import SHORT, TRIM, calibrate, floors, quantiles, series_scale, short_history, volatility
 from fewcast.metrics import seasonal_scale
 from fewcast.panel import Panel
 from fewcast.selection import candidate_names, rank, select
@@ -201,13 +202,14 @@ def _table(rule, truth, fitted, cut, fit, by, extra, forecast, scale, count, tim
     """The calibration half's (``fit``) errors of ``fitted`` scaled by ``by``, with the training rows' errors
     of their ``forecast`` (``extra``, scaled by its ``scale`` times ``times``) pooled in for a ``+training``
     rule: their table."""
+    trim = float(rule.split("+trim-")[1]) if "+trim-" in rule else TRIM
     if "+training" not in rule:
-        return calibrate(truth[fit], {"m": fitted[fit]}, by[fit], cut[fit], count).get("m")
+        return calibrate(truth[fit], {"m": fitted[fit]}, by[fit], cut[fit], count, trim=trim).get("m")
     own = np.r_[np.ones(fit.sum(), bool), np.zeros(len(extra["cut"]), bool)] if "-level" in rule else None
     made = {"m": np.concatenate([fitted[fit], extra[forecast]])}
     by = np.concatenate([by[fit], times * extra[scale]])
     return calibrate(np.concatenate([truth[fit], extra["truth"]]), made, by, np.concatenate([cut[fit], extra["cut"]]),
-                     count, own).get("m")
+                     count, own, trim).get("m")
 
 
 def _training_rows(kept: dict, method: str, m: int, window: int) -> dict | None:

@@ -32,27 +32,31 @@ from fewcast.panel import Panel
 
 TAUS = np.arange(1, 200) / 200  # 0.005, 0.010, ..., 0.995: levels up to 99 %
 MIN_ERRORS = 10  # fewer validation forecasts than this: no calibration for the method
+TRIM = 0.01  # the share of largest absolute errors a step's spread and a group's level leave out
 
 
 def calibrate(truth: np.ndarray, forecasts: dict[str, np.ndarray], scale: np.ndarray,
-              cut: np.ndarray | None = None, count: str = "rows", own: np.ndarray | None = None
-              ) -> dict[str, np.ndarray]:
+              cut: np.ndarray | None = None, count: str = "rows", own: np.ndarray | None = None,
+              trim: float = TRIM) -> dict[str, np.ndarray]:
     """Each method's quantiles of scaled errors, ``(len(TAUS), h)``, from ``truth`` and its forecasts
     ``(series, h)`` (rows with a scale that is zero or unknown left out); ``cut``: each row's validation
     cut, 1 for the horizon just before the visible end (default: all 1); ``own``: the rows whose level the
     intervals take, the validation series' (default: all); the others, training series' rows, lend the
     shape of their errors only.
 
-    The errors of all steps and cuts share one shape: each step's errors are divided by their mean absolute
-    value (the step's spread, over every row) and by their group's level (its mean of those ratios; a group:
-    a cut's own rows, or a cut's other rows), pooled, and the pooled quantiles multiplied back by each step's
-    spread and the level of the latest cut's own rows (the latest that has own rows with finite errors): its
+    The errors of all steps and cuts share one shape: each step's errors are divided by their size (the step's
+    spread: over every row, each group's errors first brought to one size; a group: a cut's own rows, or a
+    cut's other rows) and by their group's level (the size of those ratios), pooled, and the pooled quantiles
+    multiplied back by each step's spread and the level of the latest cut's own rows (the latest that has own
+    rows with finite errors): its
     series are as long as the ones forecast and, like them, were never trained on, while earlier cuts
     forecast from shorter histories, with larger errors, and a training series' errors may be smaller. With
     one cut and no other rows the level is 1. The quantile levels are widened by the split-conformal factor
     ``(n + 1) / n`` about the median (``n`` the forecasts pooled; ``count="errors"``: the errors, forecasts
     times steps), so that an interval holds its level on a new series rather than on the series it was
-    measured on. A method needs :data:`MIN_ERRORS` own rows."""
+    measured on. A size is a mean absolute value with the largest ``trim`` share left out
+    (:func:`trimmed_size`), so that a few diverging forecasts set neither the shape nor the level. A method
+    needs :data:`MIN_ERRORS` own rows."""
     ok = np.isfinite(scale) & (scale > 0)  # (series,)
     cut = np.ones(len(scale), dtype=int) if cut is None else np.asarray(cut)
     own = np.ones(len(scale), dtype=bool) if own is None else np.asarray(own, dtype=bool)
@@ -66,12 +70,11 @@ def calibrate(truth: np.ndarray, forecasts: dict[str, np.ndarray], scale: np.nda
         if np.count_nonzero(own[ok][finite]) < MIN_ERRORS:
             continue
         n = errors.size if count == "errors" else len(errors)
-        spread = np.mean(np.abs(errors), axis=0)  # (h,) each step's
+        _, index = np.unique(at, return_inverse=True)  # each row's group, 0 the latest cut's own rows
+        spread = trimmed_size(errors / _group_sizes(errors, index, trim)[index, None], trim)  # (h,) each step's
         spread = np.where(spread > 0, spread, 1.0)
         ratios = errors / spread  # (rows, h)
-        _, index = np.unique(at, return_inverse=True)  # each row's group, 0 the latest cut's own rows
-        level = np.bincount(index, np.abs(ratios).mean(axis=1)) / np.bincount(index)  # (groups,)
-        level = np.where(level > 0, level, 1.0)
+        level = _group_sizes(ratios, index, trim)  # (groups,)
         pooled = (ratios / level[index, None]).reshape(-1)  # (rows * h,)
         taus = np.clip(0.5 + (TAUS - 0.5) * (n + 1) / n, 0.0, 1.0)
         out[name] = np.quantile(pooled, taus)[:, None] * spread[None, :] * level[0]  # (taus, h)
@@ -80,6 +83,22 @@ def calibrate(truth: np.ndarray, forecasts: dict[str, np.ndarray], scale: np.nda
 
 SHORT = "~short-history"  # the calibration's entry for short histories: [[length, ratio]] (not a method)
 RATIO_ENDS = np.linspace(0.5, 1.0, 9)  # where the validation histories are ended to measure the ratio
+
+
+def _group_sizes(errors: np.ndarray, index: np.ndarray, trim: float) -> np.ndarray:
+    """Each group's :func:`trimmed_size` over all its errors (``index``: each row's group), 1 where it is 0."""
+    size = np.array([trimmed_size(errors[index == g].reshape(-1), trim) for g in range(index.max() + 1)])
+    return np.where(size > 0, size, 1.0)  # (groups,)
+
+
+def trimmed_size(errors: np.ndarray, trim: float) -> np.ndarray:
+    """The mean absolute value of ``errors`` along its first axis, the largest ``trim`` share of them left
+    out (``(rows, ...)`` -> ``(...)``), so that a few diverging forecasts do not set the size of all."""
+    size = np.abs(errors)
+    if not trim:
+        return size.mean(axis=0)
+    drop = int(trim * len(size))  # the largest ones, whole errors: never all of them
+    return np.sort(size, axis=0)[: len(size) - drop].mean(axis=0)
 
 
 def short_name(method: str) -> str:

@@ -231,6 +231,26 @@ def test_other_rows_lend_the_shape_of_their_errors_and_the_own_rows_the_level():
     assert few == {}  # fewer than MIN_ERRORS own rows: no calibration, however many others
 
 
+def test_a_few_diverging_validation_forecasts_set_neither_the_level_nor_the_shape():
+    """200 validation rows and 400 training rows of errors; one validation forecast in 200 diverges (errors of
+    10,000). Its errors widen the outermost quantiles, as any error does, but not the 10 % ... 90 % ones, which
+    stay within 3 % of those without it; with nothing left out (``trim=0``) they grow 10-fold."""
+    rng = np.random.default_rng(3)
+    z = rng.standard_t(4, (200, 5)) * np.linspace(1, 3, 5)  # (series, h) the validation series' errors
+    g = rng.normal(size=(400, 5)) * np.linspace(1, 3, 5) * 2  # the training series'
+    own = np.arange(600) < 200
+    wild = z.copy()
+    wild[7] = 1e4  # one diverging forecast
+    middle = (intervals.TAUS >= 0.1) & (intervals.TAUS <= 0.9)
+
+    def table(errors, **kw):
+        return intervals.calibrate(np.r_[errors, g], {"m": np.zeros((600, 5))}, np.ones(600), own=own, **kw)["m"]
+
+    clean, diverged = table(z), table(wild)
+    np.testing.assert_allclose(diverged[middle], clean[middle], rtol=0.03, atol=0.02)
+    assert (np.abs(table(wild, trim=0.0)[middle]).max(axis=0) > 10 * np.abs(clean[middle]).max(axis=0)).all()
+
+
 def test_the_conformal_widening_counts_forecasts_or_errors():
     """Twenty forecasts of five steps: the quantile levels widened by 21/20 about the median, or by 101/100
     when every error counts (``count="errors"``), as a hand computation of the pooled quantiles gives."""
